@@ -1,0 +1,137 @@
+"""Run configuration: one frozen dataclass, validated on construction.
+
+`TrainConfig` holds everything needed to rebuild a run. The fields in
+`LIVE_FIELDS` may change while a run trains (the engine applies them between
+steps, keeping weights and Adam's moment estimates); the others define the
+networks and data and need a reset.
+
+Defaults follow DCGAN (Radford et al., 2016: Adam β₁ = 0.5) for digits and
+the PacGAN 2-D setting (Lin et al., 2018) for the toys.
+Not here: presets for lessons (`presets.py`), the engine itself.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from .data import DATASET_NAMES
+from .losses import LOSSES
+
+
+class ConfigError(ValueError):
+    """A configuration value is out of range or of the wrong type."""
+
+
+LIVE_FIELDS = (
+    "loss",
+    "g_lr",
+    "d_lr",
+    "beta1",
+    "beta2",
+    "n_critic",
+    "label_smoothing",
+    "two_sided_smoothing",
+    "batch_size",
+)
+
+# (min, max) for numeric fields; checked in __post_init__.
+RANGES: dict[str, tuple[float, float]] = {
+    "g_lr": (1e-6, 0.1),
+    "d_lr": (1e-6, 0.1),
+    "beta1": (0.0, 0.999),
+    "beta2": (0.0, 0.9999),
+    "n_critic": (1, 20),
+    "label_smoothing": (0.0, 0.49),
+    "batch_size": (8, 4096),
+    "z_dim": (1, 256),
+    "width": (4, 1024),
+    "depth": (1, 8),
+    "pack": (1, 8),
+    "gp_weight": (0.0, 100.0),
+    "seed": (0, 2**31 - 1),
+}
+INT_FIELDS = {"n_critic", "batch_size", "z_dim", "width", "depth", "pack", "seed"}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    dataset: str = "ring8"
+    loss: str = "nonsaturating"
+    g_lr: float = 1e-3
+    d_lr: float = 1e-3
+    beta1: float = 0.5
+    beta2: float = 0.999
+    n_critic: int = 1  # discriminator steps per generator step (k in Goodfellow et al., Alg. 1)
+    label_smoothing: float = 0.0  # real target 1 − s (Salimans et al., 2016)
+    two_sided_smoothing: bool = False  # also fake target s
+    batch_size: int = 256
+    z_dim: int = 8
+    width: int = 64  # hidden units (MLP) or base channels (DCGAN)
+    depth: int = 3  # hidden layers of the MLPs; ignored by DCGAN
+    pack: int = 1  # samples per D decision (PacGAN); 2-D only
+    gp_weight: float = 10.0  # λ of WGAN-GP
+    seed: int = 0
+    device: str = "auto"  # "auto", "cpu" or "cuda[:n]"
+
+    def __post_init__(self) -> None:
+        if self.dataset not in (*DATASET_NAMES, "csv"):
+            raise ConfigError(f"unknown dataset {self.dataset!r}; choose one of {', '.join(DATASET_NAMES)}, csv")
+        if self.loss not in LOSSES:
+            raise ConfigError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
+        for name, (lo, hi) in RANGES.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"{name} must be a number, got {value!r}")
+            if name in INT_FIELDS and not float(value).is_integer():
+                raise ConfigError(f"{name} must be a whole number, got {value!r}")
+            if not (math.isfinite(value) and lo <= value <= hi):
+                raise ConfigError(f"{name} must be between {lo:g} and {hi:g}, got {value!r}")
+            if name in INT_FIELDS and not isinstance(value, int):
+                object.__setattr__(self, name, int(value))
+        if not isinstance(self.two_sided_smoothing, bool):
+            raise ConfigError(f"two_sided_smoothing must be true or false, got {self.two_sided_smoothing!r}")
+        if self.batch_size % self.pack:
+            raise ConfigError(f"batch_size ({self.batch_size}) must be a multiple of pack ({self.pack})")
+        if self.pack > 1 and self.dataset == "digits":
+            raise ConfigError("pack > 1 (PacGAN) is only available for 2-D data")
+        if not isinstance(self.device, str) or not (
+            self.device in ("auto", "cpu") or self.device.startswith("cuda")
+        ):
+            raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
+
+    @property
+    def is_image(self) -> bool:
+        return self.dataset == "digits"
+
+    def with_live(self, **changes: Any) -> "TrainConfig":
+        """A copy with live fields changed; other fields need a reset."""
+        frozen = sorted(set(changes) - set(LIVE_FIELDS))
+        if frozen:
+            raise ConfigError(f"{', '.join(frozen)} cannot change while training; reset the run instead")
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown configuration keys: {', '.join(unknown)}")
+        return cls(**data)
+
+
+def default_config(dataset: str, **overrides: Any) -> TrainConfig:
+    """The recommended starting configuration for `dataset`."""
+    if dataset == "digits":
+        # DCGAN: Adam 2e-4, β = (0.5, 0.999), z ∈ R^64.
+        base = dict(g_lr=2e-4, d_lr=2e-4, batch_size=64, z_dim=64, width=32)
+    elif dataset == "grid25":
+        base = dict(pack=4)
+    else:
+        base = {}
+    base.update(overrides)
+    return TrainConfig(dataset=dataset, **base)

@@ -1,0 +1,260 @@
+"""A background training thread around one `Engine`: start, pause, step, resume,
+stop, reset, and live hyperparameter changes — all thread-safe.
+
+Threads and ownership:
+- The *training thread* owns the `Engine` while it runs and is the only
+  writer of `Telemetry`.
+- Any other thread (the UI) calls the public methods below; they only touch
+  fields guarded by `self._cond` (a Condition around one lock) and wake the
+  training thread. Live changes are queued and applied between two steps.
+
+The loop runs steps in short chunks (≤ `chunk_s` seconds), drains the
+per-step scalars once per chunk (one host sync), checks them for NaN/Inf,
+and renders the heavy telemetry at most every `eval_interval_s` seconds, so
+telemetry stays off the hot path. A step that raises is caught: the run goes
+to state "error" with the message, and a later `start()`/`reset()` works.
+
+Not here: the step itself (`engine.py`), storage (`telemetry.py`), any UI.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from typing import Any
+
+import numpy as np
+
+from .config import TrainConfig
+from .engine import Engine
+from .telemetry import Telemetry
+
+log = logging.getLogger(__name__)
+
+
+class Runner:
+    """Owns one run: its engine, its training thread and its telemetry."""
+
+    def __init__(self, config: TrainConfig, *, csv_bytes: bytes | None = None,
+                 eval_interval_s: float = 0.25, chunk_s: float = 0.02, max_steps: int | None = None,
+                 name: str = "gan-run") -> None:
+        self.telemetry = Telemetry()
+        self.eval_interval_s = eval_interval_s
+        self.chunk_s = chunk_s
+        self.max_steps = max_steps
+        self.name = name
+        self._csv_bytes = csv_bytes
+        self._cond = threading.Condition()
+        # Fields below are guarded by self._cond.
+        self._thread: threading.Thread | None = None
+        self._stop = False
+        self._paused = False
+        self._pending_steps = 0  # single steps requested while paused
+        self._pending_config: TrainConfig | None = None
+        self._engine = Engine(config, csv_bytes)  # raises on bad config/data: nothing started
+        self._config = config
+        self.telemetry.set_status("idle", "", device=str(self._engine.device), config=config)
+
+    # --- public API (any thread) ----------------------------------------------------------
+
+    @property
+    def config(self) -> TrainConfig:
+        with self._cond:
+            return self._pending_config or self._config
+
+    @property
+    def engine(self) -> Engine:
+        """The engine; only safe to touch from outside while the thread is not running."""
+        return self._engine
+
+    @property
+    def is_alive(self) -> bool:
+        with self._cond:
+            return self._thread is not None and self._thread.is_alive()
+
+    def state(self) -> str:
+        return self.telemetry.snapshot().state
+
+    def snapshot(self):
+        return self.telemetry.snapshot()
+
+    def start(self, paused: bool = False) -> None:
+        """Start (or restart after stop/error) the training thread."""
+        with self._cond:
+            if self._thread is not None and self._thread.is_alive():
+                self._paused = paused if paused else False
+                self._cond.notify_all()
+                return
+            self._stop = False
+            self._paused = paused
+            self._pending_steps = 0
+            self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+            self.telemetry.set_status("paused" if paused else "running", "")
+            self._thread.start()
+
+    def pause(self) -> None:
+        with self._cond:
+            self._paused = True
+            self._cond.notify_all()
+
+    def resume(self) -> None:
+        with self._cond:
+            alive = self._thread is not None and self._thread.is_alive()
+            self._paused = False
+            self._cond.notify_all()
+        if not alive:
+            self.start()
+
+    def step(self, n: int = 1) -> None:
+        """Run exactly `n` more steps, then stay paused."""
+        if not 1 <= int(n) <= 100_000:
+            raise ValueError("n must be between 1 and 100000")
+        with self._cond:
+            alive = self._thread is not None and self._thread.is_alive()
+            self._paused = True
+            self._pending_steps += int(n)
+            self._cond.notify_all()
+        if not alive:
+            self.start(paused=True)
+            with self._cond:
+                self._pending_steps = max(self._pending_steps, int(n))
+                self._cond.notify_all()
+
+    def update(self, **changes: Any) -> TrainConfig:
+        """Change live hyperparameters; they take effect at the next step.
+
+        Raises `ConfigError` (nothing changed) on an invalid value.
+        """
+        with self._cond:
+            new = (self._pending_config or self._config).with_live(**changes)
+            self._pending_config = new
+            self._cond.notify_all()
+        if not self.is_alive:
+            self._apply_pending()
+        return new
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the thread and wait for it (it finishes the current step)."""
+        with self._cond:
+            self._stop = True
+            thread = self._thread
+            self._cond.notify_all()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+            if thread.is_alive():
+                raise TimeoutError(f"training thread {self.name} did not stop within {timeout} s")
+        with self._cond:
+            self._thread = None
+        if self.state() in ("running", "paused"):
+            self.telemetry.set_status("stopped")
+
+    def reset(self, config: TrainConfig | None = None, csv_bytes: bytes | None = None) -> None:
+        """Stop, rebuild the engine (fresh weights, step 0) and clear telemetry."""
+        config = config or self.config
+        engine = Engine(config, csv_bytes if csv_bytes is not None else self._csv_bytes)
+        self.stop()
+        with self._cond:
+            self._engine = engine
+            self._config = config
+            self._pending_config = None
+            if csv_bytes is not None:
+                self._csv_bytes = csv_bytes
+        self.telemetry.reset()
+        self.telemetry.set_status("idle", "", device=str(engine.device), config=config, step=0, rate=0.0)
+
+    # --- the training thread -------------------------------------------------------------
+
+    def _apply_pending(self) -> None:
+        with self._cond:
+            cfg, self._pending_config = self._pending_config, None
+        if cfg is not None:
+            self._engine.apply(cfg)
+            with self._cond:
+                self._config = cfg
+            self.telemetry.set_status(config=cfg)
+
+    def _run(self) -> None:
+        engine, tel = self._engine, self.telemetry
+        last_eval = 0.0
+        t0 = time.perf_counter()
+        rate_steps, rate_t = engine.step_count, t0
+        try:
+            self._publish_frame()
+            while True:
+                with self._cond:
+                    while not self._stop and self._paused and self._pending_steps == 0:
+                        if tel.snapshot().state == "running":
+                            tel.set_status("paused")
+                        self._cond.wait()
+                    if self._stop:
+                        break
+                    budget = self._pending_steps if self._paused else None
+                    self._pending_steps = 0
+                if tel.snapshot().state != "running" and budget is None:
+                    tel.set_status("running", "")
+                n_done = self._run_chunk(budget)
+                now = time.perf_counter()
+                stats = engine.drain_stats()
+                if len(stats):
+                    steps = np.arange(engine.step_count - len(stats) + 1, engine.step_count + 1)
+                    if now - rate_t >= 0.5:
+                        rate = (engine.step_count - rate_steps) / (now - rate_t)
+                        rate_steps, rate_t = engine.step_count, now
+                    else:
+                        rate = tel.snapshot().steps_per_s
+                    tel.record_steps(steps, np.full(len(stats), now - t0), stats, rate)
+                    if not np.isfinite(stats).all() or not engine.parameters_finite():
+                        self._pause_with(f"Paused at step {engine.step_count}: a loss or weight became "
+                                         "NaN/Inf (training diverged). Lower the learning rates, then "
+                                         "reset or rewind.")
+                        self._publish_frame(safe=True)
+                        continue
+                if budget is not None or now - last_eval >= self.eval_interval_s:
+                    self._publish_frame()
+                    last_eval = time.perf_counter()
+                if self.max_steps is not None and engine.step_count >= self.max_steps:
+                    self._publish_frame()
+                    tel.set_status("finished", f"Reached {self.max_steps} steps.")
+                    with self._cond:
+                        self._paused = True
+                    continue
+                if n_done == 0 and budget is None:
+                    time.sleep(0.001)
+        except Exception as exc:  # a crashed step is reported, not lost
+            log.exception("training thread %s failed", self.name)
+            tb = traceback.format_exception_only(type(exc), exc)[-1].strip()
+            tel.set_status("error", f"Training stopped with an error at step {engine.step_count}: {tb}")
+            return
+        tel.set_status(rate=0.0)
+
+    def _run_chunk(self, budget: int | None) -> int:
+        """Run steps until the chunk time is up, `budget` steps, or a change arrives."""
+        engine = self._engine
+        deadline = time.perf_counter() + self.chunk_s
+        limit = budget if budget is not None else 4000
+        if self.max_steps is not None:
+            limit = min(limit, max(self.max_steps - engine.step_count, 0))
+        n = 0
+        while n < limit:
+            if self._pending_config is not None:  # unlocked peek; applied under the lock
+                self._apply_pending()
+            engine.step()
+            n += 1
+            if budget is None and (self._stop or self._paused or time.perf_counter() >= deadline):
+                break
+        return n
+
+    def _pause_with(self, message: str) -> None:
+        with self._cond:
+            self._paused = True
+            self._pending_steps = 0
+        self.telemetry.set_status("paused", message)
+
+    def _publish_frame(self, safe: bool = False) -> None:
+        try:
+            self.telemetry.record_frame(self._engine.evaluate())
+        except Exception:
+            if not safe:
+                raise

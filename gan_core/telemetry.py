@@ -1,0 +1,231 @@
+"""Lock-guarded, bounded telemetry published as immutable snapshots.
+
+Written only by the training thread (`Runner`), read by anyone (the UI) through
+`snapshot()`, which copies under the lock and returns frozen data with
+read-only numpy arrays — so a reader never sees a half-written step.
+
+Per-step scalars live in a `DecimatingSeries`: a fixed-capacity table that,
+when full, averages adjacent pairs and doubles its bin width. Memory stays
+bounded however long the run, and the whole run from step 0 stays visible
+(at coarser resolution for older steps), which a plain ring buffer would drop.
+The latest `RECENT` steps are also kept at full resolution in a ring buffer
+for detectors that need raw variability (oscillation, collapse).
+
+Not here: computing the numbers (`engine.py`), drawing them (`plots.py`).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .engine import STAT_FIELDS, EvalFrame
+
+HISTORY_CAPACITY = 4096  # rows of the decimated whole-run history
+RECENT = 2048  # full-resolution recent steps
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a = np.array(a, copy=True)
+    a.setflags(write=False)
+    return a
+
+
+class DecimatingSeries:
+    """Bounded table of (step, wall time, stats…) rows averaged into bins.
+
+    Each stored row is the mean of `bin_size` consecutive steps (step and time
+    columns keep the bin's last value). When the table fills, adjacent rows
+    are merged and `bin_size` doubles. Not thread-safe: `Telemetry` holds the lock.
+    """
+
+    def __init__(self, n_cols: int, capacity: int = HISTORY_CAPACITY) -> None:
+        if capacity < 4 or capacity % 2:
+            raise ValueError("capacity must be an even number ≥ 4")
+        self.capacity = capacity
+        self.data = np.zeros((capacity, 2 + n_cols))
+        self.size = 0
+        self.bin_size = 1
+        self._acc = np.zeros(2 + n_cols)
+        self._acc_n = 0
+
+    def extend(self, steps: np.ndarray, times: np.ndarray, stats: np.ndarray) -> None:
+        rows = np.column_stack([steps, times, stats])
+        for row in rows:  # n is small per call (a chunk of steps)
+            self._acc[2:] += row[2:]
+            self._acc[:2] = row[:2]
+            self._acc_n += 1
+            if self._acc_n == self.bin_size:
+                self._push()
+
+    def _push(self) -> None:
+        if self.size == self.capacity:
+            half = self.capacity // 2
+            merged = self.data.reshape(half, 2, -1)
+            self.data[:half, 2:] = merged[:, :, 2:].mean(1)
+            self.data[:half, :2] = merged[:, 1, :2]
+            self.size = half
+            self.bin_size *= 2
+            # The pending accumulator (bin_size/2 steps) is now half a bin: keep it.
+            return
+        out = self.data[self.size]
+        out[:2] = self._acc[:2]
+        out[2:] = self._acc[2:] / self._acc_n
+        self.size += 1
+        self._acc[:] = 0
+        self._acc_n = 0
+
+    def view(self) -> np.ndarray:
+        return self.data[: self.size]
+
+
+class RingBuffer:
+    """Last `capacity` rows, oldest first on read."""
+
+    def __init__(self, n_cols: int, capacity: int = RECENT) -> None:
+        self.data = np.zeros((capacity, n_cols))
+        self.capacity = capacity
+        self.count = 0  # rows ever written
+
+    def extend(self, rows: np.ndarray) -> None:
+        rows = rows[-self.capacity:]
+        start = self.count % self.capacity
+        first = min(len(rows), self.capacity - start)
+        self.data[start : start + first] = rows[:first]
+        self.data[: len(rows) - first] = rows[first:]
+        self.count += len(rows)
+
+    def view(self) -> np.ndarray:
+        if self.count < self.capacity:
+            return self.data[: self.count]
+        start = self.count % self.capacity
+        return np.concatenate([self.data[start:], self.data[:start]])
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything the UI shows, frozen at one moment."""
+
+    version: int  # increases on every publish; equal versions mean equal content
+    state: str  # idle | running | paused | stopped | finished | error
+    message: str  # why the run paused or failed; "" otherwise
+    step: int
+    steps_per_s: float
+    device: str
+    config: Any  # the TrainConfig in effect
+    history: np.ndarray  # (n, 2 + len(STAT_FIELDS)) step, wall_s, stats (decimated)
+    history_bin: int  # steps per history row
+    recent: np.ndarray  # (m, 2 + len(STAT_FIELDS)) full resolution, last steps
+    frame: EvalFrame | None  # latest heavy telemetry
+    coverage: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))  # step, modes, hq%
+
+    def column(self, name: str, recent: bool = False) -> np.ndarray:
+        table = self.recent if recent else self.history
+        if name == "step":
+            return table[:, 0]
+        if name == "wall_s":
+            return table[:, 1]
+        return table[:, 2 + STAT_FIELDS.index(name)]
+
+
+class Telemetry:
+    """The one shared structure between the training thread and readers.
+
+    Owner of every field: the training thread writes (via the methods below),
+    readers call `snapshot()`. One lock guards all fields.
+    """
+
+    def __init__(self, history_capacity: int = HISTORY_CAPACITY, recent: int = RECENT) -> None:
+        self._lock = threading.Lock()
+        self._history_capacity = history_capacity
+        self._recent_capacity = recent
+        self._version = 0
+        self._state = "idle"
+        self._message = ""
+        self._device = ""
+        self._config: Any = None
+        self._step = 0
+        self._rate = 0.0
+        self._frame: EvalFrame | None = None
+        self._clear_series()
+        self._cached: Snapshot | None = None
+
+    def _clear_series(self) -> None:
+        n = 2 + len(STAT_FIELDS)
+        self._history = DecimatingSeries(len(STAT_FIELDS), self._history_capacity)
+        self._recent = RingBuffer(n, self._recent_capacity)
+        self._coverage = RingBuffer(3, self._history_capacity)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._clear_series()
+            self._frame = None
+            self._step = 0
+            self._rate = 0.0
+            self._message = ""
+            self._version += 1
+
+    def record_steps(self, steps: np.ndarray, times: np.ndarray, stats: np.ndarray, rate: float) -> None:
+        if len(steps) == 0:
+            return
+        with self._lock:
+            self._history.extend(steps, times, stats)
+            self._recent.extend(np.column_stack([steps, times, stats]))
+            self._step = int(steps[-1])
+            self._rate = float(rate)
+            self._version += 1
+
+    def record_frame(self, frame: EvalFrame) -> None:
+        with self._lock:
+            self._frame = frame
+            if frame.modes_covered is not None:
+                self._coverage.extend(np.array([[frame.step, frame.modes_covered, frame.hq_percent]]))
+            self._version += 1
+
+    def set_status(self, state: str | None = None, message: str | None = None, *,
+                   device: str | None = None, config: Any = None, step: int | None = None,
+                   rate: float | None = None) -> None:
+        with self._lock:
+            if state is not None:
+                self._state = state
+            if message is not None:
+                self._message = message
+            if device is not None:
+                self._device = device
+            if config is not None:
+                self._config = config
+            if step is not None:
+                self._step = step
+            if rate is not None:
+                self._rate = rate
+            self._version += 1
+
+    @property
+    def version(self) -> int:
+        with self._lock:
+            return self._version
+
+    def snapshot(self) -> Snapshot:
+        """An immutable copy of the current state (cached until the next write)."""
+        with self._lock:
+            if self._cached is not None and self._cached.version == self._version:
+                return self._cached
+            snap = Snapshot(
+                version=self._version,
+                state=self._state,
+                message=self._message,
+                step=self._step,
+                steps_per_s=self._rate,
+                device=self._device,
+                config=self._config,
+                history=_frozen(self._history.view()),
+                history_bin=self._history.bin_size,
+                recent=_frozen(self._recent.view()),
+                frame=self._frame,
+                coverage=_frozen(self._coverage.view()),
+            )
+            self._cached = snap
+            return snap
