@@ -52,11 +52,15 @@ class DigitClassifier(nn.Module):
         self.head = nn.Linear(FEATURE_DIM, N_CLASSES)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return (logits (N, 10), features (N, 128)); features feed the Fréchet distance."""
+        """Return (logits (N, 10), features (N, 128)); features feed the Fréchet distance.
+
+        The features are the penultimate layer *before* its ReLU: after it,
+        units that never fire are exact zeros and make the covariance singular.
+        """
         x = F.max_pool2d(F.relu(self.conv1(x)), 2)  # (N, 16, 14, 14)
         x = F.max_pool2d(F.relu(self.conv2(x)), 2)  # (N, 32, 7, 7)
-        features = F.relu(self.fc(x.flatten(1)))  # (N, 128)
-        logits = self.head(self.dropout(features))  # (N, 10)
+        features = self.fc(x.flatten(1))  # (N, 128)
+        logits = self.head(self.dropout(F.relu(features)))  # (N, 10)
         return logits, features
 
 
@@ -85,7 +89,8 @@ def classifier_inception_score(probs: torch.Tensor, splits: int = 1) -> float:
     if not 1 <= splits <= len(probs):
         raise ValueError(f"splits must be between 1 and N={len(probs)}, got {splits}")
     p = probs.detach().to(torch.float64)
-    if not torch.isfinite(p).all() or (p < 0).any() or not torch.allclose(p.sum(1), torch.ones(len(p), dtype=p.dtype), atol=1e-4):
+    rows_sum_to_one = torch.allclose(p.sum(1), torch.ones_like(p[:, 0]), atol=1e-4)
+    if not torch.isfinite(p).all() or (p < 0).any() or not rows_sum_to_one:
         raise ValueError("probs must be finite, non-negative rows summing to 1 (apply softmax to logits first)")
     scores = []
     for part in torch.tensor_split(p, splits):
@@ -95,27 +100,36 @@ def classifier_inception_score(probs: torch.Tensor, splits: int = 1) -> float:
     return sum(scores) / len(scores)
 
 
-def _sqrtm_psd(a: torch.Tensor) -> torch.Tensor:
+def sqrtm_psd(a: torch.Tensor) -> torch.Tensor:
     """Square root of a symmetric positive semi-definite matrix via eigh."""
     eigvals, eigvecs = torch.linalg.eigh(a)
     return (eigvecs * eigvals.clamp(min=0).sqrt()) @ eigvecs.T
 
 
-def frechet_distance(mu1: torch.Tensor, sigma1: torch.Tensor, mu2: torch.Tensor, sigma2: torch.Tensor) -> float:
+def frechet_distance(
+    mu1: torch.Tensor,
+    sigma1: torch.Tensor,
+    mu2: torch.Tensor,
+    sigma2: torch.Tensor,
+    *,
+    sqrt_sigma1: torch.Tensor | None = None,
+) -> float:
     """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2) (Heusel et al., 2017).
 
     d² = |mu1 - mu2|² + tr(sigma1) + tr(sigma2) - 2 tr((sigma1^½ sigma2 sigma1^½)^½).
     The symmetric form of the cross term lets us use `eigh` in float64
     instead of scipy's general `sqrtm`; both give tr((sigma1 sigma2)^½).
+    Pass `sqrt_sigma1` (from `sqrtm_psd`) to skip one eigendecomposition
+    when sigma1 is fixed, as `DigitScorer` does for the real digits.
     """
-    # On the CPU: float64 eigh of a 128x128 matrix is fastest there, on any machine.
+    # Small float64 eigendecompositions are fastest on the CPU, whatever device made the features.
     mu1, mu2 = (torch.as_tensor(m).to("cpu", torch.float64).reshape(-1) for m in (mu1, mu2))
     sigma1, sigma2 = (torch.as_tensor(s).to("cpu", torch.float64) for s in (sigma1, sigma2))
     d = len(mu1)
     for name, t, shape in (("mu2", mu2, (d,)), ("sigma1", sigma1, (d, d)), ("sigma2", sigma2, (d, d))):
         if tuple(t.shape) != shape:
             raise ValueError(f"{name} must have shape {shape} to match mu1, got {tuple(t.shape)}")
-    sqrt_sigma1 = _sqrtm_psd(sigma1)
+    sqrt_sigma1 = sqrtm_psd(sigma1) if sqrt_sigma1 is None else sqrt_sigma1.to("cpu", torch.float64)
     cross = sqrt_sigma1 @ sigma2 @ sqrt_sigma1
     cross = (cross + cross.T) / 2  # remove rounding asymmetry before eigh
     tr_covmean = torch.linalg.eigvalsh(cross).clamp(min=0).sqrt().sum()
@@ -150,6 +164,7 @@ class DigitScorer:
         self.batch_size = batch_size
         _, ref_features = self._forward(reference_images)
         self.ref_mu, self.ref_sigma = feature_statistics(ref_features)
+        self.ref_sigma_sqrt = sqrtm_psd(self.ref_sigma)
         self.n_reference = len(reference_images)
 
     @classmethod
@@ -184,6 +199,8 @@ class DigitScorer:
         mu, sigma = feature_statistics(features)
         return DigitScores(
             inception_score=classifier_inception_score(probs),
-            frechet_distance=frechet_distance(self.ref_mu, self.ref_sigma, mu, sigma),
+            frechet_distance=frechet_distance(
+                self.ref_mu, self.ref_sigma, mu, sigma, sqrt_sigma1=self.ref_sigma_sqrt
+            ),
             n=n,
         )

@@ -75,7 +75,7 @@ class Runner:
             return self._thread is not None and self._thread.is_alive()
 
     def state(self) -> str:
-        return self.telemetry.snapshot().state
+        return self.telemetry.state
 
     def snapshot(self):
         return self.telemetry.snapshot()
@@ -185,14 +185,14 @@ class Runner:
             while True:
                 with self._cond:
                     while not self._stop and self._paused and self._pending_steps == 0:
-                        if tel.snapshot().state == "running":
+                        if tel.state == "running":
                             tel.set_status("paused")
                         self._cond.wait()
                     if self._stop:
                         break
                     budget = self._pending_steps if self._paused else None
                     self._pending_steps = 0
-                if tel.snapshot().state != "running" and budget is None:
+                if tel.state != "running" and budget is None:
                     tel.set_status("running", "")
                 n_done = self._run_chunk(budget)
                 now = time.perf_counter()

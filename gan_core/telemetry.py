@@ -204,6 +204,12 @@ class Telemetry:
             self._version += 1
 
     @property
+    def state(self) -> str:
+        """The run state without copying a snapshot (cheap)."""
+        with self._lock:
+            return self._state
+
+    @property
     def version(self) -> int:
         with self._lock:
             return self._version

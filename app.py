@@ -1,0 +1,107 @@
+"""GAN Classroom: a Gradio page to watch a GAN learn and change it while it runs.
+
+Layout first, then event wiring, then launch (Gradio's demo style). All logic
+lives in `gan_core` (the engine) and `ui.handlers` (the callbacks).
+Run: `python app.py` → http://127.0.0.1:7860
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import gradio as gr  # noqa: E402
+
+from gan_core.config import default_config  # noqa: E402
+from gan_core.sessions import SessionManager, configure_threads  # noqa: E402
+from ui import text  # noqa: E402
+from ui.handlers import DATASET_CHOICES, LOSS_CHOICES, SIZE_CHOICES, Handlers, defaults_for  # noqa: E402
+
+TICK_S = 0.4  # ~2.5 live updates per second
+CSS = """
+.gradio-container {font-size: 16px;}
+#status {font-size: 17px; min-height: 3.2em;}
+"""
+
+
+def build_demo(manager: SessionManager | None = None) -> gr.Blocks:
+    handlers = Handlers(manager or SessionManager())
+    start_cfg = default_config("ring8")
+    loss0, g0, d0, k0, s0, two0, batch0 = defaults_for("ring8")
+
+    with gr.Blocks(title="GAN Classroom") as demo:
+        gr.Markdown(text.INTRO)
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=1, min_width=330):
+                with gr.Group():
+                    gr.Markdown("### 1 · Setup")
+                    dataset = gr.Dropdown(DATASET_CHOICES, value="ring8", label="Dataset",
+                                          info="What G must learn to imitate.")
+                    upload = gr.File(label="Your 2-D points (.csv: x,y per line)", file_types=[".csv", ".txt"],
+                                     type="filepath", visible=False)
+                    size = gr.Radio(SIZE_CHOICES, value="small", label="Network size",
+                                    info="Hidden units of G and D (small is fastest).")
+                    batch = gr.Slider(16, 1024, value=batch0, step=16, label="Batch size")
+                    seed = gr.Number(value=start_cfg.seed, precision=0, minimum=0, maximum=2**31 - 1, label="Seed")
+                with gr.Row():
+                    start_btn = gr.Button("▶ Start", variant="primary")
+                    pause_btn = gr.Button("⏸ Pause")
+                    resume_btn = gr.Button("⏯ Resume")
+                with gr.Row():
+                    step_btn = gr.Button("⏭ Step")
+                    reset_btn = gr.Button("↺ Reset", variant="stop")
+                with gr.Group():
+                    gr.Markdown("### 2 · Live controls (act on the running GAN)")
+                    loss = gr.Dropdown(LOSS_CHOICES, value=loss0, label="Loss")
+                    g_lr = gr.Slider(-5, -1, value=g0, step=0.1, label="G learning rate (log10)",
+                                     info="−3 means 0.001")
+                    d_lr = gr.Slider(-5, -1, value=d0, step=0.1, label="D learning rate (log10)")
+                    k = gr.Slider(1, 10, value=k0, step=1, label="D steps per G step (k)")
+                    smoothing = gr.Slider(0.0, 0.45, value=s0, step=0.05, label="Label smoothing",
+                                          info="0.1 trains D towards 0.9 on real data.")
+                    two_sided = gr.Checkbox(value=two0, label="Two-sided smoothing (fake target = smoothing too)")
+                with gr.Accordion("What do these controls do?", open=False):
+                    gr.Markdown(text.CONTROLS_HELP)
+            with gr.Column(scale=3):
+                status = gr.Markdown("**Ready.** Choose a dataset and press **Start**.", elem_id="status")
+                with gr.Row():
+                    samples_plot = gr.Plot(label="Samples", show_label=False, elem_id="samples-plot")
+                    hist_plot = gr.Plot(label="D output histogram", show_label=False, elem_id="hist-plot")
+                with gr.Row():
+                    loss_plot = gr.Plot(label="Losses", show_label=False, elem_id="loss-plot")
+                    means_plot = gr.Plot(label="Mean D output", show_label=False, elem_id="means-plot")
+                coverage_plot = gr.Plot(label="Mode coverage", show_label=False, elem_id="coverage-plot")
+                with gr.Accordion("How to read these plots", open=False):
+                    gr.Markdown(text.PLOTS_HELP)
+        timer = gr.Timer(TICK_S)
+
+        # --- wiring --------------------------------------------------------------------------
+        setup = [dataset, size, batch, seed, loss, g_lr, d_lr, k, smoothing, two_sided, upload]
+        live = [loss, g_lr, d_lr, k, smoothing, two_sided]
+        plots_out = [samples_plot, hist_plot, loss_plot, means_plot, coverage_plot]
+        fast = dict(show_progress="hidden", concurrency_limit=None)
+
+        dataset.change(
+            lambda name: (gr.update(visible=name == "csv"), *defaults_for(name)),
+            dataset, [upload, loss, g_lr, d_lr, k, smoothing, two_sided, batch], **fast,
+        )
+        start_btn.click(handlers.start, setup, status, api_name="start", **fast)
+        pause_btn.click(handlers.pause, None, status, api_name="pause", **fast)
+        resume_btn.click(handlers.resume, None, status, api_name="resume", **fast)
+        step_btn.click(handlers.step, setup, status, api_name="step", **fast)
+        reset_btn.click(handlers.reset, setup, status, api_name="reset", **fast)
+        for control in live:
+            control.change(handlers.live, live, status, api_name=False, trigger_mode="always_last", **fast)
+        gr.Button(visible=False).click(handlers.live, live, status, api_name="set_live", **fast)
+        timer.tick(handlers.tick, None, [status, *plots_out], api_name="tick", **fast)
+        demo.unload(handlers.unload)
+    demo.handlers = handlers  # for tests and the load benchmark
+    return demo
+
+
+demo = build_demo()
+
+if __name__ == "__main__":
+    configure_threads()
+    demo.launch(css=CSS)

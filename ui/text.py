@@ -1,0 +1,41 @@
+"""Student-facing explanations shown next to the controls and plots."""
+
+INTRO = """
+# 🎓 GAN Classroom — watch a GAN learn
+Two networks play a game. The **generator G** turns random noise *z* into fake samples;
+the **discriminator D** looks at a sample and outputs how likely it is to be **real**.
+D is trained to tell real from fake, G is trained to fool D. Press **Start** and watch the duel.
+"""
+
+CONTROLS_HELP = """
+**Setup** (used by *Start* and *Reset*): the data to imitate, the network size, the batch size and
+the random seed. The same seed gives the same run.
+
+**Live controls** change the *running* GAN at the next step — no restart, weights and Adam's
+memory are kept:
+- **Learning rates** (log₁₀ scale, −3 = 0.001): how big a step each player takes.
+  Make D's 10× larger and watch D(G(z)) fall: D gets too strong and G's gradient vanishes.
+- **k, D steps per G step**: D trains *k* times for every G update (Goodfellow et al., 2014).
+  WGAN-GP uses k = 5 so the critic stays close to optimal.
+- **Label smoothing**: train D towards 0.9 instead of 1 on real data (Salimans et al., 2016).
+  An over-confident D gives G useless gradients; smoothing keeps D's answers soft.
+  *Two-sided* also moves the fake target from 0 to the same amount.
+- **Loss**: *non-saturating* (G maximises log D(G(z))) is the default; *minimax* is the
+  original formula, whose gradient vanishes when D rejects G's samples — try it and watch G stall.
+"""
+
+PLOTS_HELP = """
+- **Real vs generated points**: blue = real data, orange = G's samples from a fixed noise batch.
+  The background is D's opinion (red = "fake", blue = "real"); black ticks show where G's gradient
+  pushes each fake point. When G has won, the background is flat at 0.5 and D cannot tell.
+- **What D thinks**: histograms of D's output on real samples D(x) and on fakes D(G(z)).
+  At the **Nash equilibrium** the fakes are indistinguishable and D outputs **0.5** everywhere.
+  Two separate humps near 1 and 0 mean D is winning.
+- **Losses**: D's and G's losses. They need not go down — it is a game — but they should hover
+  near the dashed equilibrium values (D: 2·log 2 ≈ 1.39, G: log 2 ≈ 0.69). D loss → 0 means D is
+  too strong; wild swings mean the learning rates are too high (oscillation).
+- **Mode coverage**: for the ring and grid we know the true modes. A mode counts as covered if some
+  sample lands within 3σ of it (VEEGAN/PacGAN metric). **Mode collapse** = G covers only a few modes.
+"""
+
+EQUILIBRIUM_NOTE = "At equilibrium D(x) = D(G(z)) = 0.5: D can only guess."
