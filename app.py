@@ -45,12 +45,12 @@ def build_demo(manager: SessionManager | None = None) -> gr.Blocks:
                     batch = gr.Slider(16, 1024, value=batch0, step=16, label="Batch size")
                     seed = gr.Number(value=start_cfg.seed, precision=0, minimum=0, maximum=2**31 - 1, label="Seed")
                 with gr.Row():
-                    start_btn = gr.Button("▶ Start", variant="primary")
-                    pause_btn = gr.Button("⏸ Pause")
-                    resume_btn = gr.Button("⏯ Resume")
+                    start_btn = gr.Button("Start", variant="primary")
+                    pause_btn = gr.Button("Pause")
+                    resume_btn = gr.Button("Resume")
                 with gr.Row():
-                    step_btn = gr.Button("⏭ Step")
-                    reset_btn = gr.Button("↺ Reset", variant="stop")
+                    step_btn = gr.Button("Step")
+                    reset_btn = gr.Button("Reset", variant="stop")
                 with gr.Group():
                     gr.Markdown("### 2 · Live controls (act on the running GAN)")
                     loss = gr.Dropdown(LOSS_CHOICES, value=loss0, label="Loss")

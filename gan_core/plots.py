@@ -31,13 +31,14 @@ class Figure:
     def __init__(self, title: str, x: str, y: str, height: int = 340) -> None:
         self.data: list[dict[str, Any]] = []
         self.layout: dict[str, Any] = dict(
-            title=dict(text=title, x=0.02, xanchor="left", font=dict(size=18)),
+            title=dict(text=title, x=0.01, xanchor="left", y=0.985, yanchor="top", font=dict(size=18)),
             xaxis=dict(title=dict(text=x)),
             yaxis=dict(title=dict(text=y)),
             font=dict(size=15),
             height=height,
-            margin=dict(l=60, r=20, t=56, b=50),
-            legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1.0),
+            margin=dict(l=64, r=24, t=86, b=56),
+            # Legend under the title, above the plot area: never on top of data.
+            legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0.0),
             template=dict(layout=dict(plot_bgcolor="white", paper_bgcolor="white",
                                       xaxis=dict(gridcolor="#e5e5e5", zerolinecolor="#cccccc"),
                                       yaxis=dict(gridcolor="#e5e5e5", zerolinecolor="#cccccc"))),
@@ -58,7 +59,7 @@ class Figure:
             note = dict(xref="paper", x=1, xanchor="right", yref="y", y=y, yanchor="bottom")
         else:
             shape = dict(type="line", yref="paper", y0=0, y1=1, xref="x", x0=x, x1=x)
-            note = dict(yref="paper", y=1, yanchor="bottom", xref="x", x=x, xanchor="center")
+            note = dict(yref="paper", y=0.98, yanchor="top", xref="x", x=x, xanchor="left")
         self.layout["shapes"].append({**shape, "line": dict(color=color, dash="dash", width=width)})
         self.layout["annotations"].append({**note, "text": label, "showarrow": False,
                                            "font": dict(size=12, color=color)})
@@ -179,7 +180,7 @@ def samples_figure(snap: Snapshot) -> Figure:
     x0, x1, y0, y1 = frame.surface_extent
     res = frame.surface.shape[0]
     heat = dict(type="heatmap", z=frame.surface, x=_f32(np.linspace(x0, x1, res)), y=_f32(np.linspace(y0, y1, res)),
-                colorscale="RdBu", opacity=0.55, hovertemplate="D=%{z:.2f}<extra></extra>", name="D",
+                colorscale="RdBu", reversescale=True, opacity=0.55, hovertemplate="D=%{z:.2f}<extra></extra>", name="D",
                 colorbar=dict(title=dict(text="D: P(real)" if loss.is_probability else "D score", side="right")))
     if loss.is_probability:
         heat.update(zmin=0.0, zmax=1.0)
@@ -222,4 +223,5 @@ def coverage_figure(snap: Snapshot) -> Figure:
     fig.layout["yaxis"]["rangemode"] = "tozero"
     fig.layout["yaxis2"] = dict(title=dict(text="high-quality samples (%)"), overlaying="y", side="right",
                                 range=[0, 100], showgrid=False)
+    fig.layout["margin"]["r"] = 70
     return fig

@@ -88,14 +88,18 @@ class SessionManager:
         return session
 
     def create(self, sid: str, config: TrainConfig, csv_bytes: bytes | None = None) -> Session:
-        """Replace `sid`'s run with a new one (not started). Raises on a bad config/data."""
-        self.release(sid)
+        """Replace `sid`'s run with a new one (not started).
+
+        Raises (ConfigError, DataError, ServerBusy) before touching the old run,
+        so a rejected setup never loses the visitor's current run.
+        """
         self._maybe_sweep()
         with self._lock:
-            if len(self._sessions) >= self.max_sessions:
+            if sid not in self._sessions and len(self._sessions) >= self.max_sessions:
                 raise ServerBusy(f"The server is full ({self.max_sessions} runs open). "
                                  "Please try again in a few minutes.")
         runner = self._factory(config, csv_bytes=csv_bytes, name=f"gan-{sid[:8]}")
+        self.release(sid)
         session = Session(runner, self._clock())
         with self._lock:
             self._sessions[sid] = session

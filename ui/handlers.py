@@ -210,12 +210,10 @@ class Handlers:
         state = snap.state
         if position:
             stats = self.manager.stats()
-            head = (f"⏳ **Waiting for a free trainer — position {position} in the queue** "
+            head = (f"**Waiting for a free trainer — position {position} in the queue** "
                     f"({stats['running']}/{stats['max_active']} runs training on this server).")
         else:
-            icon = {"running": "▶️", "paused": "⏸️", "error": "❌", "finished": "🏁",
-                    "idle": "⏹️", "stopped": "⏹️"}.get(state, "")
-            head = f"{icon} **{state.capitalize()}**"
+            head = f"**{state.capitalize()}**"
         parts = [head, f"step **{snap.step:,}**", f"{snap.steps_per_s:,.0f} steps/s",
                  "GPU" if snap.device.startswith("cuda") else "CPU",
                  f"G lr {_fmt_lr(cfg.g_lr)} · D lr {_fmt_lr(cfg.d_lr)} · k={cfg.n_critic}"
@@ -227,7 +225,7 @@ class Handlers:
             parts.append(f"V(D,G) = {frame.value_estimate:.2f} (equilibrium −log 4 = −1.39)")
         text = " · ".join(parts)
         if snap.message:
-            text += f"\n\n> ⚠️ {snap.message}"
+            text += f"\n\n> **Note:** {snap.message}"
         return text
 
     def tick(self, request: gr.Request):

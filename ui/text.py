@@ -1,7 +1,7 @@
 """Student-facing explanations shown next to the controls and plots."""
 
 INTRO = """
-# 🎓 GAN Classroom — watch a GAN learn
+# GAN Classroom — watch a GAN learn
 Two networks play a game. The **generator G** turns random noise *z* into fake samples;
 the **discriminator D** looks at a sample and outputs how likely it is to be **real**.
 D is trained to tell real from fake, G is trained to fool D. Press **Start** and watch the duel.

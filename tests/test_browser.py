@@ -1,0 +1,96 @@
+"""Real-browser test: Debian's chromium driven by Playwright against the live app.
+
+Skips locally when chromium or Playwright is missing, but *fails* when CI=true:
+`.ci/run` installs both, so a skip there would hide a broken page.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from app_support import free_port, wait_until
+
+pytestmark = pytest.mark.browser
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+def _chromium() -> str:
+    path = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or shutil.which("chromium-browser")
+    missing = None
+    if not path:
+        missing = "Debian's chromium is not installed (apt install chromium)"
+    else:
+        try:
+            import playwright.sync_api  # noqa: F401
+        except ImportError:
+            missing = "playwright is not installed (pip install -r requirements-dev.txt)"
+    if missing:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"browser tests must run in CI: {missing}")
+        pytest.skip(missing)
+    return path
+
+
+@pytest.fixture
+def live_app():
+    import app
+    from gan_core.sessions import SessionManager
+
+    torch.set_num_threads(1)
+    manager = SessionManager(max_active=2)
+    demo = app.build_demo(manager)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+                css=app.CSS)
+    yield f"http://127.0.0.1:{port}/", manager
+    demo.close()
+    manager.release_all()
+
+
+def _trace_points(page, elem_id: str) -> int:
+    """Number of data points plotly has drawn in the plot with this elem_id."""
+    return page.evaluate(
+        """(id) => { const el = document.querySelector('#' + id + ' .js-plotly-plot');
+                     if (!el || !el.data) return 0;
+                     return el.data.reduce((n, t) => n + (t.x ? t.x.length : 0), 0); }""",
+        elem_id,
+    )
+
+
+def test_start_watch_and_move_a_slider(live_app):
+    from playwright.sync_api import sync_playwright
+
+    url, manager = live_app
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 1300})
+            page.goto(url)
+            page.get_by_role("button", name="Start").click()
+            wait_until(lambda: _trace_points(page, "loss-plot") > 10, timeout=60)
+            wait_until(lambda: _trace_points(page, "hist-plot") > 0, timeout=30)
+            assert "Running" in page.locator("#status").inner_text()
+
+            (session,) = [manager.get(sid) for sid in list(manager._sessions)]
+            engine = session.runner.engine
+            box = page.get_by_label("number input for D learning rate (log10)")
+            box.fill("-2")
+            box.press("Enter")
+            wait_until(lambda: math.isclose(engine.d_opt.param_groups[0]["lr"], 1e-2), timeout=20)
+            step = session.runner.snapshot().step
+            wait_until(lambda: session.runner.snapshot().step > step + 50, timeout=20)
+            assert session.runner.engine is engine, "moving a live slider must not restart the run"
+            page.wait_for_timeout(1500)
+            page.screenshot(path=str(ARTIFACTS / "live_page.png"), full_page=True)
+        finally:
+            browser.close()
+    assert (ARTIFACTS / "live_page.png").stat().st_size > 10_000
