@@ -1,0 +1,273 @@
+"""Benchmarks: speed and quality targets, printed as JSON (never timed tests).
+
+    python -m gan_core.bench speed              # 2-D steps/s: naive loop vs engine vs runner+telemetry
+    python -m gan_core.bench quality            # ring-8 and grid-25 with their default presets
+    python -m gan_core.bench digits --seconds 300
+    python -m gan_core.bench ticks              # app tick handler latency with 50k steps of history
+    python -m gan_core.bench                    # speed + quality
+
+Every result records the device and torch thread count. Numbers on a shared
+machine are noisy: run twice and compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import threading
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import TrainConfig, default_config
+from .engine import Engine
+from .metrics import mode_coverage
+from .runner import Runner
+
+BATCH = 256
+
+
+def _env() -> dict:
+    return dict(torch=torch.__version__, threads=torch.get_num_threads(), cpu_count=os.cpu_count(),
+                cuda=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+                python=platform.python_version())
+
+
+def naive_steps_per_s(config: TrainConfig, seconds: float) -> float:
+    """The textbook loop (pytorch/examples dcgan style) on the same MLPs: nn.Sequential,
+    BCE, two Adams, `.item()` logging every step."""
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+    def mlp(i, o):
+        dims = [i] + [config.width] * config.depth
+        layers = []
+        for a, b in zip(dims[:-1], dims[1:]):
+            layers += [nn.Linear(a, b), nn.LeakyReLU(0.2)]
+        return nn.Sequential(*layers, nn.Linear(dims[-1], o)).to(device)
+
+    G, D = mlp(config.z_dim, 2), mlp(2, 1)
+    og = torch.optim.Adam(G.parameters(), config.g_lr, betas=(config.beta1, config.beta2))
+    od = torch.optim.Adam(D.parameters(), config.d_lr, betas=(config.beta1, config.beta2))
+    modes = torch.tensor([[np.cos(a), np.sin(a)] for a in np.arange(8) * np.pi / 4], dtype=torch.float32,
+                         device=device)
+    log = []
+
+    def step():
+        real = modes[torch.randint(8, (BATCH,), device=device)] + 0.01 * torch.randn(BATCH, 2, device=device)
+        fake = G(torch.randn(BATCH, config.z_dim, device=device))
+        od.zero_grad()
+        out_r, out_f = D(real), D(fake.detach())
+        d_loss = F.binary_cross_entropy_with_logits(out_r, torch.ones_like(out_r)) + \
+            F.binary_cross_entropy_with_logits(out_f, torch.zeros_like(out_f))
+        d_loss.backward()
+        od.step()
+        og.zero_grad()
+        out = D(fake)
+        g_loss = F.binary_cross_entropy_with_logits(out, torch.ones_like(out))
+        g_loss.backward()
+        og.step()
+        log.append((d_loss.item(), g_loss.item(), torch.sigmoid(out_r).mean().item(),
+                    torch.sigmoid(out_f).mean().item()))
+
+    return _rate(step, seconds)
+
+
+def _rate(step, seconds: float) -> float:
+    for _ in range(20):
+        step()
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        for _ in range(50):
+            step()
+        n += 50
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return n / (time.perf_counter() - t0)
+
+
+def engine_steps_per_s(config: TrainConfig, seconds: float) -> float:
+    engine = Engine(config)
+
+    def step():
+        engine.step()
+        if engine.rows >= 256:
+            engine.drain_stats()
+
+    return _rate(step, seconds)
+
+
+def runner_steps_per_s(config: TrainConfig, seconds: float, reader_hz: float = 0.0) -> float:
+    """Steps/s of the full runner (chunks, drains, NaN checks, eval frames), optionally
+    with a reader drawing every figure `reader_hz` times a second (an open page)."""
+    from . import plots
+
+    runner = Runner(config)
+    stop = threading.Event()
+
+    def reader():
+        while not stop.wait(1.0 / reader_hz):
+            snap = runner.snapshot()
+            for fig in (plots.samples_figure, plots.d_output_figure, plots.loss_figure,
+                        plots.d_means_figure, plots.coverage_figure):
+                fig(snap).to_json()
+
+    thread = threading.Thread(target=reader, daemon=True) if reader_hz else None
+    runner.start()
+    time.sleep(1.0)  # warm-up
+    if thread:
+        thread.start()
+    s0, t0 = runner.engine.step_count, time.perf_counter()
+    time.sleep(seconds)
+    rate = (runner.engine.step_count - s0) / (time.perf_counter() - t0)
+    stop.set()
+    runner.stop()
+    return rate
+
+
+def bench_speed(seconds: float) -> dict:
+    config = default_config("ring8")
+    naive = naive_steps_per_s(config, seconds)
+    engine = engine_steps_per_s(config, seconds)
+    runner = runner_steps_per_s(config, seconds)
+    page = runner_steps_per_s(config, seconds, reader_hz=2.5)
+    return dict(
+        model=f"MLP {config.depth}x{config.width}, z={config.z_dim}, batch {config.batch_size}",
+        naive_loop_steps_per_s=round(naive, 1),
+        engine_headless_steps_per_s=round(engine, 1),
+        runner_with_telemetry_steps_per_s=round(runner, 1),
+        runner_with_page_reader_steps_per_s=round(page, 1),
+        speedup_vs_naive=round(engine / naive, 2),
+        telemetry_keeps_percent=round(100 * runner / engine, 1),
+        page_keeps_percent=round(100 * page / engine, 1),
+    )
+
+
+def time_to_quality(config: TrainConfig, budget_s: float, target_modes: int, target_hq: float,
+                    check_every: int = 500) -> dict:
+    """Train headless; every `check_every` steps score 2,500 samples. Reports the first
+    time the target is met and the final score."""
+    engine = Engine(config)
+    t0 = time.perf_counter()
+    first = None
+    best = (0, 0.0)
+    trajectory = []
+    while time.perf_counter() - t0 < budget_s:
+        for _ in range(check_every):
+            engine.step()
+            if engine.rows >= 256:
+                engine.drain_stats()
+        cov = mode_coverage(engine.sample(2500, seed=engine.step_count), engine.data.modes, engine.data.sigma)
+        elapsed = time.perf_counter() - t0
+        trajectory.append((engine.step_count, round(elapsed, 1), cov.modes_covered, round(cov.hq_percent, 1)))
+        best = max(best, (cov.modes_covered, cov.hq_percent))
+        if first is None and cov.modes_covered >= target_modes and cov.hq_percent >= target_hq:
+            first = dict(seconds=round(elapsed, 1), steps=engine.step_count)
+    final = trajectory[-1]
+    return dict(config=config.to_dict(), target=f"{target_modes} modes, {target_hq}% HQ",
+                first_reached=first, final=dict(steps=final[0], seconds=final[1], modes=final[2], hq_percent=final[3]),
+                trajectory_every_10=trajectory[::10])
+
+
+def bench_quality(seconds: float) -> dict:
+    return dict(
+        ring8=time_to_quality(default_config("ring8"), seconds, 8, 95.0),
+        grid25=time_to_quality(default_config("grid25"), seconds * 2, 24, 90.0),
+    )
+
+
+def bench_digits(seconds: float) -> dict:
+    from .classifier import DigitScorer
+
+    config = default_config("digits")
+    engine = Engine(config)
+    scorer = DigitScorer.bundled(engine.device)
+    t0, checks, first_is8 = time.perf_counter(), [], None
+    next_check = 30.0
+    while time.perf_counter() - t0 < seconds:
+        engine.step()
+        if engine.rows >= 256:
+            engine.drain_stats()
+        elapsed = time.perf_counter() - t0
+        if elapsed >= next_check or elapsed >= seconds:
+            engine.G.eval()
+            score = scorer.score(engine.sample(1000, seed=1))
+            engine.G.train()
+            checks.append(dict(seconds=round(elapsed, 1), steps=engine.step_count,
+                               inception_score=round(score.inception_score, 2),
+                               frechet_distance=round(score.frechet_distance, 2)))
+            if first_is8 is None and score.inception_score >= 8:
+                first_is8 = checks[-1]
+            next_check += 30.0
+    return dict(config=config.to_dict(), steps_per_s=round(engine.step_count / (time.perf_counter() - t0), 1),
+                checks=checks, first_is_8=first_is8)
+
+
+def bench_ticks(history_steps: int = 50_000, n: int = 200) -> dict:
+    """Latency of the app's tick handler (status + 5 figures) with a long history."""
+    import gradio as gr
+
+    from ui.handlers import Handlers
+    from .sessions import SessionManager
+
+    manager = SessionManager(max_active=1)
+    handlers = Handlers(manager)
+    session = manager.create("bench", default_config("ring8"))
+    runner = session.runner
+    runner.step(1000)
+    while runner.snapshot().step < 1000:
+        time.sleep(0.05)
+    tel = runner.telemetry
+    # Fill the history with `history_steps` synthetic steps in chunks, like a long run.
+    rng = np.random.default_rng(0)
+    for start in range(1000, 1000 + history_steps, 500):
+        steps = np.arange(start + 1, start + 501)
+        tel.record_steps(steps, steps / 1000.0, rng.random((500, 7)), 1000.0)
+    request = gr.Request(session_hash="bench")
+    times, sizes = [], []
+    for i in range(n):
+        tel.set_status(rate=1000.0 + i)  # a new version each time: the tick must redraw
+        t0 = time.perf_counter()
+        out = handlers.tick(request=request)
+        size = sum(len(o.to_json()) for o in out[1:])  # Gradio serialises the figures too
+        times.append(time.perf_counter() - t0)
+        sizes.append(size)
+    manager.release_all()
+    ms = np.array(times) * 1000
+    return dict(history_steps=runner.snapshot().step, history_rows=len(runner.snapshot().history),
+                tick_ms_p50=round(float(np.percentile(ms, 50)), 2), tick_ms_p95=round(float(np.percentile(ms, 95)), 2),
+                payload_kb=round(float(np.mean(sizes)) / 1024, 1))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m gan_core.bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("what", nargs="*", default=["speed", "quality"],
+                   choices=["speed", "quality", "digits", "ticks", "all"])
+    p.add_argument("--seconds", type=float, default=None, help="time budget per measurement")
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    what = ["speed", "quality", "ticks", "digits"] if "all" in args.what else args.what
+    result: dict = dict(env=_env())
+    for name in what:
+        if name == "speed":
+            result["speed"] = bench_speed(args.seconds or 5.0)
+        elif name == "quality":
+            result["quality"] = bench_quality(args.seconds or 60.0)
+        elif name == "digits":
+            result["digits"] = bench_digits(args.seconds or 300.0)
+        elif name == "ticks":
+            result["ticks"] = bench_ticks()
+        print(json.dumps({name: result[name]}), file=sys.stderr, flush=True)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
