@@ -49,6 +49,7 @@ STATS_CAPACITY = 4096  # rows buffered between drains
 SURFACE_RES = 48  # D decision-surface grid resolution (per axis)
 N_EVAL_POINTS = 512  # fixed real / noise points shown in plots
 N_EVAL_IMAGES = 64  # fixed noise images shown as a grid
+N_SCORE_IMAGES = 500  # fixed noise images scored by the digit classifier
 
 
 def resolve_device(name: str) -> torch.device:
@@ -93,13 +94,15 @@ def adam_step(opt: torch.optim.Adam) -> None:
         return
     states = [opt.state[p] for p in params]
     beta1, beta2 = group["betas"]
+    steps = [s["step"] for s in states]
+    torch._foreach_add_(steps, 1)  # the kernel reads t for bias correction but does not advance it
     torch._fused_adam_(
         params,
         [p.grad for p in params],
         [s["exp_avg"] for s in states],
         [s["exp_avg_sq"] for s in states],
         [],
-        [s["step"] for s in states],
+        steps,
         lr=group["lr"],
         beta1=beta1,
         beta2=beta2,
@@ -188,6 +191,9 @@ class Engine:
             torch.randn(N_COVERAGE_SAMPLES, config.z_dim, device=self.device, generator=eval_rng)
             if getattr(self.data, "modes", None) is not None else None
         )
+        self.score_noise = (torch.randn(N_SCORE_IMAGES, config.z_dim, device=self.device, generator=eval_rng)
+                            if self.data.is_image else None)
+        self._scorer = None  # DigitScorer, built on first use (digits only)
         self.config = config
         self._allocate(config.batch_size)
         self.apply(config)
@@ -275,7 +281,11 @@ class Engine:
             r, f = self.D(real), self.D(fake)  # separate batches: BatchNorm statistics per batch (DCGAN)
             d_loss = loss.d_loss(r, f, self.real_target, self.fake_target)
             if loss.gradient_penalty:
-                d_loss = d_loss + cfg.gp_weight * gradient_penalty(self.D, real, fake, self.rng)
+                # One interpolate per D decision: a packed D (PacGAN) is a function of the whole pack.
+                packs = len(real) // (1 if self.data.is_image else cfg.pack)
+                gp = gradient_penalty(lambda x: self.D(x.reshape(real.shape)), real.reshape(packs, -1),
+                                      fake.reshape(packs, -1), self.rng)
+                d_loss = d_loss + cfg.gp_weight * gp
             grads = torch.autograd.grad(d_loss, d_params)
             torch._foreach_copy_([p.grad for p in d_params], grads)
             adam_step(self.d_opt)
@@ -354,6 +364,17 @@ class Engine:
             n_modes=n_modes,
             hq_percent=hq,
         )
+
+    def digit_scores(self):
+        """Classifier Inception Score and Fréchet distance of G on fixed noise (digits only)."""
+        if not self.data.is_image:
+            return None
+        if self._scorer is None:
+            from .classifier import DigitScorer  # loads weights: only for digit runs
+
+            self._scorer = DigitScorer.bundled(self.device)
+        with torch.no_grad():
+            return self._scorer.score(self.G(self.score_noise))
 
     def sample(self, n: int, seed: int = 0) -> torch.Tensor:
         """n fresh samples from G (no training RNG consumed)."""

@@ -22,7 +22,7 @@ REAL_COLOR = "#1f77b4"  # blue: real data
 FAKE_COLOR = "#ff7f0e"  # orange: generator
 D_COLOR = "#d62728"
 G_COLOR = "#2ca02c"
-MAX_POINTS = 2000  # points per line drawn
+MAX_POINTS = 1000  # points per line drawn (≈ the pixels of a plot's width)
 
 
 class Figure:
@@ -91,8 +91,16 @@ def _thin(x: np.ndarray, *ys: np.ndarray):
     return (x[idx], *(y[idx] for y in ys))
 
 
-def _f32(a: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(a, dtype=np.float32)
+def _f32(a: np.ndarray, decimals: int | None = None) -> np.ndarray:
+    """Contiguous float32; rounding shortens the JSON sent to every browser ~2×."""
+    a = np.asarray(a, dtype=np.float32)
+    if decimals is not None:
+        a = np.round(a, decimals)
+    return np.ascontiguousarray(a)
+
+
+def _series(x: np.ndarray) -> np.ndarray:
+    return _f32(x, 4)
 
 
 def loss_figure(snap: Snapshot) -> Figure:
@@ -101,8 +109,8 @@ def loss_figure(snap: Snapshot) -> Figure:
     if len(snap.history) == 0:
         return fig.message("Press Start to train")
     step, d, g = _thin(snap.column("step"), snap.column("d_loss"), snap.column("g_loss"))
-    fig.add(type="scatter", x=_f32(step), y=_f32(d), name="D loss", line=dict(color=D_COLOR, width=2))
-    fig.add(type="scatter", x=_f32(step), y=_f32(g), name="G loss", line=dict(color=G_COLOR, width=2))
+    fig.add(type="scatter", x=step.astype(np.int64), y=_series(d), name="D loss", line=dict(color=D_COLOR, width=2))
+    fig.add(type="scatter", x=step.astype(np.int64), y=_series(g), name="G loss", line=dict(color=G_COLOR, width=2))
     loss = get_loss(snap.config.loss)
     if loss.d_loss_equilibrium is not None:
         fig.line(y=loss.d_loss_equilibrium, label="D at equilibrium", color=D_COLOR)
@@ -144,8 +152,8 @@ def d_means_figure(snap: Snapshot) -> Figure:
     if len(snap.history) == 0:
         return fig.message("Press Start to train")
     step, r, f = _thin(snap.column("step"), snap.column("d_real"), snap.column("d_fake"))
-    fig.add(type="scatter", x=_f32(step), y=_f32(r), name="D(x), real", line=dict(color=REAL_COLOR, width=2))
-    fig.add(type="scatter", x=_f32(step), y=_f32(f), name="D(G(z)), fake", line=dict(color=FAKE_COLOR, width=2))
+    fig.add(type="scatter", x=step.astype(np.int64), y=_series(r), name="D(x), real", line=dict(color=REAL_COLOR, width=2))
+    fig.add(type="scatter", x=step.astype(np.int64), y=_series(f), name="D(G(z)), fake", line=dict(color=FAKE_COLOR, width=2))
     if loss.is_probability:
         fig.layout["yaxis"]["range"] = [0, 1]
     return fig.line(y=loss.d_equilibrium, label="equilibrium")
@@ -168,7 +176,7 @@ def samples_figure(snap: Snapshot) -> Figure:
     frame = snap.frame
     if frame is not None and frame.fake.ndim == 3:
         fig = Figure(f"Generated digits (same noise every frame), step {frame.step:,}", "", "", height=460)
-        fig.add(type="heatmap", z=_f32(_tile(frame.fake)[::-1]), colorscale="Greys", reversescale=True,
+        fig.add(type="heatmap", z=_f32(_tile(frame.fake)[::-1], 2), colorscale="Greys", reversescale=True,
                 showscale=False, zmin=0, zmax=1, hoverinfo="skip")
         fig.layout["xaxis"].update(visible=False, scaleanchor="y")
         fig.layout["yaxis"].update(visible=False)
@@ -179,15 +187,15 @@ def samples_figure(snap: Snapshot) -> Figure:
     loss = get_loss(snap.config.loss)
     x0, x1, y0, y1 = frame.surface_extent
     res = frame.surface.shape[0]
-    heat = dict(type="heatmap", z=frame.surface, x=_f32(np.linspace(x0, x1, res)), y=_f32(np.linspace(y0, y1, res)),
+    heat = dict(type="heatmap", z=_f32(frame.surface, 3), x=_f32(np.linspace(x0, x1, res)), y=_f32(np.linspace(y0, y1, res)),
                 colorscale="RdBu", reversescale=True, opacity=0.55, hovertemplate="D=%{z:.2f}<extra></extra>", name="D",
                 colorbar=dict(title=dict(text="D: P(real)" if loss.is_probability else "D score", side="right")))
     if loss.is_probability:
         heat.update(zmin=0.0, zmax=1.0)
     fig.add(**heat)
-    fig.add(type="scattergl", x=frame.real[:, 0], y=frame.real[:, 1], mode="markers", name="real data",
+    fig.add(type="scattergl", x=_f32(frame.real[:, 0], 3), y=_f32(frame.real[:, 1], 3), mode="markers", name="real data",
             marker=dict(color=REAL_COLOR, size=5, opacity=0.7))
-    fig.add(type="scattergl", x=frame.fake[:, 0], y=frame.fake[:, 1], mode="markers", name="generated G(z)",
+    fig.add(type="scattergl", x=_f32(frame.fake[:, 0], 3), y=_f32(frame.fake[:, 1], 3), mode="markers", name="generated G(z)",
             marker=dict(color=FAKE_COLOR, size=6, opacity=0.9, line=dict(color="black", width=0.5)))
     if frame.g_field is not None:
         fig.add(type="scatter", mode="lines", name="G's push on fakes", hoverinfo="skip",
@@ -205,17 +213,22 @@ def _arrows(points: np.ndarray, vectors: np.ndarray, max_len: float, n: int = 12
     scale = max_len / top if top > 0 else 0.0
     ends = points + vectors * scale
     gap = np.full(len(points), np.nan, dtype=np.float32)
-    xs = np.column_stack([points[:, 0], ends[:, 0], gap]).ravel()
-    ys = np.column_stack([points[:, 1], ends[:, 1], gap]).ravel()
+    xs = _f32(np.column_stack([points[:, 0], ends[:, 0], gap]).ravel(), 3)
+    ys = _f32(np.column_stack([points[:, 1], ends[:, 1], gap]).ravel(), 3)
     return dict(x=xs, y=ys)
 
 
 def coverage_figure(snap: Snapshot) -> Figure:
-    """Modes covered and high-quality share over steps (toys with known modes)."""
+    """Sample quality over steps: mode coverage for toys with known modes,
+    classifier Inception Score and Fréchet distance for digits."""
+    if len(snap.digit_scores):
+        return _digit_quality(snap)
     fig = Figure("Mode coverage (VEEGAN/PacGAN metric)", "training step", "modes covered")
     cov = snap.coverage
     if len(cov) == 0:
-        return fig.message("Only for datasets with known modes (ring, grid)")
+        is_digits = snap.config is not None and snap.config.dataset == "digits"
+        return fig.message("Digit scores appear every few seconds" if is_digits
+                           else "Only for datasets with known modes (ring, grid)")
     step, modes, hq = _thin(cov[:, 0], cov[:, 1], cov[:, 2])
     fig.add(type="scatter", x=_f32(step), y=_f32(modes), name="modes covered", line=dict(color=G_COLOR, width=2))
     fig.add(type="scatter", x=_f32(step), y=_f32(hq), name="high-quality %", yaxis="y2",
@@ -223,5 +236,21 @@ def coverage_figure(snap: Snapshot) -> Figure:
     fig.layout["yaxis"]["rangemode"] = "tozero"
     fig.layout["yaxis2"] = dict(title=dict(text="high-quality samples (%)"), overlaying="y", side="right",
                                 range=[0, 100], showgrid=False)
+    fig.layout["margin"]["r"] = 70
+    return fig
+
+
+def _digit_quality(snap: Snapshot) -> Figure:
+    fig = Figure("Digit quality (classifier Inception Score, Fréchet distance)", "training step",
+                 "Inception Score (10 = best)")
+    scores = snap.digit_scores
+    step, score, fd = _thin(scores[:, 0], scores[:, 1], scores[:, 2])
+    fig.add(type="scatter", x=step.astype(np.int64), y=_series(score), name="Inception Score ↑",
+            mode="lines+markers", line=dict(color=G_COLOR, width=2))
+    fig.add(type="scatter", x=step.astype(np.int64), y=_series(fd), name="Fréchet distance ↓", yaxis="y2",
+            mode="lines+markers", line=dict(color="#9467bd", width=2, dash="dot"))
+    fig.layout["yaxis"]["range"] = [0, 10.5]
+    fig.layout["yaxis2"] = dict(title=dict(text="Fréchet distance (0 = real)"), overlaying="y", side="right",
+                                rangemode="tozero", showgrid=False)
     fig.layout["margin"]["r"] = 70
     return fig

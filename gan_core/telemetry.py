@@ -121,6 +121,7 @@ class Snapshot:
     recent: np.ndarray  # (m, 2 + len(STAT_FIELDS)) full resolution, last steps
     frame: EvalFrame | None  # latest heavy telemetry
     coverage: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))  # step, modes, hq%
+    digit_scores: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))  # step, IS, FD
 
     def column(self, name: str, recent: bool = False) -> np.ndarray:
         table = self.recent if recent else self.history
@@ -157,7 +158,8 @@ class Telemetry:
         n = 2 + len(STAT_FIELDS)
         self._history = DecimatingSeries(len(STAT_FIELDS), self._history_capacity)
         self._recent = RingBuffer(n, self._recent_capacity)
-        self._coverage = RingBuffer(3, self._history_capacity)
+        self._coverage = RingBuffer(3, self._history_capacity)  # step, modes covered, HQ%
+        self._digit_scores = RingBuffer(3, self._history_capacity)  # step, classifier IS, FD
 
     def reset(self) -> None:
         with self._lock:
@@ -183,6 +185,11 @@ class Telemetry:
             self._frame = frame
             if frame.modes_covered is not None:
                 self._coverage.extend(np.array([[frame.step, frame.modes_covered, frame.hq_percent]]))
+            self._version += 1
+
+    def record_digit_scores(self, step: int, inception_score: float, frechet_distance: float) -> None:
+        with self._lock:
+            self._digit_scores.extend(np.array([[step, inception_score, frechet_distance]]))
             self._version += 1
 
     def set_status(self, state: str | None = None, message: str | None = None, *,
@@ -232,6 +239,7 @@ class Telemetry:
                 recent=_frozen(self._recent.view()),
                 frame=self._frame,
                 coverage=_frozen(self._coverage.view()),
+                digit_scores=_frozen(self._digit_scores.view()),
             )
             self._cached = snap
             return snap
