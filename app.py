@@ -94,6 +94,8 @@ def build_demo(manager: SessionManager | None = None) -> gr.Blocks:
         for control in live:
             control.change(handlers.live, live, status, api_name=False, trigger_mode="always_last", **fast)
         gr.Button(visible=False).click(handlers.live, live, status, api_name="set_live", **fast)
+        server_json = gr.JSON(visible=False)
+        gr.Button(visible=False).click(handlers.server_stats, None, server_json, api_name="server_stats", **fast)
         timer.tick(handlers.tick, None, [status, *plots_out], api_name="tick", **fast)
         demo.unload(handlers.unload)
     demo.handlers = handlers  # for tests and the load benchmark

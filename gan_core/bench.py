@@ -4,6 +4,7 @@
     python -m gan_core.bench quality            # ring-8 and grid-25 with their default presets
     python -m gan_core.bench digits --seconds 300
     python -m gan_core.bench ticks              # app tick handler latency with 50k steps of history
+    python -m gan_core.bench load --clients 30  # 30 simulated visitors against `python app.py`
     python -m gan_core.bench                    # speed + quality
 
 Every result records the device and torch thread count. Numbers on a shared
@@ -244,11 +245,132 @@ def bench_ticks(history_steps: int = 50_000, n: int = 200) -> dict:
                 payload_kb=round(float(np.mean(sizes)) / 1024, 1))
 
 
+def bench_load(clients: int, seconds: float, max_runs: int | None = None) -> dict:
+    """Launch `python app.py` and drive it with `clients` simulated visitors (gradio_client):
+    each starts a run, ticks at 2.5 Hz, moves the D learning rate, then leaves."""
+    import subprocess
+    from pathlib import Path
+
+    from gradio_client import Client
+
+    root = Path(__file__).resolve().parent.parent
+    port = _free_port()
+    env = dict(os.environ, GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False",
+               GRADIO_HEARTBEAT_INTERVAL="2")
+    if max_runs:
+        env["GAN_CLASSROOM_MAX_RUNS"] = str(max_runs)
+    server = subprocess.Popen([sys.executable, "app.py"], cwd=root, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        admin = _connect(url)
+        baseline = admin.predict(api_name="/server_stats")
+        peak_rss = [0]
+        done = threading.Event()
+
+        def watch_rss():
+            while not done.wait(0.2):
+                peak_rss[0] = max(peak_rss[0], _rss_mb(server.pid))
+
+        threading.Thread(target=watch_rss, daemon=True).start()
+        results, lock = [], threading.Lock()
+        rates: list[float] = []
+
+        def visitor(i: int):
+            out = dict(admitted=False, queued=False, ticks=[], errors=[])
+            try:
+                client = Client(url, verbose=False)
+                status = client.predict("ring8", "small", 256, i, "nonsaturating", -3.0, -3.0, 1, 0.0, False, None,
+                                        api_name="/start")
+                out["admitted"] = "Running" in status
+                out["queued"] = "Waiting" in status
+                t_end = time.monotonic() + seconds
+                moved = False
+                while time.monotonic() < t_end:
+                    t0 = time.perf_counter()
+                    client.predict(api_name="/tick")
+                    out["ticks"].append(time.perf_counter() - t0)
+                    if not moved and time.monotonic() > t_end - seconds / 2:
+                        client.predict("nonsaturating", -3.0, -2.0, 1, 0.1, False, api_name="/set_live")
+                        moved = True
+                    time.sleep(max(0.0, 0.4 - (time.perf_counter() - t0)))
+                client.close()
+            except Exception as exc:  # counted, reported
+                out["errors"].append(f"{type(exc).__name__}: {exc}")
+            with lock:
+                results.append(out)
+
+        threads = [threading.Thread(target=visitor, args=(i,)) for i in range(clients)]
+        for t in threads:
+            t.start()
+            time.sleep(0.05)
+        time.sleep(seconds * 0.75)
+        during = admin.predict(api_name="/server_stats")
+        rates = during["steps_per_s"]
+        for t in threads:
+            t.join()
+        # Everyone left: their heartbeats end, unload stops the runs.
+        t_left = time.monotonic()
+        after = admin.predict(api_name="/server_stats")
+        while time.monotonic() - t_left < 60 and (after["training_threads"] or after["sessions"]):
+            time.sleep(1.0)
+            after = admin.predict(api_name="/server_stats")
+        done.set()
+        ticks = np.array([t for r in results for t in r["ticks"]]) * 1000
+        return dict(
+            clients=clients, seconds_each=seconds, max_active=baseline["max_active"],
+            admitted_at_start=sum(r["admitted"] for r in results), queued_at_start=sum(r["queued"] for r in results),
+            tick_ms_p50=round(float(np.percentile(ticks, 50)), 1) if len(ticks) else None,
+            tick_ms_p95=round(float(np.percentile(ticks, 95)), 1) if len(ticks) else None,
+            ticks=int(len(ticks)), steps_per_s_per_running_run=rates, peak_rss_mb=round(peak_rss[0], 1),
+            training_threads_before=baseline["training_threads"], training_threads_after=after["training_threads"],
+            sessions_after=after["sessions"], seconds_to_clean_up=round(time.monotonic() - t_left, 1),
+            errors=[e for r in results for e in r["errors"]],
+        )
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _connect(url: str, timeout: float = 60.0):
+    from gradio_client import Client
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return Client(url, verbose=False)
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def _rss_mb(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m gan_core.bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("what", nargs="*", default=["speed", "quality"],
-                   choices=["speed", "quality", "digits", "ticks", "all"])
+                   choices=["speed", "quality", "digits", "ticks", "load", "all"])
+    p.add_argument("--clients", type=int, default=30, help="simulated visitors (load)")
+    p.add_argument("--max-runs", type=int, default=None, help="admission cap for the load test's server")
     p.add_argument("--seconds", type=float, default=None, help="time budget per measurement")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
@@ -264,6 +386,8 @@ def main(argv: list[str] | None = None) -> int:
             result["digits"] = bench_digits(args.seconds or 300.0)
         elif name == "ticks":
             result["ticks"] = bench_ticks()
+        elif name == "load":
+            result["load"] = bench_load(args.clients, args.seconds or 20.0, args.max_runs)
         print(json.dumps({name: result[name]}), file=sys.stderr, flush=True)
     print(json.dumps(result, indent=2))
     return 0

@@ -167,6 +167,12 @@ class SessionManager:
             return dict(sessions=len(self._sessions), running=self._running(), queued=len(self._queue),
                         max_active=self.max_active)
 
+    def running_rates(self) -> list[float]:
+        """Steps/s of every run that is training now."""
+        with self._lock:
+            runners = [s.runner for s in self._sessions.values()]
+        return [round(r.telemetry.snapshot().steps_per_s, 1) for r in runners if r.state() == "running"]
+
     def _maybe_sweep(self) -> None:
         now = self._clock()
         if now - self._last_sweep < 5.0:

@@ -243,6 +243,15 @@ class Handlers:
         session.extras["sent"] = key
         return (self.status(request), *figures(snap))
 
+    def server_stats(self) -> dict:
+        """Counts for operators and the load benchmark (no per-visitor data)."""
+        import threading
+
+        stats = self.manager.stats()
+        stats["steps_per_s"] = self.manager.running_rates()
+        stats["training_threads"] = sum(1 for t in threading.enumerate() if t.name.startswith("gan-"))
+        return stats
+
     def unload(self, request: gr.Request) -> None:
         sid = getattr(request, "session_hash", None)
         if sid:
