@@ -198,6 +198,9 @@ class Runner:
                 if tel.state != "running" and budget is None:
                     tel.set_status("running", "")
                 n_done = self._run_chunk(budget)
+                if budget is not None and n_done < budget:
+                    with self._cond:  # the rest of a long step(n) runs in the next chunks
+                        self._pending_steps += budget - n_done
                 now = time.perf_counter()
                 stats = engine.drain_stats()
                 if len(stats):
@@ -226,6 +229,7 @@ class Runner:
                     tel.set_status("finished", f"Reached {self.max_steps} steps.")
                     with self._cond:
                         self._paused = True
+                        self._pending_steps = 0
                     continue
                 if n_done == 0 and budget is None:
                     time.sleep(0.001)
@@ -243,13 +247,14 @@ class Runner:
         limit = budget if budget is not None else 4000
         if self.max_steps is not None:
             limit = min(limit, max(self.max_steps - engine.step_count, 0))
+        limit = min(limit, len(engine.stats) - engine.rows)  # stats are drained once per chunk
         n = 0
         while n < limit:
             if self._pending_config is not None:  # unlocked peek; applied under the lock
                 self._apply_pending()
             engine.step()
             n += 1
-            if budget is None and (self._stop or self._paused or time.perf_counter() >= deadline):
+            if self._stop or (budget is None and (self._paused or time.perf_counter() >= deadline)):
                 break
         return n
 

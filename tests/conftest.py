@@ -1,0 +1,65 @@
+"""Shared fixtures for the gan_core tests: one torch thread, tiny configs, and a
+check that no training thread outlives the test that started it."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import torch
+
+from gan_core.config import TrainConfig
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """Tiny CPU models gain nothing from intra-op threads on a shared 2-core box."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _gan_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("gan-") and t.is_alive()]
+
+
+@pytest.fixture
+def no_leaked_threads():
+    """Fail the test if a 'gan-*' training thread is still alive when it ends."""
+    before = set(_gan_threads())
+    yield
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline and set(_gan_threads()) - before:
+        time.sleep(0.01)
+    leaked = sorted(t.name for t in set(_gan_threads()) - before)
+    assert not leaked, f"training threads left running: {leaked}"
+
+
+def tiny_config(**overrides) -> TrainConfig:
+    """A 2-D run small enough that a step takes well under a millisecond."""
+    base = dict(dataset="ring8", width=8, depth=1, batch_size=16, z_dim=2, seed=0, device="cpu")
+    base.update(overrides)
+    return TrainConfig(**base)
+
+
+@pytest.fixture
+def tiny():
+    return tiny_config
+
+
+def _wait_until(predicate, timeout: float = 10.0, interval: float = 0.005, what: str = "condition"):
+    """Poll `predicate` until truthy; fail with `what` in the message."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"{what} not met within {timeout} s")
+
+
+@pytest.fixture
+def wait_until():
+    return _wait_until

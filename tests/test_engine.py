@@ -1,0 +1,351 @@
+"""Tests for gan_core/engine.py: the training step, live hyperparameters, Adam,
+the hand-written 2-D step against autograd, and evaluation frames."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from gan_core import engine as engine_mod
+from gan_core.config import TrainConfig
+from gan_core.data import DIGITS_FILE
+from gan_core.engine import N_EVAL_POINTS, N_STATS, STAT_FIELDS, SURFACE_RES, Engine, adam_step, resolve_device
+from gan_core.losses import LOSSES
+from gan_core.models import MLP
+
+needs_digits = pytest.mark.skipif(not DIGITS_FILE.exists(), reason=f"{DIGITS_FILE} not built yet")
+
+
+def tiny(**overrides) -> TrainConfig:
+    base = dict(dataset="ring8", width=8, depth=2, batch_size=16, z_dim=3, seed=0, device="cpu")
+    base.update(overrides)
+    return TrainConfig(**base)
+
+
+def params(e: Engine) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in (*e.G.parameters(), *e.D.parameters())]
+
+
+def run(e: Engine, n: int) -> np.ndarray:
+    for _ in range(n):
+        e.step()
+    return e.drain_stats()
+
+
+def manual_adam(p, g, m, v, t, lr, beta1, beta2, eps=1e-8):
+    """Kingma & Ba (2015), Algorithm 1, one step from moments (m, v) after t steps."""
+    m = beta1 * m + (1 - beta1) * g
+    v = beta2 * v + (1 - beta2) * g * g
+    t = t + 1
+    m_hat, v_hat = m / (1 - beta1**t), v / (1 - beta2**t)
+    return p - lr * m_hat / (v_hat.sqrt() + eps)
+
+
+# ---------------------------------------------------------------- targets and live changes
+
+@pytest.mark.parametrize("loss", ["nonsaturating", "minimax", "lsgan"])
+def test_apply_sets_smoothed_targets_for_target_losses(loss):
+    e = Engine(tiny(loss=loss))
+    assert (e.real_target, e.fake_target) == (1.0, 0.0)
+    e.apply(e.config.with_live(label_smoothing=0.1))
+    assert (e.real_target, e.fake_target) == pytest.approx((0.9, 0.0))
+    e.apply(e.config.with_live(two_sided_smoothing=True))
+    assert (e.real_target, e.fake_target) == pytest.approx((0.9, 0.1))
+
+
+@pytest.mark.parametrize("loss", ["hinge", "wgan-gp"])
+def test_smoothing_is_ignored_for_hinge_and_wgan_gp(loss):
+    e = Engine(tiny(loss=loss, label_smoothing=0.2, two_sided_smoothing=True))
+    assert (e.real_target, e.fake_target) == (1.0, 0.0)
+    e.apply(e.config.with_live(loss="lsgan"))  # switching back to a target loss honours them
+    assert (e.real_target, e.fake_target) == pytest.approx((0.8, 0.2))
+
+
+def test_live_lr_change_keeps_adam_state_and_the_next_step_uses_the_new_lr():
+    e = Engine(tiny(d_lr=1e-3, g_lr=1e-3))
+    run(e, 3)
+    d_params = list(e.D.parameters())
+    before = {id(p): {k: e.d_opt.state[p][k] for k in ("exp_avg", "exp_avg_sq", "step")} for p in d_params}
+    values = {id(p): {k: t.clone() for k, t in s.items()} for p in d_params for s in [before[id(p)]]}
+
+    e.apply(e.config.with_live(d_lr=5e-3, beta1=0.6))
+    assert e.d_opt.param_groups[0]["lr"] == 5e-3 and e.d_opt.param_groups[0]["betas"] == (0.6, 0.999)
+    assert e.g_opt.param_groups[0]["lr"] == 1e-3
+    for p in d_params:
+        for k in ("exp_avg", "exp_avg_sq", "step"):
+            assert e.d_opt.state[p][k] is before[id(p)][k]  # same tensors, not re-created
+            assert torch.equal(e.d_opt.state[p][k], values[id(p)][k])  # and not reset
+        assert float(e.d_opt.state[p]["step"]) == 3
+
+    p_before = [p.detach().clone() for p in d_params]
+    run(e, 1)  # n_critic = 1: one D update, whose gradient stays in p.grad
+    for p, p0 in zip(d_params, p_before):
+        s = values[id(p)]
+        new = manual_adam(p0, p.grad, s["exp_avg"], s["exp_avg_sq"], 3, 5e-3, 0.6, 0.999)
+        old = manual_adam(p0, p.grad, s["exp_avg"], s["exp_avg_sq"], 3, 1e-3, 0.5, 0.999)
+        torch.testing.assert_close(p.detach(), new, rtol=1e-5, atol=1e-7)
+        if (new - old).abs().max() > 1e-5:  # the old lr would have been visibly different
+            assert not torch.allclose(p.detach(), old, rtol=1e-5, atol=1e-7)
+    assert float(e.d_opt.state[d_params[0]]["step"]) == 4
+
+
+def test_apply_refuses_frozen_fields():
+    e = Engine(tiny())
+    with pytest.raises(ValueError, match="width"):
+        e.apply(TrainConfig(**{**e.config.to_dict(), "width": 16}))
+
+
+def test_live_batch_size_change_reallocates_buffers_and_keeps_training():
+    e = Engine(tiny(pack=2, batch_size=16))
+    run(e, 2)
+    e.apply(e.config.with_live(batch_size=32))
+    stats = run(e, 2)
+    assert e.real_buf.shape[0] == 32 and e.z_buf.shape == (32, 3)
+    assert stats.shape == (2, N_STATS) and np.isfinite(stats).all()
+    assert e.step_count == 4
+
+
+def test_switching_to_wgan_gp_uses_the_autograd_step_and_back():
+    e = Engine(tiny())
+    assert e._use_fast
+    e.apply(e.config.with_live(loss="wgan-gp"))
+    assert not e._use_fast
+    assert np.isfinite(run(e, 2)).all()
+    e.apply(e.config.with_live(loss="hinge"))
+    assert e._use_fast
+
+
+# ---------------------------------------------------------------- Adam
+
+def test_adam_step_matches_opt_step_exactly():
+    a = MLP(3, 2, 8, 2, torch.Generator().manual_seed(0))
+    b = copy.deepcopy(a)
+    opt_a = torch.optim.Adam(a.parameters(), 1e-2, (0.5, 0.999), fused=True)
+    opt_b = torch.optim.Adam(b.parameters(), 1e-2, (0.5, 0.999), fused=True)
+    g = torch.Generator().manual_seed(1)
+    for i in range(6):
+        if i == 3:  # a live change in param_groups is honoured by both
+            for opt in (opt_a, opt_b):
+                opt.param_groups[0].update(lr=3e-3, betas=(0.7, 0.99))
+        for pa, pb in zip(a.parameters(), b.parameters()):
+            grad = torch.randn(pa.shape, generator=g)
+            pa.grad, pb.grad = grad.clone(), grad.clone()
+        opt_a.step()
+        adam_step(opt_b)
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        assert torch.equal(pa, pb)
+        for k in ("exp_avg", "exp_avg_sq", "step"):
+            assert torch.equal(opt_a.state[pa][k], opt_b.state[pb][k])
+    assert float(opt_b.state[next(b.parameters())]["step"]) == 6
+    # And it is really an Adam step (reference: Kingma & Ba).
+    p0 = [p.detach().clone() for p in b.parameters()]
+    st = [{k: opt_b.state[p][k].clone() for k in ("exp_avg", "exp_avg_sq")} for p in b.parameters()]
+    adam_step(opt_b)  # same gradients as the last step
+    for p, q, s in zip(b.parameters(), p0, st):
+        ref = manual_adam(q, p.grad, s["exp_avg"], s["exp_avg_sq"], 6, 3e-3, 0.7, 0.99)
+        torch.testing.assert_close(p.detach(), ref, rtol=1e-5, atol=1e-7)
+
+
+# ---------------------------------------------------------------- the step
+
+@pytest.mark.parametrize("loss", ["nonsaturating", "minimax", "lsgan", "hinge"])
+@pytest.mark.parametrize("pack", [1, 2])
+@pytest.mark.parametrize("smoothing", [(0.0, False), (0.1, False), (0.2, True)])
+def test_hand_written_2d_step_matches_autograd(loss, pack, smoothing):
+    cfg = tiny(loss=loss, pack=pack, label_smoothing=smoothing[0], two_sided_smoothing=smoothing[1],
+               n_critic=2, d_lr=1e-2, g_lr=1e-2)
+    fast, slow = Engine(cfg), Engine(cfg)
+    slow._use_fast = False
+    assert fast._use_fast
+    for _ in range(3):
+        fast.step()
+        slow.step()
+    np.testing.assert_allclose(fast.drain_stats(), slow.drain_stats(), rtol=1e-4, atol=1e-5)
+    for a, b in zip(params(fast), params(slow)):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    assert not torch.equal(params(fast)[0], params(Engine(cfg))[0])  # training moved the weights
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_n_critic_discriminator_steps_per_generator_step(fast):
+    e = Engine(tiny(n_critic=3))
+    e._use_fast = fast
+    run(e, 4)
+    d_steps = {float(s["step"]) for s in e.d_opt.state.values()}
+    g_steps = {float(s["step"]) for s in e.g_opt.state.values()}
+    assert d_steps == {12.0} and g_steps == {4.0}
+    assert e.step_count == 4
+
+
+def test_same_seed_same_run_different_seed_different_run():
+    a, b, c = Engine(tiny(seed=5)), Engine(tiny(seed=5)), Engine(tiny(seed=6))
+    sa, sb, sc = run(a, 5), run(b, 5), run(c, 5)
+    assert np.array_equal(sa, sb)
+    assert all(torch.equal(x, y) for x, y in zip(params(a), params(b)))
+    assert not np.array_equal(sa, sc)
+    assert not torch.equal(params(a)[0], params(c)[0])
+
+
+def test_stats_rows_are_finite_and_in_the_documented_order():
+    e = Engine(tiny(loss="nonsaturating"))
+    stats = run(e, 5)
+    assert stats.shape == (5, N_STATS) == (5, len(STAT_FIELDS)) and stats.dtype == np.float64
+    assert np.isfinite(stats).all()
+    col = {name: stats[:, i] for i, name in enumerate(STAT_FIELDS)}
+    for name in ("d_real", "d_fake", "d_fake_g"):  # probabilities for the BCE losses
+        assert ((0 < col[name]) & (col[name] < 1)).all()
+    assert (col["g_grad_norm"] > 0).all() and (col["d_grad_norm"] > 0).all()
+    assert run(e, 0).shape == (0, N_STATS)  # drained
+
+
+def test_first_step_d_loss_matches_a_reference_recomputation():
+    """Re-run the first D batch from the same RNG stream and check the logged D loss."""
+    cfg = tiny(n_critic=1, label_smoothing=0.1)
+    e = Engine(cfg)
+    ref = Engine(cfg)
+    real = ref.data.sample(cfg.batch_size, ref.rng)
+    z = torch.randn(cfg.batch_size, cfg.z_dim, generator=ref.rng)
+    with torch.no_grad():
+        r, f = ref.D(real), ref.D(ref.G(z))
+    expected = LOSSES["nonsaturating"].d_loss(r, f, 0.9, 0.0)
+    stats = run(e, 1)
+    assert stats[0, STAT_FIELDS.index("d_loss")] == pytest.approx(float(expected), rel=1e-5)
+    assert stats[0, STAT_FIELDS.index("d_real")] == pytest.approx(float(torch.sigmoid(r).mean()), rel=1e-5)
+
+
+def test_stats_buffer_full_raises_a_clear_error(monkeypatch):
+    monkeypatch.setattr(engine_mod, "STATS_CAPACITY", 4)
+    e = Engine(tiny())
+    run_steps = [e.step() for _ in range(4)]
+    assert len(run_steps) == 4
+    with pytest.raises(RuntimeError, match="drain_stats"):
+        e.step()
+    e.drain_stats()
+    e.step()
+
+
+@pytest.mark.parametrize("pack", [1, 2])
+def test_wgan_gp_penalises_one_gradient_per_d_decision(monkeypatch, pack):
+    """With PacGAN packing, D is a function of the whole pack, so each interpolate
+    the penalty sees must be one packed input (Gulrajani et al. on the packed critic)."""
+    calls = []
+    real_gp = engine_mod.gradient_penalty
+
+    def spy(critic, real, fake, generator=None):
+        rows = []
+
+        def watched(x):
+            out = critic(x)
+            rows.append((x.shape[0], out.shape[0]))
+            return out
+
+        calls.append(rows)
+        return real_gp(watched, real, fake, generator)
+
+    monkeypatch.setattr(engine_mod, "gradient_penalty", spy)
+    e = Engine(tiny(loss="wgan-gp", pack=pack, n_critic=2))
+    stats = run(e, 1)
+    assert np.isfinite(stats).all()
+    assert len(calls) == 2  # once per critic update
+    for (n_in, n_out), in calls:
+        assert n_in == n_out == e.config.batch_size // pack
+
+
+def test_zeroed_d_weights_give_gp_of_one():
+    """A constant critic has zero gradient, so the penalty is (0 − 1)² = 1 and
+    the logged D loss is E f(G(z)) − E f(x) + λ·1 = λ."""
+    e = Engine(tiny(loss="wgan-gp", pack=2, gp_weight=3.0))
+    with torch.no_grad():
+        for p in e.D.parameters():
+            p.zero_()
+    stats = run(e, 1)
+    assert stats[0, STAT_FIELDS.index("d_loss")] == pytest.approx(3.0)
+
+
+@needs_digits
+@pytest.mark.parametrize("loss", ["nonsaturating", "wgan-gp"])
+def test_dcgan_digits_step_and_evaluate(loss):
+    e = Engine(TrainConfig(dataset="digits", loss=loss, batch_size=8, width=4, z_dim=4, device="cpu"))
+    assert not e._use_fast
+    stats = run(e, 1)
+    assert stats.shape == (1, N_STATS) and np.isfinite(stats).all()
+    frame = e.evaluate()
+    assert frame.step == 1
+    assert frame.fake.shape == (64, 28, 28) and frame.real.shape == (64, 28, 28)
+    assert frame.surface is None and frame.g_field is None and frame.modes_covered is None
+    assert frame.d_real_values.shape == (256,) and frame.d_fake_values.shape == (64,)
+    assert (frame.value_estimate is None) == (loss == "wgan-gp")
+
+
+# ---------------------------------------------------------------- evaluation
+
+@pytest.mark.parametrize("pack", [1, 2])
+def test_evaluate_2d_frame_shapes_and_read_only_arrays(pack):
+    e = Engine(tiny(pack=pack))
+    run(e, 2)
+    frame = e.evaluate()
+    assert frame.step == 2
+    assert frame.real.shape == frame.fake.shape == (N_EVAL_POINTS, 2)
+    assert frame.d_real_values.shape == frame.d_fake_values.shape == (N_EVAL_POINTS,)
+    assert frame.surface.shape == (SURFACE_RES, SURFACE_RES) and frame.surface_extent == e.data.bounds
+    assert frame.g_field.shape == (N_EVAL_POINTS, 2)
+    assert frame.n_modes == 8 and 0 <= frame.modes_covered <= 8 and 0.0 <= frame.hq_percent <= 100.0
+    assert frame.value_estimate is not None and frame.value_estimate <= 0.0
+    for arr in (frame.real, frame.fake, frame.surface, frame.g_field, frame.d_real_values):
+        with pytest.raises(ValueError):
+            arr[0] = 0.0
+    np.testing.assert_array_equal(frame.real, e.evaluate().real)  # fixed real batch
+
+
+def test_evaluate_surface_is_d_on_the_grid_and_g_field_lowers_the_g_loss():
+    e = Engine(tiny(pack=2))
+    run(e, 3)
+    frame = e.evaluate()
+    x0, x1, y0, y1 = frame.surface_extent
+    # surface[i, j] is D at (x_j, y_i) (rows = y, as a heatmap expects)
+    point = torch.tensor([[x1, y0]]).repeat(2, 1)
+    with torch.no_grad():
+        d = torch.sigmoid(e.D(point)).item()
+    assert frame.surface[0, -1] == pytest.approx(d, rel=1e-5)
+    # Moving each fake a little along G's push lowers G's loss (first-order descent).
+    loss = e.loss
+    fake = torch.from_numpy(frame.fake.copy())
+    push = torch.from_numpy(frame.g_field.copy())
+    with torch.no_grad():
+        before = loss.g_loss(e._d_single(fake))
+        after = loss.g_loss(e._d_single(fake + 1e-3 * push / push.norm(dim=1).max()))
+    assert after < before
+
+
+def test_evaluate_has_no_coverage_for_point_clouds():
+    e = Engine(tiny(dataset="spiral"))
+    frame = e.evaluate()
+    assert frame.modes_covered is None and frame.n_modes is None and frame.hq_percent is None
+
+
+def test_sample_is_reproducible_and_leaves_training_rng_alone():
+    e = Engine(tiny())
+    state = e.rng.get_state()
+    a, b = e.sample(10, seed=1), e.sample(10, seed=1)
+    assert a.shape == (10, 2) and torch.equal(a, b)
+    assert not torch.equal(a, e.sample(10, seed=2))
+    assert torch.equal(e.rng.get_state(), state)
+
+
+def test_parameters_finite_detects_nan():
+    e = Engine(tiny())
+    assert e.parameters_finite()
+    with torch.no_grad():
+        next(e.D.parameters())[0, 0] = float("nan")
+    assert not e.parameters_finite()
+
+
+def test_resolve_device():
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type in ("cpu", "cuda")
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="no CUDA GPU"):
+            resolve_device("cuda")
