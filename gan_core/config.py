@@ -50,9 +50,12 @@ RANGES: dict[str, tuple[float, float]] = {
     "depth": (1, 8),
     "pack": (1, 8),
     "gp_weight": (0.0, 100.0),
+    "ema_decay": (0.0, 0.9999),
+    "lr_decay_steps": (0, 10_000_000),
+    "lr_decay_final": (0.0, 1.0),
     "seed": (0, 2**31 - 1),
 }
-INT_FIELDS = {"n_critic", "batch_size", "z_dim", "width", "depth", "pack", "seed"}
+INT_FIELDS = {"n_critic", "batch_size", "z_dim", "width", "depth", "pack", "seed", "lr_decay_steps"}
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,12 @@ class TrainConfig:
     depth: int = 3  # hidden layers of the MLPs; ignored by DCGAN
     pack: int = 1  # samples per D decision (PacGAN); 2-D only
     gp_weight: float = 10.0  # λ of WGAN-GP
+    # Exponential moving average of G's weights for *scoring* (Yazıcı et al., 2019);
+    # 0 = off. The plots always show the raw G, whose dynamics are the lesson.
+    ema_decay: float = 0.0
+    # Linear learning-rate decay to `lr_decay_final` × lr over this many steps; 0 = off.
+    lr_decay_steps: int = 0
+    lr_decay_final: float = 0.05
     seed: int = 0
     device: str = "auto"  # "auto", "cpu" or "cuda[:n]"
 

@@ -22,6 +22,7 @@ samples, D's decision surface). Not here: threads (`runner.py`), storage
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -179,6 +180,8 @@ class Engine:
         for p in (*self.G.parameters(), *self.D.parameters()):
             p.grad = torch.zeros_like(p)
         self._hand = None if self.data.is_image else (_HandMLP(self.G), _HandMLP(self.D.mlp))
+        # EMA copy of G (parameters and BatchNorm buffers), updated after every G step.
+        self.G_ema = copy.deepcopy(self.G).requires_grad_(False) if config.ema_decay > 0 else None
         self.stats = torch.zeros(STATS_CAPACITY, N_STATS, device=self.device)
         self.rows = 0  # stats rows since the last drain
         self.step_count = 0
@@ -209,7 +212,8 @@ class Engine:
     def apply(self, config: TrainConfig) -> None:
         """Apply live fields of `config` at the next step (weights and Adam state kept)."""
         old = self.config
-        frozen = [f for f in ("dataset", "z_dim", "width", "depth", "pack", "seed", "device")
+        frozen = [f for f in ("dataset", "z_dim", "width", "depth", "pack", "seed", "device", "ema_decay",
+                              "lr_decay_steps", "lr_decay_final")
                   if getattr(config, f) != getattr(old, f)]
         if frozen:
             raise ValueError(f"{', '.join(frozen)} cannot change without a reset")
@@ -232,12 +236,34 @@ class Engine:
         if self.rows >= STATS_CAPACITY:
             raise RuntimeError("statistics buffer full: call drain_stats() more often")
         row = self.stats[self.rows]
+        if self.config.lr_decay_steps:
+            self._decay_lr()
         if self._use_fast:
             self._fast_step(row)
         else:
             self._autograd_step(row)
         self.rows += 1
         self.step_count += 1
+        if self.G_ema is not None:
+            self._update_ema()
+
+    def _decay_lr(self) -> None:
+        cfg = self.config
+        frac = min(1.0, self.step_count / cfg.lr_decay_steps)
+        scale = 1.0 - (1.0 - cfg.lr_decay_final) * frac
+        self.g_opt.param_groups[0]["lr"] = cfg.g_lr * scale
+        self.d_opt.param_groups[0]["lr"] = cfg.d_lr * scale
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        # Warm-up as in TensorFlow's ExponentialMovingAverage(num_updates): early on
+        # the average follows G closely instead of lagging behind its initial weights.
+        t = self.step_count
+        decay = min(self.config.ema_decay, (1 + t) / (10 + t))
+        torch._foreach_lerp_(list(self.G_ema.parameters()), list(self.G.parameters()), 1.0 - decay)
+        buffers = list(self.G.buffers())
+        if buffers:
+            torch._foreach_copy_(list(self.G_ema.buffers()), buffers)
 
     def _fast_step(self, row: torch.Tensor) -> None:
         cfg, loss, (hg, hd) = self.config, self.loss, self._hand
@@ -376,8 +402,9 @@ class Engine:
         with torch.no_grad():
             return self._scorer.score(self.G(self.score_noise))
 
-    def sample(self, n: int, seed: int = 0) -> torch.Tensor:
-        """n fresh samples from G (no training RNG consumed)."""
+    def sample(self, n: int, seed: int = 0, ema: bool = False) -> torch.Tensor:
+        """n fresh samples from G, or from its EMA when `ema` and enabled (no training RNG consumed)."""
         g = torch.Generator(self.device).manual_seed(seed)
+        net = self.G_ema if ema and self.G_ema is not None else self.G
         with torch.no_grad():
-            return self.G(torch.randn(n, self.config.z_dim, device=self.device, generator=g))
+            return net(torch.randn(n, self.config.z_dim, device=self.device, generator=g))

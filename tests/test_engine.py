@@ -349,3 +349,38 @@ def test_resolve_device():
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="no CUDA GPU"):
             resolve_device("cuda")
+
+
+# --- EMA of G and learning-rate decay --------------------------------------------------------
+
+def test_g_ema_tracks_a_manual_exponential_moving_average():
+    engine = Engine(TrainConfig(width=8, depth=1, batch_size=16, ema_decay=0.9))
+    expected = [p.detach().clone() for p in engine.G.parameters()]
+    for _ in range(25):
+        engine.step()
+        t = engine.step_count
+        decay = min(0.9, (1 + t) / (10 + t))
+        expected = [decay * e + (1 - decay) * p.detach() for e, p in zip(expected, engine.G.parameters())]
+    for e, p in zip(expected, engine.G_ema.parameters()):
+        torch.testing.assert_close(p, e, rtol=1e-5, atol=1e-6)
+    assert not any(p.requires_grad for p in engine.G_ema.parameters())
+    assert not torch.equal(engine.sample(8, ema=True), engine.sample(8))
+
+
+def test_no_ema_by_default_and_sample_falls_back_to_g():
+    engine = Engine(TrainConfig(width=8, depth=1, batch_size=16))
+    assert engine.G_ema is None
+    assert torch.equal(engine.sample(8, ema=True), engine.sample(8))
+
+
+def test_linear_lr_decay_reaches_the_final_fraction():
+    cfg = TrainConfig(width=8, depth=1, batch_size=16, g_lr=1e-3, d_lr=2e-3, lr_decay_steps=10, lr_decay_final=0.1)
+    engine = Engine(cfg)
+    for _ in range(6):
+        engine.step()
+    # The 6th step ran with the lr scheduled at step_count 5: 1 − 0.9 · 5/10 = 0.55.
+    assert engine.g_opt.param_groups[0]["lr"] == pytest.approx(1e-3 * 0.55)
+    assert engine.d_opt.param_groups[0]["lr"] == pytest.approx(2e-3 * 0.55)
+    for _ in range(20):
+        engine.step()
+    assert engine.g_opt.param_groups[0]["lr"] == pytest.approx(1e-4)
