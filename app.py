@@ -16,7 +16,9 @@ import gradio as gr  # noqa: E402
 from gan_core.config import default_config  # noqa: E402
 from gan_core.sessions import SessionManager, configure_threads  # noqa: E402
 from ui import text  # noqa: E402
-from ui.handlers import DATASET_CHOICES, LOSS_CHOICES, SIZE_CHOICES, Handlers, defaults_for  # noqa: E402
+from ui.handlers import (  # noqa: E402
+    DATASET_CHOICES, HIDEABLE, LOSS_CHOICES, PRESET_CHOICES, SIZE_CHOICES, Handlers, defaults_for,
+)
 
 TICK_S = 0.4  # ~2.5 live updates per second
 CSS = """
@@ -34,6 +36,9 @@ def build_demo(manager: SessionManager | None = None) -> gr.Blocks:
         gr.Markdown(text.INTRO)
         with gr.Row(equal_height=False):
             with gr.Column(scale=1, min_width=330):
+                lesson = gr.Dropdown(PRESET_CHOICES, value="", label="Lesson",
+                                     info="One click sets up a classic GAN lesson; then press Start.")
+                lesson_text = gr.Markdown(visible=False, elem_id="lesson-text")
                 with gr.Group():
                     gr.Markdown("### 1 · Setup")
                     dataset = gr.Dropdown(DATASET_CHOICES, value="ring8", label="Dataset",
@@ -54,9 +59,9 @@ def build_demo(manager: SessionManager | None = None) -> gr.Blocks:
                 with gr.Group():
                     gr.Markdown("### 2 · Live controls (act on the running GAN)")
                     loss = gr.Dropdown(LOSS_CHOICES, value=loss0, label="Loss")
-                    g_lr = gr.Slider(-5, -1, value=g0, step=0.1, label="G learning rate (log10)",
+                    g_lr = gr.Slider(-5, -1, value=g0, step=0.01, label="G learning rate (log10)",
                                      info="−3 means 0.001")
-                    d_lr = gr.Slider(-5, -1, value=d0, step=0.1, label="D learning rate (log10)")
+                    d_lr = gr.Slider(-5, -1, value=d0, step=0.01, label="D learning rate (log10)")
                     k = gr.Slider(1, 10, value=k0, step=1, label="D steps per G step (k)")
                     smoothing = gr.Slider(0.0, 0.45, value=s0, step=0.05, label="Label smoothing",
                                           info="0.1 trains D towards 0.9 on real data.")
@@ -65,6 +70,8 @@ def build_demo(manager: SessionManager | None = None) -> gr.Blocks:
                     gr.Markdown(text.CONTROLS_HELP)
             with gr.Column(scale=3):
                 status = gr.Markdown("**Ready.** Choose a dataset and press **Start**.", elem_id="status")
+                alerts = gr.Markdown(visible=False, elem_id="alerts")
+                fix_btn = gr.Button("Apply fix", visible=False, variant="secondary", size="sm")
                 with gr.Row():
                     samples_plot = gr.Plot(label="Samples", show_label=False, elem_id="samples-plot")
                     hist_plot = gr.Plot(label="D output histogram", show_label=False, elem_id="hist-plot")
@@ -74,15 +81,33 @@ def build_demo(manager: SessionManager | None = None) -> gr.Blocks:
                 coverage_plot = gr.Plot(label="Mode coverage", show_label=False, elem_id="coverage-plot")
                 with gr.Accordion("How to read these plots", open=False):
                     gr.Markdown(text.PLOTS_HELP)
+                with gr.Accordion("Rewind, save, timelapse and share", open=False):
+                    with gr.Row():
+                        checkpoint = gr.Dropdown([], label="Checkpoints (one every 10 s)", scale=3)
+                        rewind_btn = gr.Button("Rewind to checkpoint", scale=1)
+                    with gr.Row():
+                        save_btn = gr.Button("Save run (.safetensors)")
+                        saved_file = gr.File(label="Saved run", interactive=False)
+                        load_file = gr.File(label="Load a saved run", file_types=[".safetensors"], type="filepath")
+                    with gr.Row():
+                        gif_btn = gr.Button("Make timelapse GIF")
+                        gif_file = gr.File(label="Timelapse", interactive=False)
+                    with gr.Row():
+                        hide = gr.CheckboxGroup(list(HIDEABLE), label="Teacher mode: hide these controls in the link")
+                        share_btn = gr.Button("Make share link")
+                    share_url = gr.Textbox(label="Link to this setup", buttons=["copy"], interactive=False)
         timer = gr.Timer(TICK_S)
 
         # --- wiring --------------------------------------------------------------------------
-        setup = [dataset, size, batch, seed, loss, g_lr, d_lr, k, smoothing, two_sided, upload]
+        setup = [dataset, size, batch, seed, loss, g_lr, d_lr, k, smoothing, two_sided, upload, lesson]
+        controls = [dataset, size, batch, seed, loss, g_lr, d_lr, k, smoothing, two_sided]
         live = [loss, g_lr, d_lr, k, smoothing, two_sided]
         plots_out = [samples_plot, hist_plot, loss_plot, means_plot, coverage_plot]
         fast = dict(show_progress="hidden", concurrency_limit=None)
 
-        dataset.change(
+        # .input fires on user actions only: a lesson or a shared link sets several controls at
+        # once, and must not have them overwritten by dataset defaults or sent as live changes.
+        dataset.input(
             lambda name: (gr.update(visible=name == "csv"), *defaults_for(name)),
             dataset, [upload, loss, g_lr, d_lr, k, smoothing, two_sided, batch], **fast,
         )
@@ -92,11 +117,20 @@ def build_demo(manager: SessionManager | None = None) -> gr.Blocks:
         step_btn.click(handlers.step, setup, status, api_name="step", **fast)
         reset_btn.click(handlers.reset, setup, status, api_name="reset", **fast)
         for control in live:
-            control.change(handlers.live, live, status, api_name=False, trigger_mode="always_last", **fast)
+            control.input(handlers.live, live, status, api_name=False, trigger_mode="always_last", **fast)
         gr.Button(visible=False).click(handlers.live, live, status, api_name="set_live", **fast)
         server_json = gr.JSON(visible=False)
         gr.Button(visible=False).click(handlers.server_stats, None, server_json, api_name="server_stats", **fast)
-        timer.tick(handlers.tick, None, [status, *plots_out], api_name="tick", **fast)
+        timer.tick(handlers.tick, None, [status, *plots_out, alerts, fix_btn, checkpoint], api_name="tick", **fast)
+        lesson.input(handlers.choose_lesson, lesson, [*controls, lesson_text], api_name="lesson", **fast)
+        fix_btn.click(handlers.apply_fix, None, live, api_name="apply_fix", **fast)
+        rewind_btn.click(handlers.rewind, checkpoint, status, api_name="rewind", **fast)
+        save_btn.click(handlers.save, None, saved_file, api_name="save", **fast)
+        load_file.upload(handlers.load, load_file, [status, *controls], api_name="load", **fast)
+        gif_btn.click(handlers.timelapse, None, gif_file, api_name="timelapse", concurrency_limit=2,
+                      show_progress="minimal")
+        share_btn.click(handlers.share_link, [lesson, *controls, hide], share_url, api_name="share_link", **fast)
+        demo.load(handlers.on_load, None, [*controls, lesson, lesson_text, upload], api_name=False, **fast)
         demo.unload(handlers.unload)
     demo.handlers = handlers  # for tests and the load benchmark
     return demo

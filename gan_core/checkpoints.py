@@ -99,11 +99,13 @@ class Checkpoint:
     rng_state: torch.Tensor  # engine.rng.get_state(), uint8
     rng_device: str  # device type the RNG state belongs to: "cpu" or "cuda"
     created: float  # time.time() at capture
+    ema_state: dict[str, torch.Tensor] | None = None  # G_ema.state_dict() when the run keeps an EMA of G
 
     @property
     def nbytes(self) -> int:
         """Bytes held by the checkpoint's tensors."""
-        tensors = [*self.g_state.values(), *self.d_state.values(), self.rng_state]
+        tensors = [*self.g_state.values(), *self.d_state.values(), *(self.ema_state or {}).values(),
+                   self.rng_state]
         for opt in (self.g_opt_state, self.d_opt_state):
             tensors += [v for s in opt["state"].values() for v in s.values() if torch.is_tensor(v)]
         return sum(t.numel() * t.element_size() for t in tensors)
@@ -121,6 +123,7 @@ def capture(engine: Engine) -> Checkpoint:
         rng_state=engine.rng.get_state().clone(),
         rng_device=engine.device.type,
         created=time.time(),
+        ema_state=None if engine.G_ema is None else {k: _cpu_clone(v) for k, v in engine.G_ema.state_dict().items()},
     )
 
 
@@ -216,6 +219,9 @@ def restore(engine: Engine, ckpt: Checkpoint) -> None:
     with torch.no_grad():
         engine.G.load_state_dict(ckpt.g_state)  # copies into the existing tensors
         engine.D.load_state_dict(ckpt.d_state)
+        if engine.G_ema is not None:
+            # A run file from before EMA existed (or with it off) restarts the EMA from G.
+            engine.G_ema.load_state_dict(ckpt.ema_state if ckpt.ema_state is not None else ckpt.g_state)
     for opt, state in ((engine.g_opt, ckpt.g_opt_state), (engine.d_opt, ckpt.d_opt_state)):
         # load_state_dict keeps tensors that are already on the right device (no copy):
         # give it clones so training never writes into the checkpoint.
@@ -336,6 +342,8 @@ def _encode(engine: Engine, ckpt: Checkpoint) -> bytes:
             "param_groups": [{k: g[k] for k in _GROUP_NUMBERS} for g in state["param_groups"]],
         }
     tensors["rng"] = ckpt.rng_state
+    if ckpt.ema_state is not None:
+        tensors.update({f"G_ema/{k}": v.contiguous() for k, v in ckpt.ema_state.items()})
     for name in EVAL_TENSORS:
         t = getattr(engine, name, None)
         if t is not None:
@@ -522,7 +530,7 @@ def load_run(path: str | os.PathLike, device: str = "auto", *,
         tensors = load(data)
     except (SafetensorError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"run file tensors are unreadable: {exc}") from None
-    known_prefixes = (*_NETS, *_OPTS, "rng", "eval", "data")
+    known_prefixes = (*_NETS, *_OPTS, "rng", "eval", "data", "G_ema")
     unknown = sorted(k for k in tensors if k.split("/")[0] not in known_prefixes)
     if unknown:
         raise CheckpointError(f"run file has unexpected tensors: {', '.join(unknown[:5])}")
@@ -555,6 +563,7 @@ def load_run(path: str | os.PathLike, device: str = "auto", *,
         rng_state=tensors["rng"],
         rng_device=meta["rng_device"],
         created=_created(meta.get("created")),
+        ema_state={k[6:]: v for k, v in tensors.items() if k.startswith("G_ema/")} or None,
     )
     for name in EVAL_TENSORS:
         ref, saved = getattr(engine, name, None), tensors.get(f"eval/{name}")

@@ -27,9 +27,11 @@ from typing import Any
 
 import numpy as np
 
+from .checkpoints import CheckpointRing, capture, restore, save_run
 from .config import TrainConfig
 from .engine import Engine
 from .telemetry import Telemetry
+from .timelapse import TimelapseRecorder
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +41,8 @@ class Runner:
 
     def __init__(self, config: TrainConfig, *, csv_bytes: bytes | None = None,
                  eval_interval_s: float = 0.25, chunk_s: float = 0.02, max_steps: int | None = None,
-                 score_interval_s: float = 5.0,
-                 name: str = "gan-run") -> None:
+                 score_interval_s: float = 5.0, checkpoint_interval_s: float = 10.0,
+                 engine: Engine | None = None, name: str = "gan-run") -> None:
         self.telemetry = Telemetry()
         self.eval_interval_s = eval_interval_s
         self.score_interval_s = score_interval_s  # digit IS/FD: ~0.3 s of CPU each
@@ -55,8 +57,14 @@ class Runner:
         self._paused = False
         self._pending_steps = 0  # single steps requested while paused
         self._pending_config: TrainConfig | None = None
-        self._engine = Engine(config, csv_bytes)  # raises on bad config/data: nothing started
+        self._commands: list[tuple] = []  # (fn, done Event, result list) run on the training thread
+        # A prebuilt engine (a loaded run file) or a new one; raises on bad config/data: nothing started.
+        self._engine = engine if engine is not None else Engine(config, csv_bytes)
+        config = self._engine.config
         self._config = config
+        self.checkpoint_interval_s = checkpoint_interval_s
+        self.checkpoints = CheckpointRing()  # thread-safe; written by the training thread
+        self.timelapse = TimelapseRecorder()  # thread-safe; written by the training thread
         self.telemetry.set_status("idle", "", device=str(self._engine.device), config=config)
 
     # --- public API (any thread) ----------------------------------------------------------
@@ -137,6 +145,62 @@ class Runner:
             self._apply_pending()
         return new
 
+    def rewind(self, index: int) -> int:
+        """Restore checkpoint `index` (weights, Adam state, RNG, step, live config); the run
+        pauses there so new hyperparameters can be set before it continues. Returns the step."""
+        ckpt = self.checkpoints.get(index)  # raises CheckpointError for an unknown index
+
+        def do_rewind():
+            self._engine.drain_stats()
+            restore(self._engine, ckpt)
+            with self._cond:
+                self._config = self._engine.config
+                self._pending_config = None
+                self._paused = True
+                self._pending_steps = 0
+            self.checkpoints.drop_after(ckpt.step)
+            self.telemetry.truncate_after(ckpt.step)
+            self.telemetry.set_status("paused", f"Rewound to step {ckpt.step:,}. Change the settings, then Resume.",
+                                      config=self._engine.config, step=ckpt.step)
+            self._publish_frame(safe=True)
+            return ckpt.step
+
+        return self._call(do_rewind)
+
+    def save(self, target) -> object:
+        """Write the run to a `.safetensors` file (see `checkpoints.save_run`)."""
+        return self._call(lambda: save_run(self._engine, target))
+
+    def checkpoint_now(self) -> int:
+        return self._call(lambda: self.checkpoints.add(capture(self._engine)))
+
+    def _call(self, fn, timeout: float = 30.0):
+        """Run `fn` on the training thread between two steps (or here if it is not running)."""
+        with self._cond:
+            alive = self._thread is not None and self._thread.is_alive()
+            if alive:
+                done, result = threading.Event(), []
+                self._commands.append((fn, done, result))
+                self._cond.notify_all()
+        if not alive:
+            return fn()
+        if not done.wait(timeout):
+            raise TimeoutError("the training thread did not answer in time")
+        ok, value = result[0]
+        if not ok:
+            raise value
+        return value
+
+    def _run_commands(self) -> None:
+        with self._cond:
+            commands, self._commands = self._commands, []
+        for fn, done, result in commands:
+            try:
+                result.append((True, fn()))
+            except Exception as exc:  # handed back to the caller
+                result.append((False, exc))
+            done.set()
+
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the thread and wait for it (it finishes the current step)."""
         with self._cond:
@@ -149,6 +213,13 @@ class Runner:
                 raise TimeoutError(f"training thread {self.name} did not stop within {timeout} s")
         with self._cond:
             self._thread = None
+            commands, self._commands = self._commands, []
+        for fn, done, result in commands:  # stopped before it could run them: run them here
+            try:
+                result.append((True, fn()))
+            except Exception as exc:
+                result.append((False, exc))
+            done.set()
         if self.state() in ("running", "paused"):
             self.telemetry.set_status("stopped")
 
@@ -163,6 +234,8 @@ class Runner:
             self._pending_config = None
             if csv_bytes is not None:
                 self._csv_bytes = csv_bytes
+        self.checkpoints.clear()
+        self.timelapse.clear()
         self.telemetry.reset()
         self.telemetry.set_status("idle", "", device=str(engine.device), config=config, step=0, rate=0.0)
 
@@ -182,12 +255,15 @@ class Runner:
         last_eval = 0.0
         t0 = time.perf_counter()
         last_score = t0
+        if len(self.checkpoints) == 0:
+            self.checkpoints.add(capture(engine))  # step 0 (or the loaded step): always rewindable
+        last_checkpoint = t0
         rate_steps, rate_t = engine.step_count, t0
         try:
             self._publish_frame()
             while True:
                 with self._cond:
-                    while not self._stop and self._paused and self._pending_steps == 0:
+                    while not self._stop and self._paused and self._pending_steps == 0 and not self._commands:
                         if tel.state == "running":
                             tel.set_status("paused")
                         self._cond.wait()
@@ -195,6 +271,11 @@ class Runner:
                         break
                     budget = self._pending_steps if self._paused else None
                     self._pending_steps = 0
+                if self._commands:
+                    self._run_commands()
+                    with self._cond:  # a command may have paused the run: re-check before stepping
+                        self._pending_steps += budget or 0
+                    continue
                 if tel.state != "running" and budget is None:
                     tel.set_status("running", "")
                 n_done = self._run_chunk(budget)
@@ -220,6 +301,9 @@ class Runner:
                 if budget is not None or now - last_eval >= self.eval_interval_s:
                     self._publish_frame()
                     last_eval = time.perf_counter()
+                if now - last_checkpoint >= self.checkpoint_interval_s:
+                    self.checkpoints.add(capture(engine))
+                    last_checkpoint = time.perf_counter()
                 if engine.data.is_image and last_eval - last_score >= self.score_interval_s:
                     scores = engine.digit_scores()
                     tel.record_digit_scores(engine.step_count, scores.inception_score, scores.frechet_distance)
@@ -252,6 +336,8 @@ class Runner:
         while n < limit:
             if self._pending_config is not None:  # unlocked peek; applied under the lock
                 self._apply_pending()
+            if self._commands:
+                break
             engine.step()
             n += 1
             if self._stop or (budget is None and (self._paused or time.perf_counter() >= deadline)):
@@ -266,7 +352,9 @@ class Runner:
 
     def _publish_frame(self, safe: bool = False) -> None:
         try:
-            self.telemetry.record_frame(self._engine.evaluate())
+            frame = self._engine.evaluate()
+            self.telemetry.record_frame(frame)
+            self.timelapse.add(frame)
         except Exception:
             if not safe:
                 raise

@@ -87,7 +87,8 @@ class SessionManager:
         self._maybe_sweep()
         return session
 
-    def create(self, sid: str, config: TrainConfig, csv_bytes: bytes | None = None) -> Session:
+    def create(self, sid: str, config: TrainConfig, csv_bytes: bytes | None = None,
+               engine=None) -> Session:
         """Replace `sid`'s run with a new one (not started).
 
         Raises (ConfigError, DataError, ServerBusy) before touching the old run,
@@ -98,7 +99,8 @@ class SessionManager:
             if sid not in self._sessions and len(self._sessions) >= self.max_sessions:
                 raise ServerBusy(f"The server is full ({self.max_sessions} runs open). "
                                  "Please try again in a few minutes.")
-        runner = self._factory(config, csv_bytes=csv_bytes, name=f"gan-{sid[:8]}")
+        extra = {} if engine is None else {"engine": engine}  # a loaded run file
+        runner = self._factory(config, csv_bytes=csv_bytes, name=f"gan-{sid[:8]}", **extra)
         self.release(sid)
         session = Session(runner, self._clock())
         with self._lock:

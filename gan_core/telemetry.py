@@ -81,6 +81,12 @@ class DecimatingSeries:
     def view(self) -> np.ndarray:
         return self.data[: self.size]
 
+    def truncate_after(self, step: float) -> None:
+        """Forget rows after `step` (a rewind abandons that future)."""
+        self.size = int(np.searchsorted(self.data[: self.size, 0], step, side="right"))
+        self._acc[:] = 0
+        self._acc_n = 0
+
 
 class RingBuffer:
     """Last `capacity` rows, oldest first on read."""
@@ -97,6 +103,12 @@ class RingBuffer:
         self.data[start : start + first] = rows[:first]
         self.data[: len(rows) - first] = rows[first:]
         self.count += len(rows)
+
+    def truncate_after(self, step: float) -> None:
+        rows = self.view()
+        rows = rows[rows[:, 0] <= step].copy()
+        self.count = 0
+        self.extend(rows)
 
     def view(self) -> np.ndarray:
         if self.count < self.capacity:
@@ -168,6 +180,17 @@ class Telemetry:
             self._step = 0
             self._rate = 0.0
             self._message = ""
+            self._version += 1
+
+    def truncate_after(self, step: int) -> None:
+        """Drop everything recorded after `step` (after a rewind to that step)."""
+        with self._lock:
+            self._history.truncate_after(step)
+            for buffer in (self._recent, self._coverage, self._digit_scores):
+                buffer.truncate_after(step)
+            if self._frame is not None and self._frame.step > step:
+                self._frame = None
+            self._step = step
             self._version += 1
 
     def record_steps(self, steps: np.ndarray, times: np.ndarray, stats: np.ndarray, rate: float) -> None:

@@ -15,10 +15,10 @@ import torch
 
 from app_support import free_port, wait_until
 from gan_core.sessions import SessionManager
-from ui.handlers import Handlers
+from ui.handlers import Controls, Handlers
 
-# dataset, size, batch, seed, loss, log10 G lr, log10 D lr, k, smoothing, two-sided, upload
-SETUP = ["ring8", "small", 64, 0, "nonsaturating", -3.0, -3.0, 1, 0.0, False, None]
+# dataset, size, batch, seed, loss, log10 G lr, log10 D lr, k, smoothing, two-sided, upload, lesson
+SETUP = ["ring8", "small", 64, 0, "nonsaturating", -3.0, -3.0, 1, 0.0, False, None, ""]
 LIVE = ["nonsaturating", -3.0, -3.0, 1, 0.0, False]
 
 
@@ -46,7 +46,7 @@ def test_start_trains_and_tick_draws_then_skips(handlers):
     handlers.pause(request=req("a"))
     wait_until(lambda: handlers.manager.get("a").runner.state() == "paused")
     first = handlers.tick(request=req("a"))
-    assert "step" in first[0] and len(first) == 6
+    assert "step" in first[0] and len(first) == 9
     samples = first[1].to_dict()
     assert samples["data"], "the samples figure has traces"
     second = handlers.tick(request=req("a"))  # nothing new since: every output skipped
@@ -89,12 +89,12 @@ def test_bad_setup_values_are_rejected(handlers):
 def test_csv_upload_trains_and_bad_csv_says_why(handlers, tmp_path):
     good = tmp_path / "points.csv"
     good.write_text("x,y\n" + "\n".join(f"{i % 7},{i % 5}" for i in range(100)))
-    handlers.start("csv", *SETUP[1:-1], str(good), request=req("a"))
+    handlers.start("csv", *SETUP[1:-2], str(good), "", request=req("a"))
     wait_until(lambda: steps_of(handlers, "a") > 5)
     bad = tmp_path / "bad.csv"
     bad.write_text("1,2\n3,four\n")
     with pytest.raises(gr.Error, match="line 2"):
-        handlers.reset("csv", *SETUP[1:-1], str(bad), request=req("a"))
+        handlers.reset("csv", *SETUP[1:-2], str(bad), "", request=req("a"))
     assert steps_of(handlers, "a") > 5, "a rejected upload leaves the old run alone"
 
 
@@ -162,3 +162,94 @@ def test_api_live_d_lr_change_via_gradio_client():
     finally:
         demo.close()
         manager.release_all()
+
+
+# --- lessons, alerts, rewind, save/load, timelapse, share links ------------------------------------
+
+def test_lesson_preset_loads_its_documented_configuration(handlers):
+    from gan_core.presets import PRESETS
+
+    for name, preset in PRESETS.items():
+        *values, lesson_text = handlers.choose_lesson(name)
+        assert lesson_text["visible"] and preset.watch in lesson_text["value"]
+        config = Controls(*values, lesson=name).config()
+        # Fields without a control (packing, Adam betas, …) come from the preset.
+        assert config == preset.config, name
+
+
+def test_lesson_start_uses_preset_fields_without_controls(handlers):
+    values = handlers.choose_lesson("oscillation")[:-1]
+    handlers.start(*values, None, "oscillation", request=req("a"))
+    config = handlers.manager.get("a").runner.config
+    assert config.beta1 == 0.9 and config.dataset == "ring8_wide"
+
+
+def test_share_link_round_trips_through_the_url(handlers):
+    values = ["grid25", "large", 128, 42, "hinge", -2.5, -3.5, 3, 0.1, True]
+    link = handlers.share_link("", *values, ["g_lr", "loss"], request=req("a"))
+    assert link.startswith("http://") and "hide=g_lr%2Closs" in link
+    from urllib.parse import parse_qsl, urlsplit
+
+    query = dict(parse_qsl(urlsplit(link).query))
+    fake = gr.Request(session_hash="b")
+    fake.query_params = query  # what Gradio fills in from the page URL
+    out = handlers.on_load(fake)
+    updates, lesson = out[:10], out[10]
+    assert [u["value"] for u in updates] == values
+    hidden = {name for name, u in zip(("dataset", "size", "batch", "seed", "loss", "g_lr", "d_lr", "k",
+                                       "smoothing", "two_sided"), updates) if not u["visible"]}
+    assert hidden == {"g_lr", "loss"} and lesson["visible"]
+
+
+def test_malformed_share_link_falls_back_to_defaults(handlers):
+    fake = gr.Request(session_hash="b")
+    fake.query_params = {"dataset": "ring8", "batch": "-5", "g_lr": "oops"}
+    out = handlers.on_load(fake)
+    assert out[2]["value"] == 256  # default batch, not the link's
+
+
+def test_alert_fix_button_applies_the_suggested_change(handlers):
+    values = handlers.choose_lesson("strong_d")[:-1]
+    handlers.start(*values, None, "strong_d", request=req("a"))
+    runner = handlers.manager.get("a").runner
+    wait_until(lambda: runner.snapshot().step > 600, timeout=30)
+    handlers.pause(request=req("a"))
+
+    def alerted():
+        out = handlers.tick(request=req("a"))
+        return handlers.manager.get("a").extras.get("fix")
+
+    fix = wait_until(alerted, timeout=10)
+    new_controls = handlers.apply_fix(request=req("a"))
+    assert len(new_controls) == 6
+    wait_until(lambda: all(getattr(runner.config, k) == v for k, v in fix.items()))
+
+
+def test_rewind_save_load_and_timelapse(handlers, tmp_path):
+    handlers.start(*SETUP, request=req("a"))
+    runner = handlers.manager.get("a").runner
+    wait_until(lambda: runner.snapshot().step > 200)
+    runner.checkpoint_now()
+    out = handlers.tick(request=req("a"))
+    menu = out[-1]
+    assert menu["choices"], "the rewind menu lists checkpoints"
+    oldest = menu["choices"][-1][1]
+    handlers.rewind(oldest, request=req("a"))
+    assert runner.snapshot().step == 0 and runner.state() == "paused"
+    with pytest.raises(gr.Error, match="Cannot rewind"):
+        handlers.rewind(9999, request=req("a"))
+
+    handlers.resume(request=req("a"))
+    wait_until(lambda: runner.snapshot().step > 50 and len(runner.timelapse) >= 2)
+    gif = handlers.timelapse(request=req("a"))
+    assert open(gif, "rb").read(6) in (b"GIF89a", b"GIF87a")
+    path = handlers.save(request=req("a"))
+    status, *controls = handlers.load(path, request=req("b"))
+    loaded = handlers.manager.get("b").runner
+    assert loaded.engine.step_count > 50 and controls[0] == "ring8"
+
+    junk = tmp_path / "evil.safetensors"
+    junk.write_bytes(b"\x80\x04cos\nsystem\n(S'echo pwned'\ntR.")  # a pickle, not a run file
+    with pytest.raises(gr.Error, match="Cannot load"):
+        handlers.load(str(junk), request=req("b"))
+    assert handlers.manager.get("b").runner is loaded, "a rejected file leaves the current run alone"

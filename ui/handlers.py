@@ -6,13 +6,18 @@ values into `TrainConfig`s and runner calls, turn engine errors into
 """
 
 import math
-from dataclasses import dataclass
+import tempfile
+from dataclasses import dataclass, replace
 from pathlib import Path
+from urllib.parse import urlencode
 
 import gradio as gr
 
 from gan_core import plots
-from gan_core.config import ConfigError, TrainConfig, default_config
+from gan_core.alerts import detect
+from gan_core.checkpoints import CheckpointError, load_run
+from gan_core.config import LIVE_FIELDS, ConfigError, TrainConfig, default_config
+from gan_core.presets import PRESETS, get_preset
 from gan_core.data import CSV_MAX_BYTES, DataError
 from gan_core.losses import LOSSES
 from gan_core.sessions import ServerBusy, SessionManager
@@ -30,6 +35,10 @@ LOSS_CHOICES = [(loss.title, name) for name, loss in LOSSES.items()]
 SIZE_CHOICES = ["small", "medium", "large"]
 WIDTHS = {"toy": {"small": 32, "medium": 64, "large": 128}, "digits": {"small": 16, "medium": 32, "large": 64}}
 PLOT_NAMES = ("samples", "d_hist", "losses", "d_means", "coverage")
+PRESET_CHOICES = [("Free play (choose everything yourself)", "")] + [(p.title, name) for name, p in PRESETS.items()]
+# Controls a teacher can hide with ?hide=a,b in the page URL, and the URL keys of a shared setup.
+HIDEABLE = ("dataset", "size", "batch", "seed", "loss", "g_lr", "d_lr", "k", "smoothing", "two_sided", "lesson")
+SHARE_KEYS = ("lesson", "dataset", "size", "batch", "seed", "loss", "g_lr", "d_lr", "k", "smoothing", "two_sided")
 
 
 @dataclass(frozen=True)
@@ -46,18 +55,25 @@ class Controls:
     n_critic: int
     label_smoothing: float
     two_sided: bool
+    lesson: str = ""
 
     def config(self) -> TrainConfig:
-        """The TrainConfig these controls describe; raises gr.Error on a bad value."""
+        """The TrainConfig these controls describe; raises gr.Error on a bad value.
+
+        A lesson preset for the same dataset supplies the fields that have no control
+        (packing, Adam betas, …); the controls override the rest.
+        """
         try:
             if self.size not in SIZE_CHOICES:
                 raise ConfigError(f"model size must be one of {', '.join(SIZE_CHOICES)}, got {self.size!r}")
             width = WIDTHS["digits" if self.dataset == "digits" else "toy"][self.size]
-            return default_config(
-                self.dataset, width=width, batch_size=self.batch_size, seed=self.seed, loss=self.loss,
-                **live_values(self.g_lr_log10, self.d_lr_log10, self.n_critic, self.label_smoothing,
-                              self.two_sided),
-            )
+            values = dict(width=width, batch_size=self.batch_size, seed=self.seed, loss=self.loss,
+                          **live_values(self.g_lr_log10, self.d_lr_log10, self.n_critic, self.label_smoothing,
+                                        self.two_sided))
+            preset = PRESETS.get(self.lesson or "")
+            if preset is not None and preset.config.dataset == self.dataset:
+                return replace(preset.config, **values)
+            return default_config(self.dataset, **values)
         except (ConfigError, TypeError, ValueError) as exc:
             raise gr.Error(str(exc)) from None
 
@@ -66,8 +82,22 @@ def live_values(g_lr_log10, d_lr_log10, n_critic, label_smoothing, two_sided) ->
     for name, v in (("G learning rate", g_lr_log10), ("D learning rate", d_lr_log10)):
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
             raise ConfigError(f"{name} (log₁₀) must be a finite number, got {v!r}")
-    return dict(g_lr=10.0 ** g_lr_log10, d_lr=10.0 ** d_lr_log10, n_critic=n_critic,
+    # Two significant digits: the log slider's 10^-1.7 means 0.02, as a preset or a person would write it.
+    lr = lambda x: float(f"{10.0 ** x:.2g}")
+    return dict(g_lr=lr(g_lr_log10), d_lr=lr(d_lr_log10), n_critic=n_critic,
                 label_smoothing=label_smoothing, two_sided_smoothing=two_sided)
+
+
+def size_of(config: TrainConfig) -> str:
+    widths = WIDTHS["digits" if config.dataset == "digits" else "toy"]
+    return min(widths, key=lambda k: abs(widths[k] - config.width))
+
+
+def control_values(config: TrainConfig) -> tuple:
+    """(dataset, size, batch, seed, loss, log10 G lr, log10 D lr, k, smoothing, two-sided)."""
+    return (config.dataset, size_of(config), config.batch_size, config.seed, config.loss,
+            round(math.log10(config.g_lr), 2), round(math.log10(config.d_lr), 2), config.n_critic,
+            config.label_smoothing, config.two_sided_smoothing)
 
 
 def defaults_for(dataset: str) -> tuple:
@@ -112,10 +142,10 @@ class Handlers:
     # --- buttons ------------------------------------------------------------------------------
 
     def start(self, dataset, size, batch_size, seed, loss, g_lr_log10, d_lr_log10, n_critic,
-              label_smoothing, two_sided, upload, request: gr.Request):
+              label_smoothing, two_sided, upload, lesson, request: gr.Request):
         """Start a new run from the controls, or resume the current one if its setup is unchanged."""
         config = Controls(dataset, size, batch_size, seed, loss, g_lr_log10, d_lr_log10, n_critic,
-                          label_smoothing, two_sided).config()
+                          label_smoothing, two_sided, lesson).config()
         sid = self._sid(request)
         session = self.manager.get(sid)
         if session is not None and session.runner.state() in ("paused", "running", "finished"):
@@ -155,23 +185,23 @@ class Handlers:
         return self.status(request)
 
     def step(self, dataset, size, batch_size, seed, loss, g_lr_log10, d_lr_log10, n_critic,
-             label_smoothing, two_sided, upload, request: gr.Request):
+             label_smoothing, two_sided, upload, lesson, request: gr.Request):
         """One training step (k D updates + 1 G update), then stay paused."""
         sid = self._sid(request)
         session = self.manager.get(sid)
         if session is None:
             config = Controls(dataset, size, batch_size, seed, loss, g_lr_log10, d_lr_log10, n_critic,
-                              label_smoothing, two_sided).config()
+                              label_smoothing, two_sided, lesson).config()
             session = self._new_run(sid, config, upload)
         self.manager.cancel_start(sid)
         session.runner.step(1)
         return self.status(request)
 
     def reset(self, dataset, size, batch_size, seed, loss, g_lr_log10, d_lr_log10, n_critic,
-              label_smoothing, two_sided, upload, request: gr.Request):
+              label_smoothing, two_sided, upload, lesson, request: gr.Request):
         """Throw the run away and build a fresh one (step 0) from the controls; not started."""
         config = Controls(dataset, size, batch_size, seed, loss, g_lr_log10, d_lr_log10, n_critic,
-                          label_smoothing, two_sided).config()
+                          label_smoothing, two_sided, lesson).config()
         self._new_run(self._sid(request), config, upload)
         return self.status(request)
 
@@ -194,8 +224,7 @@ class Handlers:
         return self.status(request)
 
     def _apply_live(self, session, config: TrainConfig) -> None:
-        session.runner.update(**{f: getattr(config, f) for f in (
-            "loss", "g_lr", "d_lr", "n_critic", "label_smoothing", "two_sided_smoothing", "batch_size")})
+        session.runner.update(**{f: getattr(config, f) for f in LIVE_FIELDS})
 
     # --- reading ------------------------------------------------------------------------------------
 
@@ -229,11 +258,14 @@ class Handlers:
         return text
 
     def tick(self, request: gr.Request):
-        """Timer: redraw only when the run published something new."""
+        """Timer: redraw only when the run published something new.
+
+        Outputs: status, the five plots, the alerts text, the fix button, the rewind menu.
+        """
         sid = self._sid(request)
         self.manager.admit()
         session = self.manager.get(sid)
-        n_out = 1 + len(PLOT_NAMES)
+        n_out = 1 + len(PLOT_NAMES) + 3
         if session is None:
             return tuple(gr.skip() for _ in range(n_out))
         snap = session.runner.snapshot()
@@ -241,7 +273,126 @@ class Handlers:
         if session.extras.get("sent") == key:
             return tuple(gr.skip() for _ in range(n_out))
         session.extras["sent"] = key
-        return (self.status(request), *figures(snap))
+        return (self.status(request), *figures(snap), *self._alerts(session, snap), self._rewind_menu(session))
+
+    def _alerts(self, session, snap) -> tuple:
+        alerts = detect(snap)
+        text = "\n\n".join(f"**{a.title}** — {a.explanation} *Try:* {a.suggestion}" for a in alerts)
+        with_fix = next((a for a in alerts if a.fix), None)
+        if session.extras.get("alert_text") == text:
+            text_out = gr.skip()
+        else:
+            session.extras["alert_text"] = text
+            text_out = gr.update(value=text, visible=bool(text))
+        session.extras["fix"] = with_fix.fix if with_fix else None
+        label = f"Apply fix: {with_fix.fix_label}" if with_fix else ""
+        if session.extras.get("fix_label") == label:
+            return text_out, gr.skip()
+        session.extras["fix_label"] = label
+        return text_out, gr.update(value=label or "Apply fix", visible=with_fix is not None)
+
+    def _rewind_menu(self, session):
+        infos = session.runner.checkpoints.list()
+        key = tuple(i.index for i in infos)
+        if session.extras.get("menu") == key:
+            return gr.skip()
+        session.extras["menu"] = key
+        choices = [(i.label, i.index) for i in reversed(infos)]
+        return gr.update(choices=choices, value=choices[0][1] if choices else None)
+
+    # --- issue-6 tools: fixes, rewind, save/load, timelapse, presets, share --------------------------
+
+    def apply_fix(self, request: gr.Request):
+        """Apply the suggested fix of the current alert; returns the new live control values."""
+        session = self._session(request)
+        fix = session.extras.get("fix") if session is not None else None
+        if not fix:
+            raise gr.Error("No fix to apply right now.")
+        try:
+            config = session.runner.update(**fix)
+        except (ConfigError, ValueError) as exc:
+            raise gr.Error(str(exc)) from None
+        gr.Info("Applied: " + ", ".join(f"{k} = {v:g}" if isinstance(v, float) else f"{k} = {v}"
+                                        for k, v in fix.items()))
+        return control_values(config)[4:]
+
+    def rewind(self, index, request: gr.Request):
+        session = self._session(request)
+        if session is None:
+            raise gr.Error("Nothing to rewind yet: press Start.")
+        try:
+            session.runner.rewind(int(index))
+        except (CheckpointError, TypeError, ValueError) as exc:
+            raise gr.Error(f"Cannot rewind: {exc}") from None
+        self.manager.cancel_start(self._sid(request))
+        return self.status(request)
+
+    def save(self, request: gr.Request):
+        session = self._session(request)
+        if session is None:
+            raise gr.Error("Nothing to save yet: press Start.")
+        folder = Path(tempfile.mkdtemp(prefix="gan-run-"))
+        return str(session.runner.save(folder))
+
+    def load(self, path, request: gr.Request):
+        """Load a saved run (safetensors + JSON: no code is executed); it starts paused."""
+        if path is None:
+            return (gr.skip(),) * 11
+        size = Path(path).stat().st_size
+        try:
+            engine = load_run(path, device="auto")
+            session = self.manager.create(self._sid(request), engine.config, engine=engine)
+        except (CheckpointError, ConfigError, ValueError) as exc:
+            raise gr.Error(f"Cannot load this file ({size:,} bytes): {exc}") from None
+        return (self.status(request), *control_values(session.runner.config))
+
+    def timelapse(self, request: gr.Request):
+        session = self._session(request)
+        if session is None or len(session.runner.timelapse) < 2:
+            raise gr.Error("Train for a few seconds first: the timelapse needs at least two frames.")
+        path = Path(tempfile.mkdtemp(prefix="gan-timelapse-")) / f"timelapse-step{session.runner.snapshot().step}.gif"
+        session.runner.timelapse.to_gif(path, fps=8)
+        return str(path)
+
+    def share_link(self, lesson, dataset, size, batch_size, seed, loss, g_lr_log10, d_lr_log10, n_critic,
+                   label_smoothing, two_sided, hide, request: gr.Request) -> str:
+        """A link that opens this page with the same setup (and, for teachers, hidden controls)."""
+        values = dict(zip(SHARE_KEYS, (lesson, dataset, size, batch_size, seed, loss, g_lr_log10, d_lr_log10,
+                                       n_critic, label_smoothing, two_sided)))
+        params = {k: v for k, v in values.items() if v not in ("", None)}
+        if hide:
+            params["hide"] = ",".join(hide)
+        base = _page_url(request)
+        return f"{base}?{urlencode(params)}"
+
+    def on_load(self, request: gr.Request):
+        """Read a shared setup from the URL: control values, lesson and hidden controls."""
+        query = dict(getattr(request, "query_params", {}) or {})
+        values = list(control_values(default_config("ring8"))) + [""]  # + lesson
+        keys = ("dataset", "size", "batch", "seed", "loss", "g_lr", "d_lr", "k", "smoothing", "two_sided", "lesson")
+        note = ""
+        if query.get("lesson") in PRESETS:
+            values = list(control_values(get_preset(query["lesson"]).config)) + [query["lesson"]]
+        try:
+            for i, key in enumerate(keys[:-1]):
+                if key in query:
+                    values[i] = _parse_query_value(key, query[key])
+            Controls(*values).config()  # validates the whole setup
+        except (gr.Error, ValueError) as exc:
+            values = list(control_values(default_config("ring8"))) + [""]
+            note = f"The link's setup was ignored: {exc}"
+        hidden = set(filter(None, str(query.get("hide", "")).split(","))) & set(HIDEABLE)
+        updates = [gr.update(value=v, visible=keys[i] not in hidden) for i, v in enumerate(values)]
+        lesson_text = _lesson_text(values[-1])
+        if note:
+            gr.Warning(note)
+        return (*updates, lesson_text, gr.update(visible=values[0] == "csv"))
+
+    def choose_lesson(self, lesson):
+        """Load a preset's controls and show its explanation."""
+        if not lesson:
+            return (*(gr.skip() for _ in range(10)), _lesson_text(""))
+        return (*control_values(get_preset(lesson).config), _lesson_text(lesson))
 
     def server_stats(self) -> dict:
         """Counts for operators and the load benchmark (no per-visitor data)."""
@@ -258,9 +409,34 @@ class Handlers:
             self.manager.release(sid)
 
 
+def _lesson_text(lesson: str):
+    if not lesson:
+        return gr.update(value="", visible=False)
+    preset = get_preset(lesson)
+    return gr.update(value=f"{preset.explanation}\n\n*Watch for:* {preset.watch}. Press **Start**.", visible=True)
+
+
+def _parse_query_value(key: str, raw: str):
+    if key in ("batch", "seed", "k"):
+        return int(raw)
+    if key in ("g_lr", "d_lr", "smoothing"):
+        return float(raw)
+    if key == "two_sided":
+        return raw.lower() in ("1", "true", "yes")
+    return raw
+
+
+def _page_url(request: gr.Request) -> str:
+    headers = getattr(request, "headers", {}) or {}
+    host = headers.get("x-forwarded-host") or headers.get("host") or "127.0.0.1:7860"
+    proto = headers.get("x-forwarded-proto") or "http"
+    return f"{proto}://{host}/"
+
+
 def _same_setup(a: TrainConfig, b: TrainConfig) -> bool:
     """True when only live fields differ, so the run can continue."""
-    keys = ("dataset", "z_dim", "width", "depth", "pack", "seed", "device", "gp_weight")
+    keys = ("dataset", "z_dim", "width", "depth", "pack", "seed", "device", "gp_weight", "ema_decay",
+            "lr_decay_steps", "lr_decay_final")
     return all(getattr(a, k) == getattr(b, k) for k in keys)
 
 
