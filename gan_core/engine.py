@@ -33,7 +33,7 @@ from .config import TrainConfig
 from .data import make_dataset
 from .losses import get_loss, gradient_penalty, smoothed_targets
 from .metrics import N_COVERAGE_SAMPLES, mode_coverage
-from .models import LEAK, DCGANDiscriminator, DCGANGenerator, MLP, PackedDiscriminator
+from .models import DCGANDiscriminator, DCGANGenerator, MLP, PackedDiscriminator
 
 # Columns of the per-step statistics, in order.
 STAT_FIELDS = (
@@ -135,13 +135,14 @@ class _HandMLP:
                 p.grad = torch.zeros_like(p)
         self.grads = [p.grad for p in self.params]
         self.n = len(mlp.linears)
+        self.leak = mlp.leak
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         acts = [x]
         for l in range(self.n):
             h = torch.addmm(self.params[2 * l + 1], acts[-1], self.params[2 * l].t())
             if l < self.n - 1:
-                h = torch.nn.functional.leaky_relu(h, LEAK)
+                h = torch.nn.functional.leaky_relu(h, self.leak)
             acts.append(h)
         return acts
 
@@ -153,7 +154,7 @@ class _HandMLP:
                 torch.sum(g, 0, out=self.grads[2 * l + 1])
             g = torch.mm(g, self.params[2 * l])
             if l > 0:
-                g = torch.ops.aten.leaky_relu_backward(g, acts[l], LEAK, True)
+                g = torch.ops.aten.leaky_relu_backward(g, acts[l], self.leak, True)
         return g
 
 
@@ -170,7 +171,7 @@ class Engine:
             self.D: nn.Module = DCGANDiscriminator(config.width, batchnorm=config.loss != "wgan-gp",
                                                    generator=init_rng)
         else:
-            self.G = MLP(config.z_dim, 2, config.width, config.depth, init_rng)
+            self.G = MLP(config.z_dim, 2, config.width, config.depth, init_rng, leak=0.0)  # ReLU G (DCGAN)
             self.D = PackedDiscriminator(config.width, config.depth, config.pack, generator=init_rng)
         self.G.to(self.device)
         self.D.to(self.device)

@@ -23,11 +23,17 @@ LEAK = 0.2  # LeakyReLU slope (DCGAN §3)
 
 
 class MLP(nn.Module):
-    """`depth` hidden layers of `width` units with LeakyReLU(0.2) between them."""
+    """`depth` hidden layers of `width` units with LeakyReLU(`leak`) between them.
+
+    G uses ReLU (`leak=0`) and D LeakyReLU(0.2), the DCGAN rule (§3). For G this
+    matters beyond style: ReLU units switch fully off, so G can map a whole region
+    of z-space onto one tight cluster, where a leaky G always smears between modes.
+    """
 
     def __init__(self, in_dim: int, out_dim: int, width: int, depth: int,
-                 generator: torch.Generator | None = None) -> None:
+                 generator: torch.Generator | None = None, leak: float = LEAK) -> None:
         super().__init__()
+        self.leak = leak
         dims = [in_dim] + [width] * depth + [out_dim]
         self.linears = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
         self.in_dim, self.out_dim = in_dim, out_dim
@@ -35,14 +41,14 @@ class MLP(nn.Module):
             for layer in self.linears:
                 # He-uniform for LeakyReLU (same rule as nn.Linear's default), but
                 # drawn from our own generator for reproducibility.
-                bound = math.sqrt(6.0 / ((1 + LEAK**2) * layer.in_features))
+                bound = math.sqrt(6.0 / ((1 + leak**2) * layer.in_features))
                 layer.weight.uniform_(-bound, bound, generator=generator)
                 layer.bias.zero_()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, in_dim) -> (B, out_dim)
         *hidden, last = self.linears
         for layer in hidden:
-            x = nn.functional.leaky_relu(layer(x), LEAK)
+            x = nn.functional.leaky_relu(layer(x), self.leak)
         return last(x)
 
 

@@ -386,3 +386,24 @@ def test_save_refuses_a_run_too_large_to_load_again(tmp_path):
     with pytest.raises(CheckpointError, match="over the 0 MB limit"):
         save_run(e, tmp_path, max_bytes=1000)
     assert not list(tmp_path.iterdir())
+
+
+def test_ema_of_g_survives_rewind_and_save_load(tmp_path):
+    from gan_core.checkpoints import capture, load_run, restore, save_run
+    from gan_core.config import TrainConfig
+    from gan_core.engine import Engine
+
+    engine = Engine(TrainConfig(width=8, depth=1, batch_size=16, ema_decay=0.9))
+    for _ in range(10):
+        engine.step()
+    ckpt = capture(engine)
+    ema_then = [p.clone() for p in engine.G_ema.parameters()]
+    for _ in range(10):
+        engine.step()
+    restore(engine, ckpt)
+    for a, b in zip(engine.G_ema.parameters(), ema_then):
+        assert torch.equal(a, b)
+    path = save_run(engine, tmp_path)
+    loaded = load_run(path, device="cpu")
+    for a, b in zip(loaded.G_ema.parameters(), ema_then):
+        assert torch.equal(a, b)

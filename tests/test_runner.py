@@ -233,3 +233,45 @@ def test_max_steps_finishes_exactly(make_runner, wait_until):
     assert snap.step == 30 and "30" in snap.message
     time.sleep(0.05)
     assert runner.engine.step_count == 30
+
+
+def test_rewind_while_running_restores_exactly_and_pauses(make_runner, wait_until):
+    runner = make_runner(checkpoint_interval_s=3600)
+    runner.start()
+    wait_until(lambda: runner.snapshot().step > 30)
+    index = runner.checkpoint_now()  # captured on the training thread, between steps
+    ckpt = runner.checkpoints.get(index)
+    wait_until(lambda: runner.snapshot().step > ckpt.step + 30)
+    assert runner.rewind(index) == ckpt.step
+    snap = wait_until(lambda: settled(runner, "paused", ckpt.step))
+    assert "Rewound" in snap.message
+    assert snap.history[-1, 0] <= ckpt.step, "the abandoned future is gone from the plots"
+    for name, value in runner.engine.G.state_dict().items():
+        assert torch.equal(value, ckpt.g_state[name])
+    # ... and continuing from there works, with a different learning rate.
+    runner.update(d_lr=2e-3)
+    runner.step(5)
+    wait_until(lambda: settled(runner, "paused", ckpt.step + 5))
+    assert runner.engine.d_opt.param_groups[0]["lr"] == 2e-3
+
+
+def test_commands_run_inline_when_no_thread(make_runner):
+    runner = make_runner()
+    index = runner.checkpoint_now()
+    assert runner.checkpoints.get(index).step == 0
+    assert runner.rewind(index) == 0
+
+
+def test_telemetry_truncate_after_drops_the_future():
+    from gan_core.telemetry import Telemetry
+
+    tel = Telemetry(history_capacity=8, recent=16)
+    steps = np.arange(1, 41)
+    tel.record_steps(steps, steps * 0.1, np.ones((40, 7)), 10.0)
+    tel.truncate_after(25)
+    snap = tel.snapshot()
+    assert snap.step == 25
+    assert snap.history[:, 0].max() <= 25 and snap.recent[:, 0].max() == 25
+    assert np.all(np.diff(snap.recent[:, 0]) == 1)
+    tel.record_steps(np.arange(26, 31), np.zeros(5), np.zeros((5, 7)), 10.0)
+    assert tel.snapshot().recent[-1, 0] == 30
