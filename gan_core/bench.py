@@ -5,6 +5,7 @@
     python -m gan_core.bench digits --seconds 300
     python -m gan_core.bench ticks              # app tick handler latency with 50k steps of history
     python -m gan_core.bench load --clients 30  # 30 simulated visitors against `python app.py`
+    python -m gan_core.bench presets            # each lesson preset's symptom after ~30 s
     python -m gan_core.bench                    # speed + quality
 
 Every result records the device and torch thread count. Numbers on a shared
@@ -27,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import TrainConfig, default_config
-from .engine import Engine
+from .engine import STAT_FIELDS, Engine
 from .metrics import mode_coverage
 from .runner import Runner
 
@@ -375,11 +376,55 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
+def bench_presets(seconds: float) -> dict:
+    """Train every lesson preset for `seconds` and measure the symptom it should show,
+    plus the alerts `alerts.detect` raised along the way (checked every second)."""
+    from .alerts import detect
+    from .presets import PRESETS
+
+    out = {}
+    for name, preset in PRESETS.items():
+        runner = Runner(preset.config, eval_interval_s=0.25)
+        kinds: dict[str, int] = {}
+        runner.start()
+        t0 = time.perf_counter()
+        coverage_seen = []
+        while time.perf_counter() - t0 < seconds:
+            time.sleep(1.0)
+            snap = runner.snapshot()
+            for alert in detect(snap):
+                kinds[alert.kind] = kinds.get(alert.kind, 0) + 1
+            if snap.frame is not None and snap.frame.modes_covered is not None:
+                coverage_seen.append(snap.frame.modes_covered)
+        runner.stop()
+        snap = runner.snapshot()
+        recent = snap.recent[-1000:]
+        col = lambda n: recent[:, 2 + STAT_FIELDS.index(n)]
+        early = snap.history[:50]
+        g_norm_early = float(np.max(early[:, 2 + STAT_FIELDS.index("g_grad_norm")])) if len(early) else float("nan")
+        d_loss = col("d_loss")
+        out[name] = dict(
+            watch=preset.watch, steps=snap.step, state=snap.state,
+            final_modes=snap.frame.modes_covered if snap.frame else None,
+            final_hq_percent=round(snap.frame.hq_percent, 1) if snap.frame and snap.frame.hq_percent is not None else None,
+            modes_seen_min_max=[min(coverage_seen), max(coverage_seen)] if coverage_seen else None,
+            share_of_evals_below_all_modes=round(float(np.mean(np.array(coverage_seen) < (snap.frame.n_modes or 0))), 2)
+            if coverage_seen and snap.frame and snap.frame.n_modes else None,
+            mean_d_real_last_1000=round(float(col("d_real").mean()), 3),
+            mean_d_fake_last_1000=round(float(col("d_fake").mean()), 3),
+            g_grad_norm_last_over_early_max=round(float(col("g_grad_norm").mean()) / g_norm_early, 4),
+            d_loss_mean_std_last_1000=[round(float(d_loss.mean()), 3), round(float(d_loss.std()), 3)],
+            digit_is_last=round(float(snap.digit_scores[-1, 1]), 2) if len(snap.digit_scores) else None,
+            alerts_seen=kinds,
+        )
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m gan_core.bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("what", nargs="*", default=["speed", "quality"],
-                   choices=["speed", "quality", "digits", "ticks", "load", "all"])
+                   choices=["speed", "quality", "digits", "ticks", "load", "presets", "all"])
     p.add_argument("--clients", type=int, default=30, help="simulated visitors (load)")
     p.add_argument("--max-runs", type=int, default=None, help="admission cap for the load test's server")
     p.add_argument("--seconds", type=float, default=None, help="time budget per measurement")
@@ -397,6 +442,8 @@ def main(argv: list[str] | None = None) -> int:
             result["digits"] = bench_digits(args.seconds or 300.0)
         elif name == "ticks":
             result["ticks"] = bench_ticks()
+        elif name == "presets":
+            result["presets"] = bench_presets(args.seconds or 30.0)
         elif name == "load":
             result["load"] = bench_load(args.clients, args.seconds or 20.0, args.max_runs)
         print(json.dumps({name: result[name]}), file=sys.stderr, flush=True)

@@ -248,12 +248,18 @@ class Engine:
         if self.G_ema is not None:
             self._update_ema()
 
-    def _decay_lr(self) -> None:
+    def lr_scale(self) -> float:
+        """Factor of the linear lr decay at the current step (1 without decay)."""
         cfg = self.config
+        if not cfg.lr_decay_steps:
+            return 1.0
         frac = min(1.0, self.step_count / cfg.lr_decay_steps)
-        scale = 1.0 - (1.0 - cfg.lr_decay_final) * frac
-        self.g_opt.param_groups[0]["lr"] = cfg.g_lr * scale
-        self.d_opt.param_groups[0]["lr"] = cfg.d_lr * scale
+        return 1.0 - (1.0 - cfg.lr_decay_final) * frac
+
+    def _decay_lr(self) -> None:
+        scale = self.lr_scale()
+        self.g_opt.param_groups[0]["lr"] = self.config.g_lr * scale
+        self.d_opt.param_groups[0]["lr"] = self.config.d_lr * scale
 
     @torch.no_grad()
     def _update_ema(self) -> None:

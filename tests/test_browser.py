@@ -85,7 +85,7 @@ def test_start_watch_and_move_a_slider(live_app):
             box = page.get_by_label("number input for D learning rate (log10)")
             box.fill("-2")
             box.press("Enter")
-            wait_until(lambda: math.isclose(engine.d_opt.param_groups[0]["lr"], 1e-2), timeout=20)
+            wait_until(lambda: math.isclose(engine.d_opt.param_groups[0]["lr"], 1e-2 * engine.lr_scale(), rel_tol=2e-2), timeout=20)
             step = session.runner.snapshot().step
             wait_until(lambda: session.runner.snapshot().step > step + 50, timeout=20)
             assert session.runner.engine is engine, "moving a live slider must not restart the run"

@@ -87,7 +87,8 @@ def test_with_live_changes_live_fields_and_validates():
 
 def test_with_live_refuses_frozen_fields_naming_them():
     frozen = [f for f in TrainConfig().to_dict() if f not in LIVE_FIELDS]
-    assert set(frozen) == {"dataset", "z_dim", "width", "depth", "pack", "gp_weight", "seed", "device"}
+    assert set(frozen) == {"dataset", "z_dim", "width", "depth", "pack", "gp_weight", "seed", "device",
+                           "ema_decay", "lr_decay_steps", "lr_decay_final"}
     with pytest.raises(ConfigError, match="seed, width cannot change while training"):
         TrainConfig().with_live(width=32, seed=1, d_lr=1e-4)
 

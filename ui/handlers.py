@@ -245,7 +245,9 @@ class Handlers:
             head = f"**{state.capitalize()}**"
         parts = [head, f"step **{snap.step:,}**", f"{snap.steps_per_s:,.0f} steps/s",
                  "GPU" if snap.device.startswith("cuda") else "CPU",
-                 f"G lr {_fmt_lr(cfg.g_lr)} · D lr {_fmt_lr(cfg.d_lr)} · k={cfg.n_critic}"
+                 f"G lr {_fmt_lr(cfg.g_lr)} · D lr {_fmt_lr(cfg.d_lr)}"
+                 + (f" (× {scale:.2f} decay)" if (scale := session.runner.engine.lr_scale()) < 1 else "")
+                 + f" · k={cfg.n_critic}"
                  + (f" · smoothing {cfg.label_smoothing:g}" if cfg.label_smoothing else "")]
         frame = snap.frame
         if frame is not None and frame.modes_covered is not None:
