@@ -34,7 +34,13 @@ class DataError(ValueError):
 
 
 class PointDataset:
-    """2-D points: a Gaussian mixture (`modes`, `sigma`) or a fixed point cloud."""
+    """2-D points: a Gaussian mixture (`modes`, `sigma`) or a fixed point cloud.
+
+    `modes`, `sigma`, `points` and `bounds` are in data units. `sample()` returns
+    *model units*: data divided by `scale` (the largest |coordinate|), so every toy
+    reaches the networks in [-1, 1] whatever its size — standardising inputs, as for
+    any network. `Engine` multiplies by `scale` again for plots and metrics.
+    """
 
     is_image = False
     dim = 2
@@ -58,6 +64,11 @@ class PointDataset:
         self.modes = None if modes is None else modes.to(self.device, torch.float32)
         self.points = None if points is None else points.to(self.device, torch.float32)
         ref = self.modes if self.modes is not None else self.points
+        self.scale = max(float(ref.abs().max()), 1e-6)
+        # Pre-divided copies: sampling in model units costs no extra op per step.
+        self._modes_n = None if self.modes is None else self.modes / self.scale
+        self._sigma_n = self.sigma / self.scale
+        self._points_n = None if self.points is None else self.points / self.scale
         lo, hi = ref.min(0).values, ref.max(0).values
         pad = 3 * self.sigma + 0.15 * float((hi - lo).max())
         # Plot bounds (x0, x1, y0, y1): square, centred, with a margin.
@@ -83,17 +94,17 @@ class PointDataset:
         )
 
     def sample(self, n: int, generator: torch.Generator, out: torch.Tensor | None = None) -> torch.Tensor:
-        """Draw `n` points (n, 2); writes into `out` when given (no allocation)."""
+        """Draw `n` points (n, 2) in model units (data / scale); writes into `out` when given."""
         if out is None:
             out = torch.empty(n, 2, device=self.device)
         if self.modes is not None:
             idx = torch.randint(len(self.modes), (n,), device=self.device, generator=generator)
-            torch.index_select(self.modes, 0, idx, out=out)
+            torch.index_select(self._modes_n, 0, idx, out=out)
             noise = torch.randn(n, 2, device=self.device, generator=generator)
-            out.add_(noise, alpha=self.sigma)
+            out.add_(noise, alpha=self._sigma_n)
         else:
             idx = torch.randint(len(self.points), (n,), device=self.device, generator=generator)
-            torch.index_select(self.points, 0, idx, out=out)
+            torch.index_select(self._points_n, 0, idx, out=out)
         return out
 
 
@@ -104,6 +115,7 @@ class DigitDataset:
     dim = 28 * 28
     modes = None
     sigma = 0.0
+    scale = 1.0  # pixels are already in [-1, 1]
     bounds = (-1.0, 1.0, -1.0, 1.0)
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, name: str, title: str,

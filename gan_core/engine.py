@@ -352,8 +352,8 @@ class Engine:
         return self.D(x)
 
     def evaluate(self) -> EvalFrame:
-        """Render the heavy telemetry on the fixed real batch and fixed noise."""
-        loss = self.loss
+        """Render the heavy telemetry on the fixed real batch and fixed noise (in data units)."""
+        loss, scale = self.loss, self.data.scale
         with torch.no_grad():
             fake = self.G(self.eval_noise)
             d_real_raw = self._d_single(self.eval_real).flatten()
@@ -369,9 +369,9 @@ class Engine:
                 xs = torch.linspace(x0, x1, SURFACE_RES, device=self.device)
                 ys = torch.linspace(y0, y1, SURFACE_RES, device=self.device)
                 grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1).reshape(-1, 2)
-                surface = loss.display(self._d_single(grid)).reshape(SURFACE_RES, SURFACE_RES)
+                surface = loss.display(self._d_single(grid / scale)).reshape(SURFACE_RES, SURFACE_RES)
                 if self.coverage_noise is not None:
-                    cov = mode_coverage(self.G(self.coverage_noise), self.data.modes, self.data.sigma)
+                    cov = mode_coverage(self.G(self.coverage_noise) * scale, self.data.modes, self.data.sigma)
                     covered, n_modes, hq = cov.modes_covered, cov.n_modes, cov.hq_percent
         if not self.data.is_image:
             with torch.enable_grad():
@@ -382,7 +382,7 @@ class Engine:
         if self.data.is_image:
             real_np, fake_np = as_np(self.eval_real[:N_EVAL_IMAGES, 0]), as_np(fake[:, 0])
         else:
-            real_np, fake_np = as_np(self.eval_real), as_np(fake)
+            real_np, fake_np = as_np(self.eval_real * scale), as_np(fake * scale)
         return EvalFrame(
             step=self.step_count,
             d_real_values=as_np(loss.display(d_real_raw)),
@@ -414,4 +414,4 @@ class Engine:
         g = torch.Generator(self.device).manual_seed(seed)
         net = self.G_ema if ema and self.G_ema is not None else self.G
         with torch.no_grad():
-            return net(torch.randn(n, self.config.z_dim, device=self.device, generator=g))
+            return net(torch.randn(n, self.config.z_dim, device=self.device, generator=g)) * self.data.scale

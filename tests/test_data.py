@@ -62,7 +62,7 @@ def test_grid25_centres_are_minus_four_to_four_in_steps_of_two():
 @pytest.mark.parametrize("name", ["ring8", "grid25"])
 def test_mixture_samples_have_std_sigma_around_their_mode_and_hit_modes_uniformly(name):
     ds = make_toy(name)
-    x = ds.sample(20_000, gen(1)).double()
+    x = ds.sample(20_000, gen(1)).double() * ds.scale  # model units → data units
     d = torch.cdist(x, ds.modes.double())
     nearest = d.argmin(1)
     residual = x - ds.modes.double()[nearest]
@@ -94,7 +94,8 @@ def test_point_cloud_toys_sample_from_their_fixed_points(name):
     ds = make_toy(name)
     assert ds.modes is None and ds.points.shape[1] == 2 and len(ds.points) >= 1000
     x = ds.sample(50, gen(0))
-    assert (x[:, None, :] == ds.points[None]).all(-1).any(1).all()  # every sample is a stored point
+    stored = ds.points / ds.scale  # samples come in model units
+    assert (x[:, None, :] == stored[None]).all(-1).any(1).all()  # every sample is a stored point
 
 
 @pytest.mark.parametrize("name", ["ring8", "ring8_wide", "grid25", "spiral", "moons"])
@@ -102,7 +103,7 @@ def test_bounds_are_square_and_contain_the_data_with_a_margin(name):
     ds = make_toy(name)
     x0, x1, y0, y1 = ds.bounds
     assert x1 - x0 == pytest.approx(y1 - y0)
-    pts = ds.sample(2000, gen(0))
+    pts = ds.sample(2000, gen(0)) * ds.scale
     assert x0 < pts[:, 0].min() and pts[:, 0].max() < x1
     assert y0 < pts[:, 1].min() and pts[:, 1].max() < y1
 
@@ -244,3 +245,12 @@ def test_csv_dataset_wraps_points():
     ds = csv_dataset(csv_text(20))
     assert ds.points.shape == (20, 2) and ds.modes is None and "20" in ds.title
     assert make_dataset("csv", csv_bytes=csv_text(20).encode()).points.shape == (20, 2)
+
+
+@pytest.mark.parametrize("name", ["ring8", "ring8_wide", "grid25", "spiral", "moons"])
+def test_samples_reach_the_networks_standardised_to_unit_range(name):
+    ds = make_toy(name)
+    pts = ds.sample(5000, gen(0))
+    assert 0.9 < float(pts.abs().max()) < 1.0 + 4 * ds.sigma / ds.scale + 1e-6
+    if name == "grid25":
+        assert ds.scale == 4.0

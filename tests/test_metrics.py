@@ -19,7 +19,7 @@ HQ_2D = 1.0 - math.exp(-4.5)
 @pytest.mark.parametrize("name", ["ring8", "ring8_wide", "grid25"])
 def test_samples_from_the_true_mixture_cover_every_mode_at_the_rayleigh_rate(name):
     ds = make_toy(name)
-    x = ds.sample(20_000, torch.Generator().manual_seed(0))
+    x = ds.sample(20_000, torch.Generator().manual_seed(0)) * ds.scale  # data units
     cov = mode_coverage(x, ds.modes, ds.sigma)
     assert cov.n_modes == len(ds.modes)
     assert cov.modes_covered == len(ds.modes)
@@ -31,7 +31,7 @@ def test_samples_from_the_true_mixture_cover_every_mode_at_the_rayleigh_rate(nam
 
 def test_the_benchmark_sample_size_also_covers_all_modes():
     ds = make_toy("grid25")
-    x = ds.sample(N_COVERAGE_SAMPLES, torch.Generator().manual_seed(1))
+    x = ds.sample(N_COVERAGE_SAMPLES, torch.Generator().manual_seed(1)) * ds.scale  # data units
     assert N_COVERAGE_SAMPLES == 2500
     assert mode_coverage(x, ds.modes, ds.sigma).modes_covered == 25
 
