@@ -79,6 +79,20 @@ def build_demo(manager: SessionManager | None = None) -> gr.Blocks:
                     loss_plot = gr.Plot(label="Losses", show_label=False, elem_id="loss-plot")
                     means_plot = gr.Plot(label="Mean D output", show_label=False, elem_id="means-plot")
                 coverage_plot = gr.Plot(label="Mode coverage", show_label=False, elem_id="coverage-plot")
+                compare_plot = gr.Plot(label="A/B comparison", show_label=False, visible=False, elem_id="compare-plot")
+                with gr.Accordion("A/B compare: run a second GAN beside this one", open=False):
+                    gr.Markdown("Run **B** starts from the same seed, weights and noise as **A** (the controls "
+                                "on the left) with the changes below; both loss curves share one plot.")
+                    with gr.Row():
+                        b_loss = gr.Dropdown(LOSS_CHOICES, value=loss0, label="B: loss")
+                        b_k = gr.Slider(1, 10, value=k0, step=1, label="B: D steps per G step (k)")
+                        b_smoothing = gr.Slider(0.0, 0.45, value=s0, step=0.05, label="B: label smoothing")
+                    with gr.Row():
+                        b_g_lr = gr.Slider(-5, -1, value=g0, step=0.01, label="B: G learning rate (log10)")
+                        b_d_lr = gr.Slider(-5, -1, value=d0, step=0.01, label="B: D learning rate (log10)")
+                    with gr.Row():
+                        compare_btn = gr.Button("Start A/B", variant="primary")
+                        stop_compare_btn = gr.Button("Close B")
                 with gr.Accordion("How to read these plots", open=False):
                     gr.Markdown(text.PLOTS_HELP)
                 with gr.Accordion("Rewind, save, timelapse and share", open=False):
@@ -121,7 +135,11 @@ def build_demo(manager: SessionManager | None = None) -> gr.Blocks:
         gr.Button(visible=False).click(handlers.live, live, status, api_name="set_live", **fast)
         server_json = gr.JSON(visible=False)
         gr.Button(visible=False).click(handlers.server_stats, None, server_json, api_name="server_stats", **fast)
-        timer.tick(handlers.tick, None, [status, *plots_out, alerts, fix_btn, checkpoint], api_name="tick", **fast)
+        timer.tick(handlers.tick, None, [status, *plots_out, alerts, fix_btn, checkpoint, compare_plot],
+                   api_name="tick", **fast)
+        compare_btn.click(handlers.start_compare, [*setup, b_loss, b_g_lr, b_d_lr, b_k, b_smoothing], status,
+                          api_name="start_compare", **fast)
+        stop_compare_btn.click(handlers.stop_compare, None, compare_plot, api_name="stop_compare", **fast)
         lesson.input(handlers.choose_lesson, lesson, [*controls, lesson_text], api_name="lesson", **fast)
         fix_btn.click(handlers.apply_fix, None, live, api_name="apply_fix", **fast)
         rewind_btn.click(handlers.rewind, checkpoint, status, api_name="rewind", **fast)

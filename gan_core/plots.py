@@ -254,3 +254,19 @@ def _digit_quality(snap: Snapshot) -> Figure:
                                 rangemode="tozero", showgrid=False)
     fig.layout["margin"]["r"] = 70
     return fig
+
+
+def compare_figure(a: Snapshot, b: Snapshot, label_a: str = "A", label_b: str = "B") -> Figure:
+    """A/B: both runs' D and G losses on one plot (solid A, dashed B), same seed and noise."""
+    fig = Figure("A/B comparison: losses of both runs (same seed and noise)", "training step", "loss")
+    if len(a.history) == 0 and len(b.history) == 0:
+        return fig.message("Press Start A/B")
+    for snap, label, dash in ((a, label_a, "solid"), (b, label_b, "dash")):
+        if len(snap.history) == 0:
+            continue
+        step, d, g = _thin(snap.column("step"), snap.column("d_loss"), snap.column("g_loss"))
+        fig.add(type="scatter", x=step.astype(np.int64), y=_series(d), name=f"D loss, {label}",
+                line=dict(color=D_COLOR, width=2, dash=dash))
+        fig.add(type="scatter", x=step.astype(np.int64), y=_series(g), name=f"G loss, {label}",
+                line=dict(color=G_COLOR, width=2, dash=dash))
+    return fig

@@ -46,7 +46,7 @@ def test_start_trains_and_tick_draws_then_skips(handlers):
     handlers.pause(request=req("a"))
     wait_until(lambda: handlers.manager.get("a").runner.state() == "paused")
     first = handlers.tick(request=req("a"))
-    assert "step" in first[0] and len(first) == 9
+    assert "step" in first[0] and len(first) == 10
     samples = first[1].to_dict()
     assert samples["data"], "the samples figure has traces"
     second = handlers.tick(request=req("a"))  # nothing new since: every output skipped
@@ -231,7 +231,7 @@ def test_rewind_save_load_and_timelapse(handlers, tmp_path):
     wait_until(lambda: runner.snapshot().step > 200)
     runner.checkpoint_now()
     out = handlers.tick(request=req("a"))
-    menu = out[-1]
+    menu = out[-2]
     assert menu["choices"], "the rewind menu lists checkpoints"
     oldest = menu["choices"][-1][1]
     handlers.rewind(oldest, request=req("a"))
@@ -253,3 +253,22 @@ def test_rewind_save_load_and_timelapse(handlers, tmp_path):
     with pytest.raises(gr.Error, match="Cannot load"):
         handlers.load(str(junk), request=req("b"))
     assert handlers.manager.get("b").runner is loaded, "a rejected file leaves the current run alone"
+
+
+def test_ab_compare_runs_two_configs_from_the_same_seed(handlers):
+    handlers.manager.max_active = 2
+    handlers.start_compare(*SETUP, "nonsaturating", -3.0, -2.0, 1, 0.0, request=req("a"))
+    a, b = handlers.manager.get("a").runner, handlers.manager.get("a/B").runner
+    assert b.config == a.config.with_live(d_lr=1e-2)
+    # Same seed: identical initial weights.
+    for pa, pb in zip(a.engine.G.parameters(), b.engine.G.parameters()):
+        assert torch.equal(pa, pb)
+    wait_until(lambda: a.snapshot().step > 20 and b.snapshot().step > 20)
+    out = handlers.tick(request=req("a"))
+    fig = out[-1]["value"].to_dict()
+    names = {t["name"] for t in fig["data"]}
+    assert "D loss, A" in names and any(n.startswith("D loss, B (d_lr=0.01") for n in names)
+    handlers.pause(request=req("a"))
+    wait_until(lambda: a.state() == "paused" and b.state() == "paused")
+    handlers.unload(request=req("a"))
+    assert handlers.manager.get("a/B") is None and not b.is_alive

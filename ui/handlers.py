@@ -35,6 +35,7 @@ LOSS_CHOICES = [(loss.title, name) for name, loss in LOSSES.items()]
 SIZE_CHOICES = ["small", "medium", "large"]
 WIDTHS = {"toy": {"small": 32, "medium": 64, "large": 128}, "digits": {"small": 16, "medium": 32, "large": 64}}
 PLOT_NAMES = ("samples", "d_hist", "losses", "d_means", "coverage")
+COMPARE_SUFFIX = "/B"  # session id of a visitor's second (B) run
 PRESET_CHOICES = [("Free play (choose everything yourself)", "")] + [(p.title, name) for name, p in PRESETS.items()]
 # Controls a teacher can hide with ?hide=a,b in the page URL, and the URL keys of a shared setup.
 HIDEABLE = ("dataset", "size", "batch", "seed", "loss", "g_lr", "d_lr", "k", "smoothing", "two_sided", "lesson")
@@ -168,10 +169,12 @@ class Handlers:
             raise gr.Error(str(exc)) from None
 
     def pause(self, request: gr.Request):
-        session = self._session(request)
-        if session is not None:
-            self.manager.cancel_start(self._sid(request))
-            session.runner.pause()
+        sid = self._sid(request)
+        for key in (sid, sid + COMPARE_SUFFIX):
+            session = self.manager.get(key)
+            if session is not None:
+                self.manager.cancel_start(key)
+                session.runner.pause()
         return self.status(request)
 
     def resume(self, request: gr.Request):
@@ -182,6 +185,8 @@ class Handlers:
         if session.runner.state() == "error":
             raise gr.Error("This run failed; press Reset, then Start.")
         self.manager.request_start(sid)
+        if self.manager.get(sid + COMPARE_SUFFIX) is not None:
+            self.manager.request_start(sid + COMPARE_SUFFIX)
         return self.status(request)
 
     def step(self, dataset, size, batch_size, seed, loss, g_lr_log10, d_lr_log10, n_critic,
@@ -262,20 +267,23 @@ class Handlers:
     def tick(self, request: gr.Request):
         """Timer: redraw only when the run published something new.
 
-        Outputs: status, the five plots, the alerts text, the fix button, the rewind menu.
+        Outputs: status, the five plots, the alerts text, the fix button, the rewind menu,
+        the A/B plot.
         """
         sid = self._sid(request)
         self.manager.admit()
         session = self.manager.get(sid)
-        n_out = 1 + len(PLOT_NAMES) + 3
+        n_out = 1 + len(PLOT_NAMES) + 4
         if session is None:
             return tuple(gr.skip() for _ in range(n_out))
         snap = session.runner.snapshot()
-        key = (snap.version, self.manager.queue_position(sid))
+        session_b = self.manager.get(sid + COMPARE_SUFFIX)
+        key = (snap.version, self.manager.queue_position(sid), session_b and session_b.runner.telemetry.version)
         if session.extras.get("sent") == key:
             return tuple(gr.skip() for _ in range(n_out))
         session.extras["sent"] = key
-        return (self.status(request), *figures(snap), *self._alerts(session, snap), self._rewind_menu(session))
+        return (self.status(request), *figures(snap), *self._alerts(session, snap), self._rewind_menu(session),
+                self._compare_figure(sid, snap))
 
     def _alerts(self, session, snap) -> tuple:
         alerts = detect(snap)
@@ -367,6 +375,40 @@ class Handlers:
         base = _page_url(request)
         return f"{base}?{urlencode(params)}"
 
+    # --- A/B comparison -----------------------------------------------------------------------------
+
+    def start_compare(self, dataset, size, batch_size, seed, loss, g_lr_log10, d_lr_log10, n_critic,
+                      label_smoothing, two_sided, upload, lesson, b_loss, b_g_lr_log10, b_d_lr_log10, b_n_critic,
+                      b_label_smoothing, request: gr.Request):
+        """Start run A (the controls) and run B (A with the B changes) from the same seed and noise."""
+        config_a = Controls(dataset, size, batch_size, seed, loss, g_lr_log10, d_lr_log10, n_critic,
+                            label_smoothing, two_sided, lesson).config()
+        try:
+            changes = dict(loss=b_loss, **live_values(b_g_lr_log10, b_d_lr_log10, b_n_critic, b_label_smoothing,
+                                                      two_sided))
+            config_b = config_a.with_live(**changes)
+        except (ConfigError, TypeError, ValueError) as exc:
+            raise gr.Error(f"Run B: {exc}") from None
+        sid = self._sid(request)
+        self._new_run(sid + COMPARE_SUFFIX, config_b, upload)  # validates B before replacing A
+        self._new_run(sid, config_a, upload)
+        self.manager.request_start(sid)
+        self.manager.request_start(sid + COMPARE_SUFFIX)
+        return self.status(request)
+
+    def stop_compare(self, request: gr.Request):
+        self.manager.release(self._sid(request) + COMPARE_SUFFIX)
+        return gr.update(visible=False)
+
+    def _compare_figure(self, sid: str, snap_a):
+        session_b = self.manager.get(sid + COMPARE_SUFFIX)
+        if session_b is None:
+            return gr.update(visible=False)
+        b = session_b.runner
+        diff = {f: getattr(b.config, f) for f in LIVE_FIELDS if getattr(b.config, f) != getattr(snap_a.config, f)}
+        label = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in diff.items()) or "same"
+        return gr.update(value=plots.compare_figure(snap_a, b.snapshot(), "A", f"B ({label})"), visible=True)
+
     def on_load(self, request: gr.Request):
         """Read a shared setup from the URL: control values, lesson and hidden controls."""
         query = dict(getattr(request, "query_params", {}) or {})
@@ -409,6 +451,7 @@ class Handlers:
         sid = getattr(request, "session_hash", None)
         if sid:
             self.manager.release(sid)
+            self.manager.release(sid + COMPARE_SUFFIX)
 
 
 def _lesson_text(lesson: str):
