@@ -80,14 +80,14 @@ def naive_steps_per_s(config: TrainConfig, seconds: float) -> float:
     return _rate(step, seconds)
 
 
-def _rate(step, seconds: float) -> float:
-    for _ in range(20):
+def _rate(step, seconds: float, warmup: int = 20, block: int = 50) -> float:
+    for _ in range(warmup):
         step()
     n, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
-        for _ in range(50):
+        for _ in range(block):
             step()
-        n += 50
+        n += block
     if torch.cuda.is_available():
         torch.cuda.synchronize()
     return n / (time.perf_counter() - t0)
@@ -132,6 +132,37 @@ def runner_steps_per_s(config: TrainConfig, seconds: float, reader_hz: float = 0
     return rate
 
 
+def naive_digits_steps_per_s(config: TrainConfig, seconds: float) -> float:
+    """pytorch/examples dcgan's loop on our DCGAN modules: zero_grad, backward, step, `.item()`."""
+    from .data import load_digits
+    from .models import DCGANDiscriminator, DCGANGenerator
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    data = load_digits(device).images
+    G, D = DCGANGenerator(config.z_dim, config.width).to(device), DCGANDiscriminator(config.width).to(device)
+    og = torch.optim.Adam(G.parameters(), config.g_lr, betas=(config.beta1, config.beta2))
+    od = torch.optim.Adam(D.parameters(), config.d_lr, betas=(config.beta1, config.beta2))
+    B, log = config.batch_size, []
+
+    def step():
+        real = data[torch.randint(len(data), (B,), device=device)]
+        fake = G(torch.randn(B, config.z_dim, device=device))
+        od.zero_grad()
+        out_r, out_f = D(real), D(fake.detach())
+        d_loss = F.binary_cross_entropy_with_logits(out_r, torch.ones_like(out_r)) + \
+            F.binary_cross_entropy_with_logits(out_f, torch.zeros_like(out_f))
+        d_loss.backward()
+        od.step()
+        og.zero_grad()
+        out = D(fake)
+        g_loss = F.binary_cross_entropy_with_logits(out, torch.ones_like(out))
+        g_loss.backward()
+        og.step()
+        log.append((d_loss.item(), g_loss.item()))
+
+    return _rate(step, seconds, warmup=3, block=5)
+
+
 def bench_speed(seconds: float) -> dict:
     config = default_config("ring8")
     naive = naive_steps_per_s(config, seconds)
@@ -147,7 +178,24 @@ def bench_speed(seconds: float) -> dict:
         speedup_vs_naive=round(engine / naive, 2),
         telemetry_keeps_percent=round(100 * runner / engine, 1),
         page_keeps_percent=round(100 * page / engine, 1),
+        digits=bench_digits_speed(seconds),
     )
+
+
+def bench_digits_speed(seconds: float) -> dict:
+    config = default_config("digits")
+    naive = naive_digits_steps_per_s(config, seconds)
+    engine = Engine(config)
+
+    def step():
+        engine.step()
+        if engine.rows >= 256:
+            engine.drain_stats()
+
+    fast = _rate(step, seconds, warmup=3, block=5)
+    return dict(model=f"DCGAN-28 width {config.width}, z={config.z_dim}, batch {config.batch_size}",
+                naive_loop_steps_per_s=round(naive, 1), engine_steps_per_s=round(fast, 1),
+                speedup_vs_naive=round(fast / naive, 2))
 
 
 def time_to_quality(config: TrainConfig, budget_s: float, target_modes: int, target_hq: float,

@@ -56,11 +56,12 @@ _add(
     "strong_d", "D too strong → G's gradient vanishes",
     """
 **The discriminator wins.** Minimax (saturating) loss, D's learning rate 10× G's and k = 5 D steps per
-G step. D quickly rejects every fake: D(G(z)) → 0. With the minimax loss log(1 − D(G(z))), G's
-gradient vanishes exactly then (Goodfellow et al., 2014, §3), so G stalls — see the G gradient
-norm drop and the samples freeze. *Fix to try*: switch the loss to non-saturating, or lower D's lr.
+G step. D quickly rejects every fake: D(G(z)) → 0 and D(x) → 1. The minimax loss log(1 − D(G(z)))
+has gradient −D(G(z)) with respect to D's logit, so G's learning signal vanishes exactly then
+(Goodfellow et al., 2014, §3): the fakes barely improve and the D histograms stay at 0 and 1.
+*Fix to try*: switch the loss to non-saturating, or lower D's learning rate.
 """,
-    "mean D(G(z)) near 0 and G's gradient norm ≪ its early value",
+    "mean D(G(z)) near 0, D(x) near 1, and almost no high-quality samples",
     TrainConfig(dataset="ring8", width=32, loss="minimax", g_lr=1e-4, d_lr=1e-3, n_critic=5),
 )
 _add(
@@ -93,7 +94,7 @@ penalty keeps the critic's gradient norm near 1. The critic trains 5 times per G
 (k = 5) with Adam lr 10⁻⁴, β = (0.5, 0.9), λ = 10. The D loss (−distance) rises towards 0 as G improves.
 """,
     "critic loss rises towards 0; modes covered",
-    TrainConfig(dataset="ring8_wide", width=64, loss="wgan-gp", n_critic=5, g_lr=1e-4, d_lr=1e-4,
+    TrainConfig(dataset="ring8_wide", width=32, loss="wgan-gp", n_critic=5, g_lr=1e-4, d_lr=1e-4,
                 beta1=0.5, beta2=0.9),
 )
 _add(
