@@ -58,11 +58,18 @@ def naive_steps_per_s(config: TrainConfig, seconds: float) -> float:
     od = torch.optim.Adam(D.parameters(), config.d_lr, betas=(config.beta1, config.beta2))
     modes = torch.tensor([[np.cos(a), np.sin(a)] for a in np.arange(8) * np.pi / 4], dtype=torch.float32,
                          device=device)
+    real = lambda: modes[torch.randint(8, (BATCH,), device=device)] + 0.01 * torch.randn(BATCH, 2, device=device)
+    return _rate(_textbook_step(G, D, og, od, real, BATCH, config.z_dim), seconds)
+
+
+def _textbook_step(G, D, og, od, sample_real, batch: int, z_dim: int):
+    """One iteration of the pytorch/examples dcgan loop, logging with `.item()` every step."""
+    device = next(G.parameters()).device
     log = []
 
     def step():
-        real = modes[torch.randint(8, (BATCH,), device=device)] + 0.01 * torch.randn(BATCH, 2, device=device)
-        fake = G(torch.randn(BATCH, config.z_dim, device=device))
+        real = sample_real()
+        fake = G(torch.randn(batch, z_dim, device=device))
         od.zero_grad()
         out_r, out_f = D(real), D(fake.detach())
         d_loss = F.binary_cross_entropy_with_logits(out_r, torch.ones_like(out_r)) + \
@@ -77,7 +84,7 @@ def naive_steps_per_s(config: TrainConfig, seconds: float) -> float:
         log.append((d_loss.item(), g_loss.item(), torch.sigmoid(out_r).mean().item(),
                     torch.sigmoid(out_f).mean().item()))
 
-    return _rate(step, seconds)
+    return step
 
 
 def _rate(step, seconds: float, warmup: int = 20, block: int = 50) -> float:
@@ -142,25 +149,9 @@ def naive_digits_steps_per_s(config: TrainConfig, seconds: float) -> float:
     G, D = DCGANGenerator(config.z_dim, config.width).to(device), DCGANDiscriminator(config.width).to(device)
     og = torch.optim.Adam(G.parameters(), config.g_lr, betas=(config.beta1, config.beta2))
     od = torch.optim.Adam(D.parameters(), config.d_lr, betas=(config.beta1, config.beta2))
-    B, log = config.batch_size, []
-
-    def step():
-        real = data[torch.randint(len(data), (B,), device=device)]
-        fake = G(torch.randn(B, config.z_dim, device=device))
-        od.zero_grad()
-        out_r, out_f = D(real), D(fake.detach())
-        d_loss = F.binary_cross_entropy_with_logits(out_r, torch.ones_like(out_r)) + \
-            F.binary_cross_entropy_with_logits(out_f, torch.zeros_like(out_f))
-        d_loss.backward()
-        od.step()
-        og.zero_grad()
-        out = D(fake)
-        g_loss = F.binary_cross_entropy_with_logits(out, torch.ones_like(out))
-        g_loss.backward()
-        og.step()
-        log.append((d_loss.item(), g_loss.item()))
-
-    return _rate(step, seconds, warmup=3, block=5)
+    B = config.batch_size
+    real = lambda: data[torch.randint(len(data), (B,), device=device)]
+    return _rate(_textbook_step(G, D, og, od, real, B, config.z_dim), seconds, warmup=3, block=5)
 
 
 def bench_speed(seconds: float) -> dict:

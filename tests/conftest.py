@@ -3,12 +3,14 @@ check that no training thread outlives the test that started it."""
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 
 import pytest
 import torch
 
+import app_support
 from gan_core.config import TrainConfig
 
 
@@ -49,17 +51,6 @@ def tiny():
     return tiny_config
 
 
-def _wait_until(predicate, timeout: float = 10.0, interval: float = 0.005, what: str = "condition"):
-    """Poll `predicate` until truthy; fail with `what` in the message."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"{what} not met within {timeout} s")
-
-
 @pytest.fixture
 def wait_until():
-    return _wait_until
+    return functools.partial(app_support.wait_until, timeout=10.0, interval=0.005)

@@ -17,7 +17,7 @@ from gan_core.engine import Engine
 from gan_core.telemetry import Telemetry
 
 FIGURES = {name: fn for name, fn in inspect.getmembers(plots, inspect.isfunction)
-           if name.endswith("_figure") and fn.__module__ == plots.__name__}
+           if name.endswith("_figure") and fn.__module__ == plots.__name__ and name != "compare_figure"}
 
 
 def test_all_five_figures_are_covered():
@@ -144,3 +144,13 @@ def test_digit_quality_plot_when_scores_exist(snapshots):
     fig = plots.coverage_figure(snap).to_dict()
     assert len(fig["data"]) == 2 and list(fig["data"][0]["x"]) == [1, 2, 3]
     np.testing.assert_allclose(fig["data"][1]["y"], [200.0, 190.0, 180.0])
+
+
+@pytest.mark.parametrize("steps_b", [0, 3])
+def test_compare_figure_is_valid_plotly_with_both_runs(steps_b):
+    a, b = snapshot(tiny2d(), steps=3), snapshot(tiny2d(d_lr=1e-2), steps=steps_b)
+    fig = plots.compare_figure(a, b, "A", "B (d_lr=0.01)")
+    go.Figure(fig.to_dict())
+    names = [t["name"] for t in fig.to_dict()["data"]]
+    assert "D loss, A" in names and ("D loss, B (d_lr=0.01)" in names) == bool(steps_b)
+    assert fig.layout["title"]["text"] and fig.layout["xaxis"]["title"]["text"] == "training step"
