@@ -468,6 +468,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-runs", type=int, default=None, help="admission cap for the load test's server")
     p.add_argument("--seconds", type=float, default=None, help="time budget per measurement")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seeds", default="0", help="comma-separated seeds for `quality` (e.g. 0,1,2)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     what = ["speed", "quality", "ticks", "digits"] if "all" in args.what else args.what
@@ -476,7 +477,8 @@ def main(argv: list[str] | None = None) -> int:
         if name == "speed":
             result["speed"] = bench_speed(args.seconds or 5.0)
         elif name == "quality":
-            result["quality"] = bench_quality(args.seconds or 60.0)
+            seeds = tuple(int(x) for x in args.seeds.split(","))
+            result["quality"] = bench_quality(args.seconds or 60.0, seeds)
         elif name == "digits":
             result["digits"] = bench_digits(args.seconds or 300.0)
         elif name == "ticks":
