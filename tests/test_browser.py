@@ -65,6 +65,23 @@ def _trace_points(page, elem_id: str) -> int:
     )
 
 
+def test_lesson_preset_fills_the_controls(live_app):
+    from playwright.sync_api import sync_playwright
+
+    url, manager = live_app
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1100})
+            page.goto(url + "?lesson=strong_d&hide=g_lr")
+            wait_until(lambda: page.locator("#lesson-text").is_visible(), timeout=20)
+            assert "discriminator wins" in page.locator("#lesson-text").inner_text()
+            assert page.get_by_label("number input for D steps per G step (k)").input_value() == "5"
+            assert page.get_by_label("number input for G learning rate (log10)").count() == 0, "hidden by the link"
+        finally:
+            browser.close()
+
+
 def test_start_watch_and_move_a_slider(live_app):
     from playwright.sync_api import sync_playwright
 
@@ -91,6 +108,16 @@ def test_start_watch_and_move_a_slider(live_app):
             assert session.runner.engine is engine, "moving a live slider must not restart the run"
             page.wait_for_timeout(1500)
             page.screenshot(path=str(ARTIFACTS / "live_page.png"), full_page=True)
+
+            # Rewind through the real page: the menu's choices were updated by the timer.
+            runner = session.runner
+            runner.checkpoint_now()
+            page.get_by_text("Rewind, save, timelapse and share").click()
+            wait_until(lambda: "#" in (page.get_by_label("Checkpoints (one every 10 s)").input_value() or ""),
+                       timeout=20)
+            page.get_by_role("button", name="Rewind to checkpoint").click()
+            wait_until(lambda: "Rewound" in page.locator("#status").inner_text(), timeout=20)
+            assert runner.state() == "paused"
         finally:
             browser.close()
     assert (ARTIFACTS / "live_page.png").stat().st_size > 10_000
