@@ -136,8 +136,11 @@ class TrainConfig:
 def default_config(dataset: str, **overrides: Any) -> TrainConfig:
     """The recommended starting configuration for `dataset`."""
     if dataset == "digits":
-        # DCGAN: Adam 2e-4, β = (0.5, 0.999), z ∈ R^64.
-        base = dict(g_lr=2e-4, d_lr=2e-4, batch_size=64, z_dim=64, width=32)
+        # DCGAN (Adam β = (0.5, 0.999), z ∈ R^64) at CPU size: width 16 runs ~2× the steps/s
+        # of width 32 for the same Inception Score per second; lr 5e-4 beat DCGAN's 2e-4 on
+        # this 5k-digit set (BENCHMARKS.md). The EMA of G and lr decay steady the late phase.
+        base = dict(g_lr=5e-4, d_lr=5e-4, batch_size=64, z_dim=64, width=16, ema_decay=0.999,
+                    lr_decay_steps=12_000, lr_decay_final=0.1)
     elif dataset == "grid25":
         # 25 modes need a wider net; PacGAN2 + G EMA + lr decay reach 25/25 modes, > 90 % HQ
         # in ~60 s on one core (pack 4 measured worse: 24/25 at 89 % after 120 s).

@@ -49,7 +49,7 @@ def _with(index: int, value) -> list:
     (_with(1, "huge"), choice("huge")),
     (_with(2, 5000), "maximum"),
     (_with(2, 3), "minimum"),
-    (["grid25", *_with(2, 18)[1:]], "multiple of pack"),
+    (["grid25", *_with(2, 17)[1:]], "multiple of pack"),
     (_with(3, -1), "minimum"),
     (_with(4, "no-such-loss"), choice("no-such-loss")),
     (_with(5, 3.0), "maximum"),
