@@ -216,7 +216,7 @@ def test_alert_fix_button_applies_the_suggested_change(handlers):
     handlers.pause(request=req("a"))
 
     def alerted():
-        out = handlers.tick(request=req("a"))
+        handlers.tick(request=req("a"))
         return handlers.manager.get("a").extras.get("fix")
 
     fix = wait_until(alerted, timeout=10)
