@@ -290,7 +290,7 @@ def bench_ticks(history_steps: int = 50_000, n: int = 200) -> dict:
         tel.set_status(rate=1000.0 + i)  # a new version each time: the tick must redraw
         t0 = time.perf_counter()
         out = handlers.tick(request=request)
-        size = sum(len(o.to_json()) for o in out[1:])  # Gradio serialises the figures too
+        size = sum(len(o.to_json()) for o in out[1:6])  # the five figures; Gradio serialises them too
         times.append(time.perf_counter() - t0)
         sizes.append(size)
     manager.release_all()
