@@ -104,10 +104,13 @@ class Runner:
             self.telemetry.set_status("paused" if paused else "running", "")
             self._thread.start()
 
-    def pause(self) -> None:
+    def pause(self, message: str | None = None) -> None:
+        """Pause after the current step; `message` (optional) says why, on the page."""
         with self._cond:
             self._paused = True
             self._cond.notify_all()
+        if message is not None:
+            self.telemetry.set_status(message=message)
 
     def resume(self) -> None:
         with self._cond:

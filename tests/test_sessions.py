@@ -153,3 +153,35 @@ def test_default_max_active_and_threads_from_environment(monkeypatch):
     assert default_max_active() >= 1
     monkeypatch.setenv("GAN_CLASSROOM_TORCH_THREADS", "1")
     assert configure_threads() == 1 == torch.get_num_threads()
+
+
+def test_waiting_visitors_get_a_turn_after_turn_s(manager, tiny, clock, wait_until):
+    manager.turn_s = 30.0
+    manager.create("a", tiny())
+    manager.create("b", tiny())
+    assert manager.request_start("a") == 0
+    assert manager.request_start("b") == 1
+    clock.now += 29.0
+    manager.admit()
+    assert manager.get("a").runner.state() == "running", "not yet: a's turn lasts 30 s"
+    clock.now += 2.0
+    manager.admit()  # a has had its turn: it is paused and queued behind b
+    wait_until(lambda: manager.get("a").runner.state() == "paused")
+    assert "turn" in manager.get("a").runner.snapshot().message
+    manager.admit()
+    wait_until(lambda: manager.get("b").runner.state() == "running")
+    assert manager.queue_position("a") == 1
+    clock.now += 31.0
+    manager.admit()
+    wait_until(lambda: manager.get("b").runner.state() == "paused")
+    manager.admit()
+    wait_until(lambda: manager.get("a").runner.state() == "running")  # round robin
+
+
+def test_no_turns_when_nobody_waits(manager, tiny, clock):
+    manager.turn_s = 30.0
+    manager.create("a", tiny())
+    manager.request_start("a")
+    clock.now += 1000.0
+    manager.admit()
+    assert manager.get("a").runner.state() == "running"
