@@ -100,7 +100,8 @@ def _rate(step, seconds: float, warmup: int = 20, block: int = 50) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def engine_steps_per_s(config: TrainConfig, seconds: float) -> float:
+def engine_steps_per_s(config: TrainConfig, seconds: float) -> tuple[float, float]:
+    """(steps per wall-clock second, steps per CPU second of this thread)."""
     engine = Engine(config)
 
     def step():
@@ -108,10 +109,12 @@ def engine_steps_per_s(config: TrainConfig, seconds: float) -> float:
         if engine.rows >= 256:
             engine.drain_stats()
 
-    return _rate(step, seconds)
+    c0, s0 = time.thread_time(), engine.step_count
+    rate = _rate(step, seconds)
+    return rate, (engine.step_count - s0) / (time.thread_time() - c0)
 
 
-def runner_steps_per_s(config: TrainConfig, seconds: float, reader_hz: float = 0.0) -> float:
+def runner_steps_per_s(config: TrainConfig, seconds: float, reader_hz: float = 0.0) -> tuple[float, float]:
     """Steps/s of the full runner (chunks, drains, NaN checks, eval frames), optionally
     with a reader drawing every figure `reader_hz` times a second (an open page)."""
     from . import plots
@@ -131,12 +134,13 @@ def runner_steps_per_s(config: TrainConfig, seconds: float, reader_hz: float = 0
     time.sleep(1.0)  # warm-up
     if thread:
         thread.start()
-    s0, t0 = runner.engine.step_count, time.perf_counter()
+    s0, t0, c0 = runner.engine.step_count, time.perf_counter(), runner.cpu_seconds
     time.sleep(seconds)
-    rate = (runner.engine.step_count - s0) / (time.perf_counter() - t0)
+    steps = runner.engine.step_count - s0
+    rate, cpu_rate = steps / (time.perf_counter() - t0), steps / (runner.cpu_seconds - c0)
     stop.set()
     runner.stop()
-    return rate
+    return rate, cpu_rate
 
 
 def naive_digits_steps_per_s(config: TrainConfig, seconds: float) -> float:
@@ -156,11 +160,15 @@ def naive_digits_steps_per_s(config: TrainConfig, seconds: float) -> float:
 
 def bench_speed(seconds: float) -> dict:
     config = default_config("ring8")
-    naive = naive_steps_per_s(config, seconds)
-    engine = engine_steps_per_s(config, seconds)
-    runner = runner_steps_per_s(config, seconds)
-    page = runner_steps_per_s(config, seconds, reader_hz=2.5)
+    # Interleaved rounds, medians: on a shared machine the rate drifts by ±10 % over a minute,
+    # more than the differences being measured.
+    rounds = [(naive_steps_per_s(config, seconds), *engine_steps_per_s(config, seconds),
+               *runner_steps_per_s(config, seconds), *runner_steps_per_s(config, seconds, reader_hz=2.5))
+              for _ in range(3)]
+    naive, engine, engine_cpu, runner, runner_cpu, page, page_cpu = (float(np.median(c)) for c in zip(*rounds))
     return dict(
+        rounds=[[round(x) for x in r] for r in rounds],
+        rounds_columns="naive, engine, engine per CPU-s, runner, runner per CPU-s, runner+page, per CPU-s",
         model=f"MLP {config.depth}x{config.width}, z={config.z_dim}, batch {config.batch_size}",
         naive_loop_steps_per_s=round(naive, 1),
         engine_headless_steps_per_s=round(engine, 1),
@@ -169,6 +177,10 @@ def bench_speed(seconds: float) -> dict:
         speedup_vs_naive=round(engine / naive, 2),
         telemetry_keeps_percent=round(100 * runner / engine, 1),
         page_keeps_percent=round(100 * page / engine, 1),
+        # Steps per CPU-second of the training thread: the overhead itself, free of the VM's
+        # scheduling noise (the engine's work is the same; only telemetry/page work is added).
+        telemetry_keeps_percent_cpu=round(100 * runner_cpu / engine_cpu, 1),
+        page_keeps_percent_cpu=round(100 * page_cpu / engine_cpu, 1),
         digits=bench_digits_speed(seconds),
     )
 

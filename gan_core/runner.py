@@ -40,7 +40,7 @@ class Runner:
     """Owns one run: its engine, its training thread and its telemetry."""
 
     def __init__(self, config: TrainConfig, *, csv_bytes: bytes | None = None,
-                 eval_interval_s: float = 0.25, chunk_s: float = 0.02, max_steps: int | None = None,
+                 eval_interval_s: float = 0.25, chunk_s: float = 0.05, max_steps: int | None = None,
                  score_interval_s: float = 5.0, checkpoint_interval_s: float = 10.0,
                  engine: Engine | None = None, name: str = "gan-run") -> None:
         self.telemetry = Telemetry()
@@ -63,6 +63,7 @@ class Runner:
         config = self._engine.config
         self._config = config
         self.checkpoint_interval_s = checkpoint_interval_s
+        self.cpu_seconds = 0.0  # CPU time used by the training thread (written by it, read by anyone)
         self.checkpoints = CheckpointRing()  # thread-safe; written by the training thread
         self.timelapse = TimelapseRecorder()  # thread-safe; written by the training thread
         self.telemetry.set_status("idle", "", device=str(self._engine.device), config=config)
@@ -262,6 +263,8 @@ class Runner:
             self.checkpoints.add(capture(engine))  # step 0 (or the loaded step): always rewindable
         last_checkpoint = t0
         rate_steps, rate_t = engine.step_count, t0
+        rate = 0.0
+        cpu0 = time.thread_time() - self.cpu_seconds
         try:
             self._publish_frame()
             while True:
@@ -282,6 +285,7 @@ class Runner:
                 if tel.state != "running" and budget is None:
                     tel.set_status("running", "")
                 n_done = self._run_chunk(budget)
+                self.cpu_seconds = time.thread_time() - cpu0
                 if budget is not None and n_done < budget:
                     with self._cond:  # the rest of a long step(n) runs in the next chunks
                         self._pending_steps += budget - n_done
@@ -290,10 +294,8 @@ class Runner:
                 if len(stats):
                     steps = np.arange(engine.step_count - len(stats) + 1, engine.step_count + 1)
                     if now - rate_t >= 0.5:
-                        rate = (engine.step_count - rate_steps) / (now - rate_t)
+                        rate = max(0, engine.step_count - rate_steps) / (now - rate_t)  # ≥ 0 after a rewind
                         rate_steps, rate_t = engine.step_count, now
-                    else:
-                        rate = tel.snapshot().steps_per_s
                     tel.record_steps(steps, np.full(len(stats), now - t0), stats, rate)
                     if not np.isfinite(stats).all() or not engine.parameters_finite():
                         self._pause_with(f"Paused at step {engine.step_count}: a loss or weight became "
