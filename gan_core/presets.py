@@ -91,10 +91,12 @@ _add(
 **Wasserstein GAN with gradient penalty** (Gulrajani et al., 2017): D becomes a *critic* that
 outputs a score, not a probability; the critic loss estimates the Wasserstein distance, and the
 penalty keeps the critic's gradient norm near 1. The critic trains 5 times per G step
-(k = 5) with Adam lr 10⁻⁴, β = (0.5, 0.9), λ = 10. The D loss (−distance) rises towards 0 as G improves.
+(k = 5) with Adam β = (0.5, 0.9) and λ = 10, as in the paper; the learning rate is 10⁻³ instead of
+the paper's 10⁻⁴ so that it converges within a CPU demo. Watch G spread over *all* modes early —
+a critic that stays near-optimal keeps giving useful gradients towards every mode.
 """,
-    "critic loss rises towards 0; modes covered",
-    TrainConfig(dataset="ring8_wide", width=32, loss="wgan-gp", n_critic=5, g_lr=1e-4, d_lr=1e-4,
+    "all 8 modes covered within 30 s",
+    TrainConfig(dataset="ring8_wide", width=32, loss="wgan-gp", n_critic=5, g_lr=1e-3, d_lr=1e-3,
                 beta1=0.5, beta2=0.9),
 )
 _add(
