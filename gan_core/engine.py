@@ -2,8 +2,7 @@
 
 `Engine.step()` is one iteration of Goodfellow et al. (2014), Algorithm 1:
 k = `n_critic` discriminator updates, each on a fresh real and fake batch, then
-one generator update — on the last D update's noise batch, as the canonical
-pytorch/examples DCGAN loop does (one G forward pass fewer per step). `Engine.apply(config)` changes the live fields of
+one generator update. `Engine.apply(config)` changes the live fields of
 `TrainConfig` between steps by editing the optimisers' `param_groups`, so
 weights and Adam's moment estimates carry on.
 
@@ -281,8 +280,7 @@ class Engine:
             for _ in range(cfg.n_critic):
                 self.data.sample(B, self.rng, out=self.both_buf[:B])
                 self.z_buf.normal_(generator=self.rng)
-                g_acts = hg.forward(self.z_buf)
-                self.both_buf[B:] = g_acts[-1]
+                self.both_buf[B:] = hg.forward(self.z_buf)[-1]
                 acts = hd.forward(self.both_buf.view(2 * B // pack, 2 * pack))
                 out = acts[-1]
                 r, f = out[: B // pack], out[B // pack:]
@@ -293,7 +291,8 @@ class Engine:
             shown = loss.display(out)
             d_grad_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(hd.grads)))
 
-            # G step on the last D step's fakes (as pytorch/examples dcgan): one G forward fewer.
+            self.z_buf.normal_(generator=self.rng)
+            g_acts = hg.forward(self.z_buf)
             d_acts = hd.forward(g_acts[-1].view(B // pack, 2 * pack))
             f_g = d_acts[-1]
             g_x = hd.backward(d_acts, loss.g_grad(f_g), param_grads=False)
@@ -307,14 +306,11 @@ class Engine:
     def _autograd_step(self, row: torch.Tensor) -> None:
         cfg, loss = self.config, self.loss
         g_params, d_params = list(self.G.parameters()), list(self.D.parameters())
-        for i in range(cfg.n_critic):
+        for _ in range(cfg.n_critic):
             real = self.data.sample(cfg.batch_size, self.rng, out=self.real_buf)
             self.z_buf.normal_(generator=self.rng)
-            # The last D step keeps G's graph: the G step reuses these fakes (pytorch/examples
-            # dcgan), which saves a G forward — the costliest part of a DCGAN step.
-            with torch.set_grad_enabled(i == cfg.n_critic - 1):
-                fake_g = self.G(self.z_buf)
-            fake = fake_g.detach()
+            with torch.no_grad():
+                fake = self.G(self.z_buf)
             r, f = self.D(real), self.D(fake)  # separate batches: BatchNorm statistics per batch (DCGAN)
             d_loss = loss.d_loss(r, f, self.real_target, self.fake_target)
             if loss.gradient_penalty:
@@ -326,7 +322,8 @@ class Engine:
             grads = torch.autograd.grad(d_loss, d_params)
             torch._foreach_copy_([p.grad for p in d_params], grads)
             adam_step(self.d_opt)
-        f_g = self.D(fake_g)
+        self.z_buf.normal_(generator=self.rng)
+        f_g = self.D(self.G(self.z_buf))
         g_loss = loss.g_loss(f_g)
         grads = torch.autograd.grad(g_loss, g_params)
         torch._foreach_copy_([p.grad for p in g_params], grads)
