@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import time
-from contextlib import closing
+from contextlib import closing, contextmanager
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -25,3 +25,23 @@ def wait_until(predicate, timeout: float = 20.0, interval: float = 0.05, what: s
             return value
         time.sleep(interval)
     raise AssertionError(f"{what} not met within {timeout} s")
+
+
+@contextmanager
+def running_app(max_active: int = 2):
+    """The app launched in-process on a free port: yields (url, SessionManager)."""
+    import torch
+
+    import app
+    from gan_core.sessions import SessionManager
+
+    torch.set_num_threads(1)
+    manager = SessionManager(max_active=max_active)
+    demo = app.build_demo(manager)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, css=app.CSS)
+    try:
+        yield f"http://127.0.0.1:{port}/", manager
+    finally:
+        demo.close()
+        manager.release_all()

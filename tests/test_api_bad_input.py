@@ -4,9 +4,8 @@ every call gets a clear error and the visitor's run is left as it was."""
 from __future__ import annotations
 
 import pytest
-import torch
 
-from app_support import free_port, wait_until
+from app_support import running_app, wait_until
 
 GOOD = ["ring8", "small", 64, 0, "nonsaturating", -3.0, -3.0, 1, 0.0, False, None, ""]
 
@@ -15,22 +14,13 @@ GOOD = ["ring8", "small", 64, 0, "nonsaturating", -3.0, -3.0, 1, 0.0, False, Non
 def api():
     from gradio_client import Client
 
-    import app
-    from gan_core.sessions import SessionManager
-
-    torch.set_num_threads(1)
-    manager = SessionManager(max_active=2)
-    demo = app.build_demo(manager)
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-    client.predict(*GOOD, api_name="/start")
-    session = wait_until(lambda: manager.get(client.session_hash))
-    client.predict(api_name="/pause")
-    wait_until(lambda: session.runner.state() == "paused")
-    yield client, session
-    demo.close()
-    manager.release_all()
+    with running_app() as (url, manager):
+        client = Client(url, verbose=False)
+        client.predict(*GOOD, api_name="/start")
+        session = wait_until(lambda: manager.get(client.session_hash))
+        client.predict(api_name="/pause")
+        wait_until(lambda: session.runner.state() == "paused")
+        yield client, session
 
 
 def choice(value: str) -> str:

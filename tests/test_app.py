@@ -13,7 +13,7 @@ import gradio as gr
 import pytest
 import torch
 
-from app_support import free_port, wait_until
+from app_support import running_app, wait_until
 from gan_core.sessions import SessionManager
 from ui.handlers import Controls, Handlers
 
@@ -135,15 +135,8 @@ def test_api_live_d_lr_change_via_gradio_client():
     """Launch the app in-process, drive it over HTTP like any API user."""
     from gradio_client import Client
 
-    import app
-
-    torch.set_num_threads(1)
-    manager = SessionManager(max_active=2)
-    demo = app.build_demo(manager)
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    try:
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+    with running_app() as (url, manager):
+        client = Client(url, verbose=False)
         status = client.predict(*SETUP, api_name="/start")
         assert "Running" in status
         session = wait_until(lambda: manager.get(client.session_hash))
@@ -159,9 +152,6 @@ def test_api_live_d_lr_change_via_gradio_client():
         assert math.isclose(engine.d_opt.param_groups[0]["lr"], 1e-2 * engine.lr_scale(), rel_tol=2e-2), "bad input changed nothing"
         tick = client.predict(api_name="/tick")
         assert "step" in tick[0]
-    finally:
-        demo.close()
-        manager.release_all()
 
 
 # --- lessons, alerts, rewind, save/load, timelapse, share links ------------------------------------

@@ -12,9 +12,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
 
-from app_support import free_port, wait_until
+from app_support import running_app, wait_until
 
 pytestmark = pytest.mark.browser
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -41,18 +40,8 @@ def _chromium() -> str:
 
 @pytest.fixture
 def live_app():
-    import app
-    from gan_core.sessions import SessionManager
-
-    torch.set_num_threads(1)
-    manager = SessionManager(max_active=2)
-    demo = app.build_demo(manager)
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                css=app.CSS)
-    yield f"http://127.0.0.1:{port}/", manager
-    demo.close()
-    manager.release_all()
+    with running_app() as (url, manager):
+        yield url, manager
 
 
 def _trace_points(page, elem_id: str) -> int:
