@@ -16,7 +16,7 @@ import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from .data import DATASET_NAMES
+from .data import DATASET_NAMES, DOWNLOADABLE, IMAGE_DATASETS
 from .losses import LOSSES
 
 
@@ -85,8 +85,9 @@ class TrainConfig:
     device: str = "auto"  # "auto", "cpu" or "cuda[:n]"
 
     def __post_init__(self) -> None:
-        if self.dataset not in (*DATASET_NAMES, "csv"):
-            raise ConfigError(f"unknown dataset {self.dataset!r}; choose one of {', '.join(DATASET_NAMES)}, csv")
+        if self.dataset not in (*DATASET_NAMES, "csv", *DOWNLOADABLE):
+            raise ConfigError(f"unknown dataset {self.dataset!r}; choose one of "
+                              f"{', '.join((*DATASET_NAMES, 'csv', *DOWNLOADABLE))}")
         if self.loss not in LOSSES:
             raise ConfigError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
         for name, (lo, hi) in RANGES.items():
@@ -103,7 +104,7 @@ class TrainConfig:
             raise ConfigError(f"two_sided_smoothing must be true or false, got {self.two_sided_smoothing!r}")
         if self.batch_size % self.pack:
             raise ConfigError(f"batch_size ({self.batch_size}) must be a multiple of pack ({self.pack})")
-        if self.pack > 1 and self.dataset == "digits":
+        if self.pack > 1 and self.is_image:
             raise ConfigError("pack > 1 (PacGAN) is only available for 2-D data")
         if not isinstance(self.device, str) or not (
             self.device in ("auto", "cpu") or self.device.startswith("cuda")
@@ -112,7 +113,7 @@ class TrainConfig:
 
     @property
     def is_image(self) -> bool:
-        return self.dataset == "digits"
+        return self.dataset in IMAGE_DATASETS
 
     def with_live(self, **changes: Any) -> "TrainConfig":
         """A copy with live fields changed; other fields need a reset."""
@@ -135,7 +136,7 @@ class TrainConfig:
 
 def default_config(dataset: str, **overrides: Any) -> TrainConfig:
     """The recommended starting configuration for `dataset`."""
-    if dataset == "digits":
+    if dataset in IMAGE_DATASETS:
         # DCGAN (Adam β = (0.5, 0.999), z ∈ R^64) at CPU size: width 16 runs ~2× the steps/s
         # of width 32 for the same Inception Score per second; lr 5e-4 beat DCGAN's 2e-4 on
         # this 5k-digit set (BENCHMARKS.md). The EMA of G and lr decay steady the late phase.

@@ -175,6 +175,9 @@ TOY_DATASETS: dict[str, str] = {
     "moons": "Two moons",
 }
 DATASET_NAMES = (*TOY_DATASETS, "digits")
+# Full MNIST / Fashion-MNIST through torchvision: only when asked for, and only online.
+DOWNLOADABLE = {"mnist_full": "mnist", "fashion": "fashion"}
+IMAGE_DATASETS = ("digits", *DOWNLOADABLE)
 
 
 def make_toy(name: str, device: torch.device | str = "cpu") -> PointDataset:
@@ -290,6 +293,8 @@ def make_dataset(name: str, device: torch.device | str = "cpu", csv_bytes: bytes
     """Any dataset by name: a toy, 'digits' or 'csv' (needs `csv_bytes`)."""
     if name == "digits":
         return load_digits(device)
+    if name in DOWNLOADABLE:
+        return load_torchvision_mnist(DOWNLOADABLE[name], device=device)
     if name == "csv":
         if csv_bytes is None:
             raise DataError("dataset 'csv' needs an uploaded file of 2-D points")

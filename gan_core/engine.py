@@ -341,6 +341,12 @@ class Engine:
 
     # --- evaluation -------------------------------------------------------------------
 
+    @property
+    def d_has_batchnorm(self) -> bool:
+        """WGAN-GP's per-sample gradient penalty is ill-defined through BatchNorm (Gulrajani
+        et al., 2017, §4); a DCGAN D built for another loss has it."""
+        return any(isinstance(m, nn.BatchNorm2d) for m in self.D.modules())
+
     def parameters_finite(self) -> bool:
         params = [*self.G.parameters(), *self.D.parameters()]
         return bool(torch.isfinite(torch.stack(torch._foreach_norm(params))).all())
@@ -400,7 +406,7 @@ class Engine:
 
     def digit_scores(self):
         """Classifier Inception Score and Fréchet distance of G on fixed noise (digits only)."""
-        if not self.data.is_image:
+        if self.config.dataset not in ("digits", "mnist_full"):  # the classifier knows digits only
             return None
         if self._scorer is None:
             from .classifier import DigitScorer  # loads weights: only for digit runs

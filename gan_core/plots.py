@@ -226,7 +226,7 @@ def coverage_figure(snap: Snapshot) -> Figure:
     fig = Figure("Mode coverage (VEEGAN/PacGAN metric)", "training step", "modes covered")
     cov = snap.coverage
     if len(cov) == 0:
-        is_digits = snap.config is not None and snap.config.dataset == "digits"
+        is_digits = snap.config is not None and snap.config.dataset in ("digits", "mnist_full")
         return fig.message("Digit scores appear every few seconds" if is_digits
                            else "Only for datasets with known modes (ring, grid)")
     step, modes, hq = _thin(cov[:, 0], cov[:, 1], cov[:, 2])

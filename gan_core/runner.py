@@ -311,7 +311,8 @@ class Runner:
                     last_checkpoint = time.perf_counter()
                 if engine.data.is_image and last_eval - last_score >= self.score_interval_s:
                     scores = engine.digit_scores()
-                    tel.record_digit_scores(engine.step_count, scores.inception_score, scores.frechet_distance)
+                    if scores is not None:
+                        tel.record_digit_scores(engine.step_count, scores.inception_score, scores.frechet_distance)
                     last_score = time.perf_counter()
                 if self.max_steps is not None and engine.step_count >= self.max_steps:
                     self._publish_frame()

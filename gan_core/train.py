@@ -17,7 +17,7 @@ import time
 import torch
 
 from .config import ConfigError, TrainConfig, default_config
-from .data import DATASET_NAMES, DataError
+from .data import DATASET_NAMES, DOWNLOADABLE, DataError
 from .engine import STAT_FIELDS
 from .losses import LOSSES
 from .runner import Runner
@@ -26,7 +26,7 @@ from .runner import Runner
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m gan_core.train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default="ring8", choices=[*DATASET_NAMES, "csv"])
+    p.add_argument("--data", default="ring8", choices=[*DATASET_NAMES, "csv", *DOWNLOADABLE])
     p.add_argument("--csv", help="CSV file of 2-D points (with --data csv)")
     p.add_argument("--steps", type=int, default=None, help="stop after this many steps")
     p.add_argument("--seconds", type=float, default=None, help="stop after this much training time")

@@ -254,3 +254,25 @@ def test_samples_reach_the_networks_standardised_to_unit_range(name):
     assert 0.9 < float(pts.abs().max()) < 1.0 + 4 * ds.sigma / ds.scale + 1e-6
     if name == "grid25":
         assert ds.scale == 4.0
+
+
+@pytest.mark.parametrize("name", ["mnist_full", "fashion"])
+def test_torchvision_datasets_fail_offline_with_a_clear_message(name, monkeypatch, tmp_path):
+    import torchvision
+
+    from gan_core.data import DataError, make_dataset
+
+    def offline(*args, **kwargs):
+        raise OSError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(torchvision.datasets, "MNIST", offline)
+    monkeypatch.setattr(torchvision.datasets, "FashionMNIST", offline)
+    with pytest.raises(DataError, match="could not download .*bundled 'digits' dataset works offline"):
+        make_dataset(name)
+
+
+def test_torchvision_datasets_are_images_in_the_config():
+    from gan_core.config import TrainConfig, default_config
+
+    assert TrainConfig(dataset="fashion").is_image
+    assert default_config("mnist_full").z_dim == default_config("digits").z_dim

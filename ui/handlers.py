@@ -18,7 +18,7 @@ from gan_core.alerts import detect
 from gan_core.checkpoints import CheckpointError, load_run
 from gan_core.config import LIVE_FIELDS, ConfigError, TrainConfig, default_config
 from gan_core.presets import PRESETS, get_preset
-from gan_core.data import CSV_MAX_BYTES, DataError
+from gan_core.data import CSV_MAX_BYTES, IMAGE_DATASETS, DataError
 from gan_core.losses import LOSSES
 from gan_core.sessions import ServerBusy, SessionManager
 
@@ -29,6 +29,8 @@ DATASET_CHOICES = [
     ("Spiral", "spiral"),
     ("Two moons", "moons"),
     ("MNIST digits (bundled, 28×28)", "digits"),
+    ("Full MNIST, 60k (downloads via torchvision)", "mnist_full"),
+    ("Fashion-MNIST (downloads via torchvision)", "fashion"),
     ("My own 2-D points (CSV upload)", "csv"),
 ]
 LOSS_CHOICES = [(loss.title, name) for name, loss in LOSSES.items()]
@@ -67,7 +69,7 @@ class Controls:
         try:
             if self.size not in SIZE_CHOICES:
                 raise ConfigError(f"model size must be one of {', '.join(SIZE_CHOICES)}, got {self.size!r}")
-            width = WIDTHS["digits" if self.dataset == "digits" else "toy"][self.size]
+            width = WIDTHS["digits" if self.dataset in IMAGE_DATASETS else "toy"][self.size]
             values = dict(width=width, batch_size=self.batch_size, seed=self.seed, loss=self.loss,
                           **live_values(self.g_lr_log10, self.d_lr_log10, self.n_critic, self.label_smoothing,
                                         self.two_sided))
@@ -90,7 +92,7 @@ def live_values(g_lr_log10, d_lr_log10, n_critic, label_smoothing, two_sided) ->
 
 
 def size_of(config: TrainConfig) -> str:
-    widths = WIDTHS["digits" if config.dataset == "digits" else "toy"]
+    widths = WIDTHS["digits" if config.is_image else "toy"]
     return min(widths, key=lambda k: abs(widths[k] - config.width))
 
 
@@ -220,7 +222,7 @@ class Handlers:
             return gr.skip()
         try:
             changes = dict(loss=loss, **live_values(g_lr_log10, d_lr_log10, n_critic, label_smoothing, two_sided))
-            if loss == "wgan-gp" and session.runner.config.dataset == "digits":
+            if loss == "wgan-gp" and session.runner.engine.d_has_batchnorm:
                 raise ConfigError("WGAN-GP on digits needs a discriminator without BatchNorm: "
                                   "choose the loss before pressing Start/Reset.")
             session.runner.update(**changes)
