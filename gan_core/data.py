@@ -43,7 +43,6 @@ class PointDataset:
     """
 
     is_image = False
-    dim = 2
 
     def __init__(
         self,
@@ -112,7 +111,6 @@ class DigitDataset:
     """MNIST digits as (N, 1, 28, 28) float tensors in [-1, 1] (Tanh range)."""
 
     is_image = True
-    dim = 28 * 28
     modes = None
     sigma = 0.0
     scale = 1.0  # pixels are already in [-1, 1]

@@ -59,7 +59,6 @@ def configure_threads() -> int:
 class Session:
     runner: Runner
     last_seen: float
-    sent_version: int = -1  # last telemetry version the UI rendered
     running_since: float = 0.0  # when the run last got a training slot
     extras: dict = field(default_factory=dict)  # UI-owned bookkeeping
 
