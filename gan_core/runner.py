@@ -217,13 +217,7 @@ class Runner:
                 raise TimeoutError(f"training thread {self.name} did not stop within {timeout} s")
         with self._cond:
             self._thread = None
-            commands, self._commands = self._commands, []
-        for fn, done, result in commands:  # stopped before it could run them: run them here
-            try:
-                result.append((True, fn()))
-            except Exception as exc:
-                result.append((False, exc))
-            done.set()
+        self._run_commands()  # queued before the thread stopped: run them here
         if self.state() in ("running", "paused"):
             self.telemetry.set_status("stopped")
 
