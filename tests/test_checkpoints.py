@@ -162,7 +162,7 @@ def test_dcgan_restore_includes_batchnorm_statistics():
         e.step()
     e.drain_stats()
     ckpt = capture(e)
-    assert "net.1.running_mean" in ckpt.g_state and "net.3.num_batches_tracked" in ckpt.d_state
+    assert "net.2.running_mean" in ckpt.g_state and "net.3.num_batches_tracked" in ckpt.d_state
     first = trajectory(e, 3)
     restore(e, ckpt)
     assert_same_trajectory(first, trajectory(e, 3))

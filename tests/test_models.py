@@ -93,13 +93,25 @@ def test_dcgan_shapes():
 
 def test_dcgan_intermediate_shapes_follow_the_comments():
     g = DCGANGenerator(z_dim=8, width=4, generator=gen())
-    x = torch.randn(2, 8, 1, 1)
+    x = torch.randn(2, 8)
     shapes = []
     for layer in g.net:
         x = layer(x)
-        if isinstance(layer, nn.ConvTranspose2d):
+        if isinstance(layer, (nn.Unflatten, nn.ConvTranspose2d)):
             shapes.append(tuple(x.shape[1:]))
     assert shapes == [(16, 7, 7), (8, 14, 14), (1, 28, 28)]
+
+
+def test_dcgan_projection_equals_a_7x7_transposed_conv():
+    """The first layer is DCGAN's "project and reshape": the same map as a 7×7 transposed
+    convolution on a 1×1 input, with the weights laid out accordingly."""
+    g = DCGANGenerator(z_dim=8, width=4, generator=gen())
+    linear = g.net[0]
+    conv = nn.ConvTranspose2d(8, 16, 7, 1, 0, bias=False)
+    with torch.no_grad():
+        conv.weight.copy_(linear.weight.T.reshape(8, 16, 7, 7))
+    z = torch.randn(5, 8)
+    assert torch.allclose(g.net[1](linear(z)), conv(z.reshape(5, 8, 1, 1)), atol=1e-6)
 
 
 @pytest.mark.parametrize("module_fn", [
