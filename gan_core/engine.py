@@ -2,7 +2,8 @@
 
 `Engine.step()` is one iteration of Goodfellow et al. (2014), Algorithm 1:
 k = `n_critic` discriminator updates, each on a fresh real and fake batch, then
-one generator update. `Engine.apply(config)` changes the live fields of
+one generator update; with `r1_gamma` > 0, every `R1_EVERY`-th step adds one
+D update on the R1 penalty (lazy regularisation). `Engine.apply(config)` changes the live fields of
 `TrainConfig` between steps by editing the optimisers' `param_groups`, so
 weights and Adam's moment estimates carry on.
 
@@ -31,7 +32,7 @@ from torch import nn
 
 from .config import TrainConfig
 from .data import make_dataset
-from .losses import get_loss, gradient_penalty, smoothed_targets
+from .losses import get_loss, gradient_penalty, r1_penalty, smoothed_targets
 from .metrics import N_COVERAGE_SAMPLES, mode_coverage
 from .models import DCGANDiscriminator, DCGANGenerator, MLP, PackedDiscriminator
 
@@ -51,6 +52,7 @@ SURFACE_RES = 48  # D decision-surface grid resolution (per axis)
 N_EVAL_POINTS = 512  # fixed real / noise points shown in plots
 N_EVAL_IMAGES = 64  # fixed noise images shown as a grid
 N_SCORE_IMAGES = 500  # fixed noise images scored by the digit classifier
+R1_EVERY = 4  # lazy R1: one penalty-only D update every R1_EVERY steps, scaled by R1_EVERY (StyleGAN2)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -245,6 +247,8 @@ class Engine:
             self._autograd_step(row)
         self.rows += 1
         self.step_count += 1
+        if self.config.r1_gamma and self.step_count % R1_EVERY == 0:
+            self._r1_step()
         if self.G_ema is not None:
             self._update_ema()
 
@@ -271,6 +275,17 @@ class Engine:
         buffers = list(self.G.buffers())
         if buffers:
             torch._foreach_copy_(list(self.G_ema.buffers()), buffers)
+
+    def _r1_step(self) -> None:
+        """Lazy R1 (Mescheder et al., 2018; lazy as in Karras et al., 2020): a D update on
+        γ/2 · E‖∇ₓD(x)‖² · R1_EVERY over a fresh real batch, every R1_EVERY steps."""
+        real = self.data.sample(self.config.batch_size, self.rng, out=self.real_buf)
+        params = list(self.D.parameters())
+        penalty = 0.5 * self.config.r1_gamma * R1_EVERY * r1_penalty(self.D, real)
+        grads = torch.autograd.grad(penalty, params, allow_unused=True)  # D's last bias has no x-gradient
+        torch._foreach_copy_([p.grad for p in params],
+                             [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)])
+        adam_step(self.d_opt)
 
     def _fast_step(self, row: torch.Tensor) -> None:
         cfg, loss, (hg, hd) = self.config, self.loss, self._hand

@@ -15,6 +15,9 @@ analytic gradient against autograd.
                  + λ E (‖∇f(x̂)‖ − 1)², λ = 10. The penalty needs double
                  back-prop, so the engine computes it with autograd.
 
+Any loss can add the R1 penalty on real data (Mescheder et al., 2018),
+γ/2 · E ‖∇ₓ D(x)‖², applied lazily every few steps (Karras et al., 2020).
+
 Label smoothing replaces the real target 1 by 1 − s (one-sided, Salimans et
 al., 2016, §3.4) and optionally the fake target 0 by s (two-sided). It applies
 to the target-based losses (minimax, nonsaturating, lsgan) only.
@@ -122,6 +125,17 @@ def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Ten
     x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
     (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
     return ((grad.flatten(1).norm(dim=1) - 1.0) ** 2).mean()
+
+
+def r1_penalty(critic: Callable[[Tensor], Tensor], real: Tensor) -> Tensor:
+    """R1 (Mescheder et al., 2018, Eq. 9 without γ/2): E ‖∇ₓ D(x)‖² on real samples.
+
+    Penalising D's slope on the data keeps D from sharpening into a wall that G
+    cannot climb. Differentiable in D's parameters (double back-prop).
+    """
+    x = real.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x).sum(), x, create_graph=True)
+    return grad.flatten(1).pow(2).sum(1).mean()
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ import torch
 from gan_core import engine as engine_mod
 from gan_core.config import TrainConfig
 from gan_core.data import DIGITS_FILE
-from gan_core.engine import N_EVAL_POINTS, N_STATS, STAT_FIELDS, SURFACE_RES, Engine, adam_step, resolve_device
+from gan_core.engine import (N_EVAL_POINTS, N_STATS, R1_EVERY, STAT_FIELDS, SURFACE_RES, Engine, adam_step,
+                             resolve_device)
 from gan_core.losses import LOSSES
 from gan_core.models import MLP
 
@@ -119,6 +120,39 @@ def test_switching_to_wgan_gp_uses_the_autograd_step_and_back():
 
 
 # ---------------------------------------------------------------- Adam
+
+@pytest.mark.parametrize("dataset", ["ring8", pytest.param("digits", marks=needs_digits)])
+def test_lazy_r1_adds_a_d_update_every_r1_every_steps_only(dataset):
+    small = dict(width=4, z_dim=4, batch_size=8) if dataset == "digits" else {}
+    plain, r1 = Engine(tiny(dataset=dataset, **small)), Engine(tiny(dataset=dataset, r1_gamma=5.0, **small))
+    d_steps = lambda e: int(e.d_opt.state[next(iter(e.D.parameters()))]["step"])
+    for _ in range(R1_EVERY - 1):  # no penalty yet: the two runs are identical
+        plain.step(), r1.step()
+    assert all(torch.equal(a, b) for a, b in zip(params(plain), params(r1)))
+    plain.step(), r1.step()
+    assert d_steps(r1) == d_steps(plain) + 1  # one extra, penalty-only D update
+    d_plain, d_r1 = list(plain.D.parameters()), list(r1.D.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(d_plain, d_r1))
+    assert all(torch.equal(a, b) for a, b in zip(plain.G.parameters(), r1.G.parameters()))
+    assert r1.config.r1_gamma == 5.0 and r1.config.with_live(r1_gamma=0.0).r1_gamma == 0.0  # live field
+    assert np.isfinite(r1.drain_stats()).all()
+
+
+def test_r1_penalty_flattens_d_on_the_data():
+    """Trained only on the penalty, D's slope at the real points shrinks."""
+    e = Engine(tiny(r1_gamma=10.0, d_lr=1e-2))
+    real = e.data.sample(256, torch.Generator().manual_seed(1))
+
+    def slope() -> float:
+        x = real.clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(e.D(x).sum(), x)
+        return float(g.pow(2).sum(1).mean())
+
+    before = slope()
+    for _ in range(50):
+        e._r1_step()
+    assert slope() < 0.5 * before
+
 
 def test_adam_step_matches_opt_step_exactly():
     a = MLP(3, 2, 8, 2, torch.Generator().manual_seed(0))

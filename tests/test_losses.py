@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from gan_core import losses
-from gan_core.losses import LOSSES, get_loss, gradient_penalty, smoothed_targets
+from gan_core.losses import LOSSES, get_loss, gradient_penalty, r1_penalty, smoothed_targets
 
 LN3 = math.log(3.0)
 TARGETS = [(1.0, 0.0), (0.9, 0.0), (0.9, 0.1), (0.7, 0.3)]
@@ -148,6 +148,23 @@ def test_gradient_penalty_is_differentiable_in_the_critic_parameters():
     gradient_penalty(lambda x: x @ a, real, fake).backward()
     # d/da (‖a‖ − 1)² = 2(‖a‖ − 1) a/‖a‖ = 2·4·(0.6, 0.8)
     torch.testing.assert_close(a.grad, torch.tensor([4.8, 6.4], dtype=torch.float64))
+
+
+def test_r1_penalty_of_a_linear_critic_is_its_squared_slope_and_differentiable():
+    a = torch.tensor([3.0, 4.0], dtype=torch.float64, requires_grad=True)
+    real = torch.randn(6, 2, dtype=torch.float64)
+    r1 = r1_penalty(lambda x: (x @ a).unsqueeze(1), real)
+    assert float(r1.detach()) == pytest.approx(25.0)  # ‖a‖² at every sample
+    r1.backward()
+    torch.testing.assert_close(a.grad, 2 * a.detach())  # d/da ‖a‖² = 2a
+    assert not real.requires_grad  # the caller's batch is left alone
+
+
+def test_r1_penalty_is_per_sample_squared_gradient_norm_on_images():
+    """f(x) = ½‖x‖² has ∇f(x) = x, so R1 = E‖x‖²."""
+    real = torch.randn(5, 1, 4, 4, dtype=torch.float64)
+    r1 = r1_penalty(lambda x: 0.5 * (x**2).flatten(1).sum(1), real)
+    assert float(r1.detach()) == pytest.approx(float((real.flatten(1) ** 2).sum(1).mean()))
 
 
 # ---------------------------------------------------------------- registry and targets
