@@ -2,7 +2,7 @@
 
     python -m gan_core.bench speed              # 2-D steps/s: naive loop vs engine vs runner+telemetry
     python -m gan_core.bench quality            # ring-8 and grid-25 with their default presets
-    python -m gan_core.bench digits --seconds 300
+    python -m gan_core.bench digits --seeds 0,1,2   # classifier IS/FD every 30 s for 300 s, per seed
     python -m gan_core.bench ticks              # app tick handler latency with 50k steps of history
     python -m gan_core.bench load --clients 30  # 30 simulated visitors against `python app.py`
     python -m gan_core.bench presets            # each lesson preset's symptom after ~30 s
@@ -247,13 +247,13 @@ def bench_quality(seconds: float, seeds: tuple[int, ...] = (0,)) -> dict:
     )
 
 
-def bench_digits(seconds: float, threads_note: str = "") -> dict:
+def bench_digits(seconds: float, seed: int = 0) -> dict:
     """Train the default digits preset for `seconds` of training time; every 30 s score
     1,000 samples (G's EMA when configured) with the bundled classifier. Scoring time
     is excluded from the training time."""
     from .classifier import DigitScorer
 
-    config = default_config("digits")
+    config = default_config("digits", seed=seed)
     engine = Engine(config)
     scorer = DigitScorer.bundled(engine.device)
     train_s, next_check, checks = 0.0, 30.0, []
@@ -486,7 +486,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-runs", type=int, default=None, help="admission cap for the load test's server")
     p.add_argument("--seconds", type=float, default=None, help="time budget per measurement")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--seeds", default="0", help="comma-separated seeds for `quality` (e.g. 0,1,2)")
+    p.add_argument("--seeds", default="0", help="comma-separated seeds for `quality` and `digits` (e.g. 0,1,2)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     what = ["speed", "quality", "ticks", "digits"] if "all" in args.what else args.what
@@ -498,7 +498,8 @@ def main(argv: list[str] | None = None) -> int:
             seeds = tuple(int(x) for x in args.seeds.split(","))
             result["quality"] = bench_quality(args.seconds or 60.0, seeds)
         elif name == "digits":
-            result["digits"] = bench_digits(args.seconds or 300.0)
+            runs = [bench_digits(args.seconds or 300.0, int(x)) for x in args.seeds.split(",")]
+            result["digits"] = runs[0] if len(runs) == 1 else runs
         elif name == "ticks":
             result["ticks"] = bench_ticks()
         elif name == "presets":

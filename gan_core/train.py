@@ -31,7 +31,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=None, help="stop after this many steps")
     p.add_argument("--seconds", type=float, default=None, help="stop after this much training time")
     p.add_argument("--loss", choices=list(LOSSES))
-    for name in ("g-lr", "d-lr", "beta1", "beta2", "label-smoothing", "gp-weight"):
+    for name in ("g-lr", "d-lr", "beta1", "beta2", "label-smoothing", "gp-weight", "r1-gamma"):
         p.add_argument(f"--{name}", type=float)
     for name in ("n-critic", "batch-size", "z-dim", "width", "depth", "pack", "seed"):
         p.add_argument(f"--{name}", type=int)
