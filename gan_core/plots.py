@@ -175,7 +175,7 @@ def samples_figure(snap: Snapshot) -> Figure:
     Digits: a grid of G's samples from a fixed noise batch."""
     frame = snap.frame
     if frame is not None and frame.fake.ndim == 3:
-        fig = Figure(f"Generated digits (same noise every frame), step {frame.step:,}", "", "", height=460)
+        fig = Figure(f"G's digits at step {frame.step:,} (fixed noise)", "", "", height=460)
         fig.add(type="heatmap", z=_f32(_tile(frame.fake)[::-1], 2), colorscale="Greys", reversescale=True,
                 showscale=False, zmin=0, zmax=1, hoverinfo="skip")
         fig.layout["xaxis"].update(visible=False, scaleanchor="y")
