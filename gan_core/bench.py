@@ -100,17 +100,21 @@ def _rate(step, seconds: float, warmup: int = 20, block: int = 50) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def engine_steps_per_s(config: TrainConfig, seconds: float) -> tuple[float, float]:
-    """(steps per wall-clock second, steps per CPU second of this thread)."""
-    engine = Engine(config)
-
+def _engine_stepper(engine: Engine):
+    """One headless engine step, draining the statistics buffer as the runner would."""
     def step():
         engine.step()
         if engine.rows >= 256:
             engine.drain_stats()
 
+    return step
+
+
+def engine_steps_per_s(config: TrainConfig, seconds: float) -> tuple[float, float]:
+    """(steps per wall-clock second, steps per CPU second of this thread)."""
+    engine = Engine(config)
     c0, s0 = time.thread_time(), engine.step_count
-    rate = _rate(step, seconds)
+    rate = _rate(_engine_stepper(engine), seconds)
     return rate, (engine.step_count - s0) / (time.thread_time() - c0)
 
 
@@ -190,14 +194,7 @@ def bench_speed(seconds: float) -> dict:
 def bench_digits_speed(seconds: float) -> dict:
     config = default_config("digits")
     naive = naive_digits_steps_per_s(config, seconds)
-    engine = Engine(config)
-
-    def step():
-        engine.step()
-        if engine.rows >= 256:
-            engine.drain_stats()
-
-    fast = _rate(step, seconds, warmup=3, block=5)
+    fast = _rate(_engine_stepper(Engine(config)), seconds, warmup=3, block=5)
     return dict(model=f"DCGAN-28 width {config.width}, z={config.z_dim}, batch {config.batch_size}",
                 naive_loop_steps_per_s=round(naive, 1), engine_steps_per_s=round(fast, 1),
                 speedup_vs_naive=round(fast / naive, 2))
@@ -210,15 +207,14 @@ def time_to_quality(config: TrainConfig, budget_s: float, target_modes: int, tar
     target is met, whether it held at every later check, and the final score.
     Training time excludes the scoring."""
     engine = Engine(config)
+    step = _engine_stepper(engine)
     train_s = 0.0
     first, held, trajectory = None, True, []
     use_ema = engine.G_ema is not None
     while train_s < budget_s:
         t0 = time.perf_counter()
         for _ in range(check_every):
-            engine.step()
-            if engine.rows >= 256:
-                engine.drain_stats()
+            step()
         train_s += time.perf_counter() - t0
         seed = engine.step_count
         cov = mode_coverage(engine.sample(2500, seed=seed, ema=use_ema), engine.data.modes, engine.data.sigma)
@@ -255,15 +251,14 @@ def bench_digits(seconds: float, seed: int = 0) -> dict:
 
     config = default_config("digits", seed=seed)
     engine = Engine(config)
+    step = _engine_stepper(engine)
     scorer = DigitScorer.bundled(engine.device)
     train_s, next_check, checks = 0.0, 30.0, []
     first = {7: None, 8: None}
     while train_s < seconds:
         t0 = time.perf_counter()
         for _ in range(5):
-            engine.step()
-        if engine.rows >= 256:
-            engine.drain_stats()
+            step()
         train_s += time.perf_counter() - t0
         if train_s >= next_check or train_s >= seconds:
             score = scorer.score(engine.sample(1000, seed=1, ema=True))

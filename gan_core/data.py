@@ -176,6 +176,7 @@ DATASET_NAMES = (*TOY_DATASETS, "digits")
 # Full MNIST / Fashion-MNIST through torchvision: only when asked for, and only online.
 DOWNLOADABLE = {"mnist_full": "mnist", "fashion": "fashion"}
 IMAGE_DATASETS = ("digits", *DOWNLOADABLE)
+DIGIT_DATASETS = ("digits", "mnist_full")  # what the bundled digit classifier can score
 
 
 def make_toy(name: str, device: torch.device | str = "cpu") -> PointDataset:

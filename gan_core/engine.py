@@ -3,8 +3,8 @@
 `Engine.step()` is one iteration of Goodfellow et al. (2014), Algorithm 1:
 k = `n_critic` discriminator updates, each on a fresh real and fake batch, then
 one generator update; with `r1_gamma` > 0, every `R1_EVERY`-th step adds one
-D update on the R1 penalty (lazy regularisation). `Engine.apply(config)` changes the live fields of
-`TrainConfig` between steps by editing the optimisers' `param_groups`, so
+D update on the R1 penalty (lazy regularisation). `Engine.apply(config)`
+changes the live fields of `TrainConfig` between steps by editing the optimisers' `param_groups`, so
 weights and Adam's moment estimates carry on.
 
 Two interchangeable implementations of the step share the same parameters,
@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from .config import TrainConfig
-from .data import make_dataset
+from .data import DIGIT_DATASETS, make_dataset
 from .losses import get_loss, gradient_penalty, r1_penalty, smoothed_targets
 from .metrics import N_COVERAGE_SAMPLES, mode_coverage
 from .models import DCGANDiscriminator, DCGANGenerator, MLP, PackedDiscriminator
@@ -282,9 +282,9 @@ class Engine:
         real = self.data.sample(self.config.batch_size, self.rng, out=self.real_buf)
         params = list(self.D.parameters())
         penalty = 0.5 * self.config.r1_gamma * R1_EVERY * r1_penalty(self.D, real)
-        grads = torch.autograd.grad(penalty, params, allow_unused=True)  # D's last bias has no x-gradient
-        torch._foreach_copy_([p.grad for p in params],
-                             [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)])
+        # D's last bias has no x-gradient: autograd returns zeros for it.
+        grads = torch.autograd.grad(penalty, params, materialize_grads=True)
+        torch._foreach_copy_([p.grad for p in params], grads)
         adam_step(self.d_opt)
 
     def _fast_step(self, row: torch.Tensor) -> None:
@@ -421,7 +421,7 @@ class Engine:
 
     def digit_scores(self):
         """Classifier Inception Score and Fréchet distance of G on fixed noise (digits only)."""
-        if self.config.dataset not in ("digits", "mnist_full"):  # the classifier knows digits only
+        if self.config.dataset not in DIGIT_DATASETS:
             return None
         if self._scorer is None:
             from .classifier import DigitScorer  # loads weights: only for digit runs

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from .data import DIGIT_DATASETS
 from .losses import get_loss
 from .telemetry import Snapshot
 
@@ -226,7 +227,7 @@ def coverage_figure(snap: Snapshot) -> Figure:
     fig = Figure("Mode coverage (VEEGAN/PacGAN metric)", "training step", "modes covered")
     cov = snap.coverage
     if len(cov) == 0:
-        is_digits = snap.config is not None and snap.config.dataset in ("digits", "mnist_full")
+        is_digits = snap.config is not None and snap.config.dataset in DIGIT_DATASETS
         return fig.message("Digit scores appear every few seconds" if is_digits
                            else "Only for datasets with known modes (ring, grid)")
     step, modes, hq = _thin(cov[:, 0], cov[:, 1], cov[:, 2])
