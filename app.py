@@ -14,9 +14,9 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402
 
 from gan_core.config import default_config  # noqa: E402
-from gan_core.sessions import SessionManager, configure_threads  # noqa: E402
-from ui import text  # noqa: E402
-from ui.handlers import (  # noqa: E402
+from classroom.sessions import SessionManager, configure_threads  # noqa: E402
+from classroom import text  # noqa: E402
+from classroom.handlers import (  # noqa: E402
     DATASET_CHOICES, HIDEABLE, LOSS_CHOICES, PRESET_CHOICES, SIZE_CHOICES, Handlers, defaults_for,
 )
 

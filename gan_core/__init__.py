@@ -1,8 +1,9 @@
 """GAN Classroom engine: data, models, losses, a live-tunable training step, a
-background runner and lock-guarded telemetry.
+background runner, lock-guarded telemetry, checkpoints and a headless CLI.
 
-This package knows nothing about Gradio or any UI; `app.py` reads the immutable
-snapshots it publishes. Importing it has no side effects.
+It imports neither Gradio, plotly nor Pillow (tests/test_layering.py checks); the
+page lives in `classroom/` and reads the immutable snapshots published here.
+Importing it has no side effects.
 """
 
 __version__ = "0.1.0"

@@ -1,12 +1,12 @@
-"""Benchmarks: speed and quality targets, printed as JSON (never timed tests).
+"""Engine benchmarks: speed and quality targets, printed as JSON (never timed tests).
 
     python -m gan_core.bench speed              # 2-D steps/s: naive loop vs engine vs runner+telemetry
     python -m gan_core.bench quality            # ring-8 and grid-25 with their default presets
     python -m gan_core.bench digits --seeds 0,1,2   # classifier IS/FD every 30 s for 300 s, per seed
-    python -m gan_core.bench ticks              # app tick handler latency with 50k steps of history
-    python -m gan_core.bench load --clients 30  # 30 simulated visitors against `python app.py`
-    python -m gan_core.bench presets            # each lesson preset's symptom after ~30 s
     python -m gan_core.bench                    # speed + quality
+
+The app's benchmarks (tick latency, load, lesson presets) live in `classroom.bench`:
+this module never imports Gradio.
 
 Every result records the device and torch thread count. Numbers on a shared
 machine are noisy: run twice and compare.
@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import TrainConfig, default_config
-from .engine import STAT_FIELDS, Engine
+from .engine import Engine
 from .metrics import mode_coverage
 from .runner import Runner
 
@@ -118,22 +118,18 @@ def engine_steps_per_s(config: TrainConfig, seconds: float) -> tuple[float, floa
     return rate, (engine.step_count - s0) / (time.thread_time() - c0)
 
 
-def runner_steps_per_s(config: TrainConfig, seconds: float, reader_hz: float = 0.0) -> tuple[float, float]:
+def runner_steps_per_s(config: TrainConfig, seconds: float, read=None, reader_hz: float = 2.5) -> tuple[float, float]:
     """Steps/s of the full runner (chunks, drains, NaN checks, eval frames), optionally
-    with a reader drawing every figure `reader_hz` times a second (an open page)."""
-    from . import plots
-
+    with a reader thread calling `read(snapshot)` `reader_hz` times a second (an open page:
+    `classroom.bench` passes the page's figure drawing)."""
     runner = Runner(config)
     stop = threading.Event()
 
     def reader():
         while not stop.wait(1.0 / reader_hz):
-            snap = runner.snapshot()
-            for fig in (plots.samples_figure, plots.d_output_figure, plots.loss_figure,
-                        plots.d_means_figure, plots.coverage_figure):
-                fig(snap).to_json()
+            read(runner.snapshot())
 
-    thread = threading.Thread(target=reader, daemon=True) if reader_hz else None
+    thread = threading.Thread(target=reader, daemon=True) if read is not None else None
     runner.start()
     time.sleep(1.0)  # warm-up
     if thread:
@@ -167,26 +163,22 @@ def bench_speed(seconds: float) -> dict:
     # Interleaved rounds, medians: on a shared machine the rate drifts by ±10 % over a minute,
     # more than the differences being measured.
     rounds = [(naive_steps_per_s(config, seconds), *engine_steps_per_s(config, seconds),
-               *runner_steps_per_s(config, seconds), *runner_steps_per_s(config, seconds, reader_hz=2.5))
-              for _ in range(5)]
-    naive, engine, engine_cpu, runner, runner_cpu, page, page_cpu = (float(np.median(c)) for c in zip(*rounds))
+               *runner_steps_per_s(config, seconds)) for _ in range(5)]
+    naive, engine, engine_cpu, runner, runner_cpu = (float(np.median(c)) for c in zip(*rounds))
     # The VM's CPU speed drifts between rounds: compare within a round, then take the median.
     ratio = lambda i, j: round(100 * float(np.median([r[i] / r[j] for r in rounds])), 1)
     return dict(
         rounds=[[round(x) for x in r] for r in rounds],
-        rounds_columns="naive, engine, engine per CPU-s, runner, runner per CPU-s, runner+page, per CPU-s",
+        rounds_columns="naive, engine, engine per CPU-s, runner, runner per CPU-s",
         model=f"MLP {config.depth}x{config.width}, z={config.z_dim}, batch {config.batch_size}",
         naive_loop_steps_per_s=round(naive, 1),
         engine_headless_steps_per_s=round(engine, 1),
         runner_with_telemetry_steps_per_s=round(runner, 1),
-        runner_with_page_reader_steps_per_s=round(page, 1),
         speedup_vs_naive=round(engine / naive, 2),
         telemetry_keeps_percent=ratio(3, 1),  # median over rounds of runner / headless
-        page_keeps_percent=ratio(5, 1),
         # Steps per CPU-second of the training thread: the same work measured without the
         # time the thread waited for a CPU.
         telemetry_keeps_percent_cpu=ratio(4, 2),
-        page_keeps_percent_cpu=ratio(6, 2),
         digits=bench_digits_speed(seconds),
     )
 
@@ -273,218 +265,17 @@ def bench_digits(seconds: float, seed: int = 0) -> dict:
                 checks=checks, first_is_7=first[7], first_is_8=first[8])
 
 
-def bench_ticks(history_steps: int = 50_000, n: int = 200) -> dict:
-    """Latency of the app's tick handler (status + 5 figures) with a long history."""
-    import gradio as gr
-
-    from ui.handlers import Handlers
-    from .sessions import SessionManager
-
-    manager = SessionManager(max_active=1)
-    handlers = Handlers(manager)
-    session = manager.create("bench", default_config("ring8"))
-    runner = session.runner
-    runner.step(1000)
-    while runner.snapshot().step < 1000:
-        time.sleep(0.05)
-    tel = runner.telemetry
-    # Fill the history with `history_steps` synthetic steps in chunks, like a long run.
-    rng = np.random.default_rng(0)
-    for start in range(1000, 1000 + history_steps, 500):
-        steps = np.arange(start + 1, start + 501)
-        tel.record_steps(steps, steps / 1000.0, rng.random((500, 7)), 1000.0)
-    request = gr.Request(session_hash="bench")
-    times, sizes = [], []
-    for i in range(n):
-        tel.set_status(rate=1000.0 + i)  # a new version each time: the tick must redraw
-        t0 = time.perf_counter()
-        out = handlers.tick(request=request)
-        size = sum(len(o.to_json()) for o in out[1:6])  # the five figures; Gradio serialises them too
-        times.append(time.perf_counter() - t0)
-        sizes.append(size)
-    manager.release_all()
-    ms = np.array(times) * 1000
-    return dict(history_steps=runner.snapshot().step, history_rows=len(runner.snapshot().history),
-                tick_ms_p50=round(float(np.percentile(ms, 50)), 2), tick_ms_p95=round(float(np.percentile(ms, 95)), 2),
-                payload_kb=round(float(np.mean(sizes)) / 1024, 1))
-
-
-def bench_load(clients: int, seconds: float, max_runs: int | None = None) -> dict:
-    """Launch `python app.py` and drive it with `clients` simulated visitors (gradio_client):
-    each starts a run, ticks at 2.5 Hz, moves the D learning rate, then leaves."""
-    import subprocess
-    from pathlib import Path
-
-    from gradio_client import Client
-
-    root = Path(__file__).resolve().parent.parent
-    port = _free_port()
-    env = dict(os.environ, GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False",
-               GRADIO_HEARTBEAT_INTERVAL="2")
-    if max_runs:
-        env["GAN_CLASSROOM_MAX_RUNS"] = str(max_runs)
-    server = subprocess.Popen([sys.executable, "app.py"], cwd=root, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        admin = _connect(url)
-        baseline = admin.predict(api_name="/server_stats")
-        peak_rss = [0]
-        done = threading.Event()
-
-        def watch_rss():
-            while not done.wait(0.2):
-                peak_rss[0] = max(peak_rss[0], _rss_mb(server.pid))
-
-        threading.Thread(target=watch_rss, daemon=True).start()
-        results, lock = [], threading.Lock()
-        rates: list[float] = []
-
-        def visitor(i: int):
-            out = dict(admitted=False, queued=False, ticks=[], errors=[])
-            try:
-                client = Client(url, verbose=False)
-                status = client.predict("ring8", "small", 256, i, "nonsaturating", -3.0, -3.0, 1, 0.0, False, None,
-                                        api_name="/start")
-                out["admitted"] = "Running" in status
-                out["queued"] = "Waiting" in status
-                t_end = time.monotonic() + seconds
-                moved = False
-                while time.monotonic() < t_end:
-                    t0 = time.perf_counter()
-                    client.predict(api_name="/tick")
-                    out["ticks"].append(time.perf_counter() - t0)
-                    if not moved and time.monotonic() > t_end - seconds / 2:
-                        client.predict("nonsaturating", -3.0, -2.0, 1, 0.1, False, api_name="/set_live")
-                        moved = True
-                    time.sleep(max(0.0, 0.4 - (time.perf_counter() - t0)))
-                client.close()
-            except Exception as exc:  # counted, reported
-                out["errors"].append(f"{type(exc).__name__}: {exc}")
-            with lock:
-                results.append(out)
-
-        threads = [threading.Thread(target=visitor, args=(i,)) for i in range(clients)]
-        for t in threads:
-            t.start()
-            time.sleep(0.05)
-        time.sleep(seconds * 0.75)
-        during = admin.predict(api_name="/server_stats")
-        rates = during["steps_per_s"]
-        for t in threads:
-            t.join()
-        # Everyone left: their heartbeats end, unload stops the runs.
-        t_left = time.monotonic()
-        after = admin.predict(api_name="/server_stats")
-        while time.monotonic() - t_left < 60 and (after["training_threads"] or after["sessions"]):
-            time.sleep(1.0)
-            after = admin.predict(api_name="/server_stats")
-        done.set()
-        ticks = np.array([t for r in results for t in r["ticks"]]) * 1000
-        return dict(
-            clients=clients, seconds_each=seconds, max_active=baseline["max_active"],
-            admitted_at_start=sum(r["admitted"] for r in results), queued_at_start=sum(r["queued"] for r in results),
-            tick_ms_p50=round(float(np.percentile(ticks, 50)), 1) if len(ticks) else None,
-            tick_ms_p95=round(float(np.percentile(ticks, 95)), 1) if len(ticks) else None,
-            ticks=int(len(ticks)), steps_per_s_per_running_run=rates, peak_rss_mb=round(peak_rss[0], 1),
-            training_threads_before=baseline["training_threads"], training_threads_after=after["training_threads"],
-            sessions_after=after["sessions"], seconds_to_clean_up=round(time.monotonic() - t_left, 1),
-            errors=[e for r in results for e in r["errors"]],
-        )
-    finally:
-        server.terminate()
-        server.wait(10)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _connect(url: str, timeout: float = 60.0):
-    from gradio_client import Client
-
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return Client(url, verbose=False)
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
-
-
-def _rss_mb(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-def bench_presets(seconds: float) -> dict:
-    """Train every lesson preset for `seconds` and measure the symptom it should show,
-    plus the alerts `alerts.detect` raised along the way (checked every second)."""
-    from .alerts import detect
-    from .presets import PRESETS
-
-    out = {}
-    for name, preset in PRESETS.items():
-        runner = Runner(preset.config, eval_interval_s=0.25)
-        kinds: dict[str, int] = {}
-        runner.start()
-        t0 = time.perf_counter()
-        coverage_seen = []
-        while time.perf_counter() - t0 < seconds:
-            time.sleep(1.0)
-            snap = runner.snapshot()
-            for alert in detect(snap):
-                kinds[alert.kind] = kinds.get(alert.kind, 0) + 1
-            if snap.frame is not None and snap.frame.modes_covered is not None:
-                coverage_seen.append(snap.frame.modes_covered)
-        runner.stop()
-        snap = runner.snapshot()
-        recent = snap.recent[-1000:]
-        col = lambda n: recent[:, 2 + STAT_FIELDS.index(n)]
-        early = snap.history[:50]
-        g_norm_early = float(np.max(early[:, 2 + STAT_FIELDS.index("g_grad_norm")])) if len(early) else float("nan")
-        d_loss = col("d_loss")
-        out[name] = dict(
-            watch=preset.watch, steps=snap.step, state=snap.state,
-            final_modes=snap.frame.modes_covered if snap.frame else None,
-            final_hq_percent=round(snap.frame.hq_percent, 1) if snap.frame and snap.frame.hq_percent is not None else None,
-            modes_seen_min_max=[min(coverage_seen), max(coverage_seen)] if coverage_seen else None,
-            share_of_evals_below_all_modes=round(float(np.mean(np.array(coverage_seen) < (snap.frame.n_modes or 0))), 2)
-            if coverage_seen and snap.frame and snap.frame.n_modes else None,
-            mean_d_real_last_1000=round(float(col("d_real").mean()), 3),
-            mean_d_fake_last_1000=round(float(col("d_fake").mean()), 3),
-            g_grad_norm_last_over_early_max=round(float(col("g_grad_norm").mean()) / g_norm_early, 4),
-            d_loss_mean_std_last_1000=[round(float(d_loss.mean()), 3), round(float(d_loss.std()), 3)],
-            digit_is_last=round(float(snap.digit_scores[-1, 1]), 2) if len(snap.digit_scores) else None,
-            alerts_seen=kinds,
-        )
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m gan_core.bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("what", nargs="*", default=["speed", "quality"],
-                   choices=["speed", "quality", "digits", "ticks", "load", "presets", "all"])
-    p.add_argument("--clients", type=int, default=30, help="simulated visitors (load)")
-    p.add_argument("--max-runs", type=int, default=None, help="admission cap for the load test's server")
+                   choices=["speed", "quality", "digits", "all"])
     p.add_argument("--seconds", type=float, default=None, help="time budget per measurement")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seeds", default="0", help="comma-separated seeds for `quality` and `digits` (e.g. 0,1,2)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    what = ["speed", "quality", "ticks", "digits"] if "all" in args.what else args.what
+    what = ["speed", "quality", "digits"] if "all" in args.what else args.what
     result: dict = dict(env=_env())
     for name in what:
         if name == "speed":
@@ -495,12 +286,6 @@ def main(argv: list[str] | None = None) -> int:
         elif name == "digits":
             runs = [bench_digits(args.seconds or 300.0, int(x)) for x in args.seeds.split(",")]
             result["digits"] = runs[0] if len(runs) == 1 else runs
-        elif name == "ticks":
-            result["ticks"] = bench_ticks()
-        elif name == "presets":
-            result["presets"] = bench_presets(args.seconds or 30.0)
-        elif name == "load":
-            result["load"] = bench_load(args.clients, args.seconds or 20.0, args.max_runs)
         print(json.dumps({name: result[name]}), file=sys.stderr, flush=True)
     print(json.dumps(result, indent=2))
     return 0

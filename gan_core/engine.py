@@ -24,7 +24,6 @@ samples, D's decision surface). Not here: threads (`runner.py`), storage
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -35,18 +34,8 @@ from .data import DIGIT_DATASETS, make_dataset
 from .losses import get_loss, gradient_penalty, r1_penalty, smoothed_targets
 from .metrics import N_COVERAGE_SAMPLES, mode_coverage
 from .models import DCGANDiscriminator, DCGANGenerator, MLP, PackedDiscriminator
+from .records import N_STATS, STAT_FIELDS, EvalFrame
 
-# Columns of the per-step statistics, in order.
-STAT_FIELDS = (
-    "d_loss",  # D loss of the last D update of the step
-    "g_loss",  # G loss of the G update
-    "d_real",  # mean D(x) shown as P(real) (or raw score for hinge/WGAN)
-    "d_fake",  # mean D(G(z)) in the D update (before D's update)
-    "d_fake_g",  # mean D(G(z)) in the G update (after D's update, before G's)
-    "g_grad_norm",  # ‖∇θ_G L_G‖₂
-    "d_grad_norm",  # ‖∇θ_D L_D‖₂ (last D update)
-)
-N_STATS = len(STAT_FIELDS)
 STATS_CAPACITY = 4096  # rows buffered between drains
 SURFACE_RES = 48  # D decision-surface grid resolution (per axis)
 N_EVAL_POINTS = 512  # fixed real / noise points shown in plots
@@ -62,24 +51,6 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("CUDA was requested but no CUDA GPU is available; use device='auto' or 'cpu'")
     return device
-
-
-@dataclass(frozen=True)
-class EvalFrame:
-    """Heavy telemetry at one step; numpy arrays, read-only."""
-
-    step: int
-    d_real_values: np.ndarray  # (N,) D on the fixed real batch (displayed scale)
-    d_fake_values: np.ndarray  # (N,) D on G(fixed noise)
-    real: np.ndarray  # (N, 2) points or (n, 28, 28) images, in data space
-    fake: np.ndarray  # (N, 2) points or (n, 28, 28) images
-    surface: np.ndarray | None  # (R, R) D over `surface_extent`, 2-D only
-    surface_extent: tuple[float, float, float, float] | None  # x0, x1, y0, y1
-    g_field: np.ndarray | None  # (N, 2) −∇ₓ L_G at the fake points: where G pushes them
-    value_estimate: float | None  # V(D, G) = E log D(x) + E log(1 − D(G(z))), BCE losses only
-    modes_covered: int | None
-    n_modes: int | None
-    hq_percent: float | None
 
 
 def adam_step(opt: torch.optim.Adam) -> None:

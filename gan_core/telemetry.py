@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .engine import STAT_FIELDS, EvalFrame
+from .records import STAT_FIELDS, EvalFrame, column
 
 HISTORY_CAPACITY = 4096  # rows of the decimated whole-run history
 RECENT = 2048  # full-resolution recent steps
@@ -136,12 +136,7 @@ class Snapshot:
     digit_scores: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))  # step, IS, FD
 
     def column(self, name: str, recent: bool = False) -> np.ndarray:
-        table = self.recent if recent else self.history
-        if name == "step":
-            return table[:, 0]
-        if name == "wall_s":
-            return table[:, 1]
-        return table[:, 2 + STAT_FIELDS.index(name)]
+        return column(self.recent if recent else self.history, name)
 
 
 class Telemetry:

@@ -18,7 +18,7 @@ import torch
 
 from .config import ConfigError, TrainConfig, default_config
 from .data import DATASET_NAMES, DOWNLOADABLE, DataError
-from .engine import STAT_FIELDS
+from .records import column
 from .losses import LOSSES
 from .runner import Runner
 
@@ -92,8 +92,7 @@ def main(argv: list[str] | None = None) -> int:
 def _progress(snap, elapsed: float) -> str:
     if len(snap.recent) == 0:
         return f"[{elapsed:6.1f}s] {snap.state}"
-    last = snap.recent[-50:].mean(0)
-    col = lambda name: last[2 + STAT_FIELDS.index(name)]
+    col = lambda name: column(snap.recent[-50:], name).mean()
     text = (f"[{elapsed:6.1f}s] step {snap.step:7d}  {snap.steps_per_s:6.0f} steps/s  "
             f"D loss {col('d_loss'):.3f}  G loss {col('g_loss'):.3f}  "
             f"D(x) {col('d_real'):.2f}  D(G(z)) {col('d_fake'):.2f}")

@@ -33,7 +33,7 @@ def running_app(max_active: int = 2):
     import torch
 
     import app
-    from gan_core.sessions import SessionManager
+    from classroom.sessions import SessionManager
 
     torch.set_num_threads(1)
     manager = SessionManager(max_active=max_active)

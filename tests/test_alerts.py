@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from gan_core import alerts
-from gan_core.alerts import Alert, detect
+from classroom import alerts
+from classroom.alerts import Alert, detect
 from gan_core.config import TrainConfig
-from gan_core.engine import STAT_FIELDS, Engine, EvalFrame
+from gan_core.engine import Engine
+from gan_core.records import STAT_FIELDS, EvalFrame
 from gan_core.telemetry import Snapshot, Telemetry
 
 LOG2 = np.log(2.0)

@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from app_support import running_app, wait_until
-from gan_core.sessions import SessionManager
-from ui.handlers import Controls, Handlers
+from classroom.sessions import SessionManager
+from classroom.handlers import Controls, Handlers
 
 # dataset, size, batch, seed, loss, log10 G lr, log10 D lr, k, smoothing, two-sided, upload, lesson
 SETUP = ["ring8", "small", 64, 0, "nonsaturating", -3.0, -3.0, 1, 0.0, False, None, ""]
@@ -157,7 +157,7 @@ def test_api_live_d_lr_change_via_gradio_client():
 # --- lessons, alerts, rewind, save/load, timelapse, share links ------------------------------------
 
 def test_lesson_preset_loads_its_documented_configuration(handlers):
-    from gan_core.presets import PRESETS
+    from classroom.presets import PRESETS
 
     for name, preset in PRESETS.items():
         *values, lesson_text = handlers.choose_lesson(name)

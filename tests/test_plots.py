@@ -10,7 +10,7 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from gan_core import plots
+from classroom import plots
 from gan_core.config import TrainConfig
 from gan_core.data import DIGITS_FILE
 from gan_core.engine import Engine

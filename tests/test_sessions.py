@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from gan_core.runner import Runner
-from gan_core.sessions import ServerBusy, SessionManager, configure_threads, default_max_active
+from classroom.sessions import ServerBusy, SessionManager, configure_threads, default_max_active
 
 
 class FakeClock:

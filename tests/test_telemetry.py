@@ -8,7 +8,7 @@ import threading
 import numpy as np
 import pytest
 
-from gan_core.engine import N_STATS, EvalFrame
+from gan_core.records import N_STATS, EvalFrame
 from gan_core.telemetry import DecimatingSeries, RingBuffer, Telemetry
 
 

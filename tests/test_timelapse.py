@@ -11,9 +11,11 @@ import torch
 from PIL import Image
 
 from gan_core.config import TrainConfig
-from gan_core.engine import Engine, EvalFrame
+from gan_core.engine import Engine
+from gan_core.records import EvalFrame
+from classroom.gif import DIGIT_SCALE, FAKE_RGB, HEADER, PAD, REAL_RGB, render, to_gif
 from gan_core.timelapse import (
-    DIGIT_SCALE, FAKE_RGB, HEADER, MOSAIC, PAD, REAL_RGB, TimelapseRecorder, compact, render,
+    MOSAIC, TimelapseRecorder, compact,
 )
 
 EXTENT = (-2.0, 2.0, -2.0, 2.0)
@@ -53,11 +55,11 @@ def box(size: int = 360) -> tuple[int, int, int]:
 # ------------------------------------------------------------------------------ GIF
 
 def test_gif_has_one_frame_per_recorded_step_and_the_configured_size():
-    rec = TimelapseRecorder(size=360)
+    rec = TimelapseRecorder()
     for step in (10, 20, 30, 40, 50):
         assert rec.add(points_frame(step))
     buf = io.BytesIO()
-    assert rec.to_gif(buf, fps=5) == 5
+    assert to_gif(rec.frames(), buf, fps=5, size=360) == 5
     frames = gif_frames(buf.getvalue())
     assert len(frames) == 5 and all(f.size == (360, 360) for f in frames)
     img = Image.open(io.BytesIO(buf.getvalue()))
@@ -65,11 +67,11 @@ def test_gif_has_one_frame_per_recorded_step_and_the_configured_size():
 
 
 def test_gif_can_be_written_to_a_path(tmp_path):
-    rec = TimelapseRecorder(size=200)
+    rec = TimelapseRecorder()
     rec.add(points_frame(1))
     rec.add(points_frame(2))
     path = tmp_path / "run.gif"
-    assert rec.to_gif(path, fps=10) == 2
+    assert to_gif(rec.frames(), path, fps=10, size=200) == 2
     with Image.open(path) as img:
         assert img.format == "GIF" and img.n_frames == 2 and img.size == (200, 200)
 
@@ -84,7 +86,7 @@ def test_recorder_stays_bounded_and_evenly_spaced_over_a_long_run():
     gaps = np.diff(steps[:-1])
     assert len(set(gaps)) == 1 and gaps[0] == 16  # kept every 16th after four halvings
     buf = io.BytesIO()
-    assert rec.to_gif(buf) == len(steps) == len(gif_frames(buf.getvalue()))
+    assert to_gif(rec.frames(), buf) == len(steps) == len(gif_frames(buf.getvalue()))
 
 
 def test_repeated_rewound_and_switched_frames():
@@ -100,11 +102,11 @@ def test_repeated_rewound_and_switched_frames():
 
 def test_empty_recorder_and_bad_arguments_raise_clear_errors():
     with pytest.raises(ValueError, match="no frames recorded yet"):
-        TimelapseRecorder().to_gif(io.BytesIO())
+        to_gif(TimelapseRecorder().frames(), io.BytesIO())
     rec = TimelapseRecorder()
     rec.add(points_frame(1))
     with pytest.raises(ValueError, match="fps"):
-        rec.to_gif(io.BytesIO(), fps=0)
+        to_gif(rec.frames(), io.BytesIO(), fps=0)
     with pytest.raises(ValueError, match="even"):
         TimelapseRecorder(max_frames=7)
 
@@ -129,7 +131,7 @@ def test_nan_and_inf_points_and_surface_render_without_crashing():
     rec.add(frame)
     rec.add(points_frame(4, fake=np.full((8, 2), np.nan)))
     buf = io.BytesIO()
-    assert rec.to_gif(buf) == 2
+    assert to_gif(rec.frames(), buf) == 2
     img = np.asarray(render(compact(frame)))
     left, top, side = box()
     x, y = left + round(0.625 * (side - 1)), top + round(0.375 * (side - 1))  # the one finite fake (0.5, 0.5)
@@ -173,4 +175,4 @@ def test_records_a_real_engine_run():
     assert [f.step for f in rec.frames()] == [5, 15, 25, 30]
     assert rec.frames()[0].extent == e.data.bounds
     buf = io.BytesIO()
-    assert rec.to_gif(buf) == 4
+    assert to_gif(rec.frames(), buf) == 4

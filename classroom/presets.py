@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import TrainConfig, default_config
+from gan_core.config import TrainConfig, default_config
 
 
 @dataclass(frozen=True)

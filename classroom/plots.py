@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import orjson
 
-from .data import DIGIT_DATASETS
-from .losses import get_loss
-from .telemetry import Snapshot
+from gan_core.data import DIGIT_DATASETS
+from gan_core.losses import get_loss
+from gan_core.telemetry import Snapshot
 
 REAL_COLOR = "#1f77b4"  # blue: real data
 FAKE_COLOR = "#ff7f0e"  # orange: generator

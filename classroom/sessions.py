@@ -21,8 +21,8 @@ from typing import Callable
 
 import torch
 
-from .config import TrainConfig
-from .runner import Runner
+from gan_core.config import TrainConfig
+from gan_core.runner import Runner
 
 
 class ServerBusy(RuntimeError):

@@ -36,12 +36,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .config import RANGES, TrainConfig
-from .engine import STAT_FIELDS
-from .losses import LOSSES
+from gan_core.config import RANGES, TrainConfig
+from gan_core.losses import LOSSES
+from gan_core.records import STAT_FIELDS, column
 
 if TYPE_CHECKING:
-    from .telemetry import Snapshot
+    from gan_core.telemetry import Snapshot
 
 # --- windows and warm-ups -----------------------------------------------------------
 WINDOW = 500  # recent steps every statistical detector looks at (full resolution)
@@ -97,10 +97,6 @@ class Alert:
 
 
 # ------------------------------------------------------------------------------ helpers
-
-def _col(rows: np.ndarray, name: str) -> np.ndarray:
-    return rows[:, 2 + STAT_FIELDS.index(name)]
-
 
 def _moving_average(x: np.ndarray, k: int) -> np.ndarray:
     c = np.cumsum(np.insert(x, 0, 0.0))
@@ -175,16 +171,16 @@ def detect_d_overpowering(snapshot: Snapshot) -> Alert | None:
     rows = _window(snapshot, OVERPOWER_WINDOW)
     if len(rows) < MIN_WINDOW:
         return None
-    d_fake, d_real = float(np.mean(_col(rows, "d_fake_g"))), float(np.mean(_col(rows, "d_real")))
+    d_fake, d_real = float(np.mean(column(rows, "d_fake_g"))), float(np.mean(column(rows, "d_real")))
     if not (d_fake < D_FAKE_LOW and d_real > D_REAL_HIGH):
         return None
     evidence = f"mean D(x) = {d_real:.2f}, mean D(G(z)) = {d_fake:.3f} over the last {len(rows)} steps"
 
     # Has G's gradient collapsed compared with earlier in the run?
-    recent_norm = float(np.median(_col(rows, "g_grad_norm")))
+    recent_norm = float(np.median(column(rows, "g_grad_norm")))
     history = snapshot.history
     earlier = history[history[:, 0] <= rows[0, 0]] if len(history) else history
-    earlier_norm = float(np.percentile(_col(earlier, "g_grad_norm"), 90)) if len(earlier) else math.nan
+    earlier_norm = float(np.percentile(column(earlier, "g_grad_norm"), 90)) if len(earlier) else math.nan
     vanished = earlier_norm > 0 and recent_norm < GRAD_VANISHED_RATIO * earlier_norm
     if math.isfinite(earlier_norm):
         evidence += f"; G's gradient norm {recent_norm:.3g} (earlier up to {earlier_norm:.3g})"
@@ -232,9 +228,9 @@ def detect_oscillation(snapshot: Snapshot) -> Alert | None:
     loss = LOSSES[config.loss]
     gap_swings = loss_swings = 0
     if loss.d_equilibrium == 0.5:  # D's output reads as P(real): the gap is on a fixed 0…1 scale
-        gap = _moving_average(_col(rows, "d_real") - _col(rows, "d_fake"), SMOOTH)
+        gap = _moving_average(column(rows, "d_real") - column(rows, "d_fake"), SMOOTH)
         gap_swings = _swings(gap - np.median(gap), GAP_BAND)
-    d_loss = _moving_average(_col(rows, "d_loss"), SMOOTH)
+    d_loss = _moving_average(column(rows, "d_loss"), SMOOTH)
     centre = float(np.median(d_loss))
     # Band relative to the loss's natural scale (its value at equilibrium, e.g. 2 log 2 for
     # cross-entropy), so a D that wins with a tiny, spiky loss does not count as swinging.

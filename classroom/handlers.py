@@ -13,14 +13,15 @@ from urllib.parse import urlencode
 
 import gradio as gr
 
-from gan_core import plots
-from gan_core.alerts import detect
 from gan_core.checkpoints import CheckpointError, load_run
 from gan_core.config import LIVE_FIELDS, ConfigError, TrainConfig, default_config
-from gan_core.presets import PRESETS, get_preset
 from gan_core.data import CSV_MAX_BYTES, IMAGE_DATASETS, DataError
 from gan_core.losses import LOSSES
-from gan_core.sessions import ServerBusy, SessionManager
+
+from . import gif, plots
+from .alerts import detect
+from .presets import PRESETS, get_preset
+from .sessions import ServerBusy, SessionManager
 
 DATASET_CHOICES = [
     ("Ring of 8 Gaussians", "ring8"),
@@ -312,7 +313,7 @@ class Handlers:
         choices = [(i.label, i.index) for i in reversed(infos)]
         return gr.update(choices=choices, value=choices[0][1] if choices else None)
 
-    # --- issue-6 tools: fixes, rewind, save/load, timelapse, presets, share --------------------------
+    # --- fixes, rewind, save/load, timelapse, presets, share ----------------------------------------
 
     def apply_fix(self, request: gr.Request):
         """Apply the suggested fix of the current alert; returns the new live control values."""
@@ -363,7 +364,7 @@ class Handlers:
         if session is None or len(session.runner.timelapse) < 2:
             raise gr.Error("Train for a few seconds first: the timelapse needs at least two frames.")
         path = Path(tempfile.mkdtemp(prefix="gan-timelapse-")) / f"timelapse-step{session.runner.snapshot().step}.gif"
-        session.runner.timelapse.to_gif(path, fps=8)
+        gif.to_gif(session.runner.timelapse.frames(), path, fps=8)
         return str(path)
 
     def share_link(self, lesson, dataset, size, batch_size, seed, loss, g_lr_log10, d_lr_log10, n_critic,

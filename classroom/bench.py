@@ -1,0 +1,259 @@
+"""App benchmarks: the page's tick latency, many visitors, and the lesson presets, as JSON.
+
+    python -m classroom.bench ticks              # tick handler latency with 50k steps of history
+    python -m classroom.bench page               # runner steps/s with and without a page drawing 2.5×/s
+    python -m classroom.bench load --clients 30  # 30 simulated visitors against `python app.py`
+    python -m classroom.bench presets            # each lesson preset's symptom after ~30 s
+
+Engine benchmarks (speed, quality, digits) are `python -m gan_core.bench`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gan_core.bench import _env, runner_steps_per_s
+from gan_core.config import default_config
+from gan_core.runner import Runner
+
+from .alerts import detect
+from .handlers import Handlers, figures
+from .presets import PRESETS
+from .sessions import SessionManager
+
+
+def bench_page(seconds: float = 5.0, rounds: int = 5) -> dict:
+    """Runner steps/s alone and with a page reader drawing every figure 2.5×/s (interleaved)."""
+    config = default_config("ring8")
+    draw = lambda snap: [fig.to_json() for fig in figures(snap)]
+    pairs = [(runner_steps_per_s(config, seconds)[0], runner_steps_per_s(config, seconds, read=draw)[0])
+             for _ in range(rounds)]
+    return dict(rounds=[[round(a), round(b)] for a, b in pairs], rounds_columns="runner, runner + page",
+                page_keeps_percent=round(100 * float(np.median([b / a for a, b in pairs])), 1))
+
+
+def bench_ticks(history_steps: int = 50_000, n: int = 200) -> dict:
+    """Latency of the app's tick handler (status + 5 figures) with a long history."""
+    import gradio as gr
+
+    manager = SessionManager(max_active=1)
+    handlers = Handlers(manager)
+    session = manager.create("bench", default_config("ring8"))
+    runner = session.runner
+    runner.step(1000)
+    while runner.snapshot().step < 1000:
+        time.sleep(0.05)
+    tel = runner.telemetry
+    # Fill the history with `history_steps` synthetic steps in chunks, like a long run.
+    rng = np.random.default_rng(0)
+    for start in range(1000, 1000 + history_steps, 500):
+        steps = np.arange(start + 1, start + 501)
+        tel.record_steps(steps, steps / 1000.0, rng.random((500, 7)), 1000.0)
+    request = gr.Request(session_hash="bench")
+    times, sizes = [], []
+    for i in range(n):
+        tel.set_status(rate=1000.0 + i)  # a new version each time: the tick must redraw
+        t0 = time.perf_counter()
+        out = handlers.tick(request=request)
+        size = sum(len(o.to_json()) for o in out[1:6])  # the five figures; Gradio serialises them too
+        times.append(time.perf_counter() - t0)
+        sizes.append(size)
+    manager.release_all()
+    ms = np.array(times) * 1000
+    return dict(history_steps=runner.snapshot().step, history_rows=len(runner.snapshot().history),
+                tick_ms_p50=round(float(np.percentile(ms, 50)), 2), tick_ms_p95=round(float(np.percentile(ms, 95)), 2),
+                payload_kb=round(float(np.mean(sizes)) / 1024, 1))
+
+
+def bench_load(clients: int, seconds: float, max_runs: int | None = None) -> dict:
+    """Launch `python app.py` and drive it with `clients` simulated visitors (gradio_client):
+    each starts a run, ticks at 2.5 Hz, moves the D learning rate, then leaves."""
+    from gradio_client import Client
+
+    root = Path(__file__).resolve().parent.parent
+    port = _free_port()
+    env = dict(os.environ, GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False",
+               GRADIO_HEARTBEAT_INTERVAL="2")
+    if max_runs:
+        env["GAN_CLASSROOM_MAX_RUNS"] = str(max_runs)
+    server = subprocess.Popen([sys.executable, "app.py"], cwd=root, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        admin = _connect(url)
+        baseline = admin.predict(api_name="/server_stats")
+        peak_rss = [0]
+        done = threading.Event()
+
+        def watch_rss():
+            while not done.wait(0.2):
+                peak_rss[0] = max(peak_rss[0], _rss_mb(server.pid))
+
+        threading.Thread(target=watch_rss, daemon=True).start()
+        results, lock = [], threading.Lock()
+        rates: list[float] = []
+
+        def visitor(i: int):
+            out = dict(admitted=False, queued=False, ticks=[], errors=[])
+            try:
+                client = Client(url, verbose=False)
+                status = client.predict("ring8", "small", 256, i, "nonsaturating", -3.0, -3.0, 1, 0.0, False, None,
+                                        api_name="/start")
+                out["admitted"] = "Running" in status
+                out["queued"] = "Waiting" in status
+                t_end = time.monotonic() + seconds
+                moved = False
+                while time.monotonic() < t_end:
+                    t0 = time.perf_counter()
+                    client.predict(api_name="/tick")
+                    out["ticks"].append(time.perf_counter() - t0)
+                    if not moved and time.monotonic() > t_end - seconds / 2:
+                        client.predict("nonsaturating", -3.0, -2.0, 1, 0.1, False, api_name="/set_live")
+                        moved = True
+                    time.sleep(max(0.0, 0.4 - (time.perf_counter() - t0)))
+                client.close()
+            except Exception as exc:  # counted, reported
+                out["errors"].append(f"{type(exc).__name__}: {exc}")
+            with lock:
+                results.append(out)
+
+        threads = [threading.Thread(target=visitor, args=(i,)) for i in range(clients)]
+        for t in threads:
+            t.start()
+            time.sleep(0.05)
+        time.sleep(seconds * 0.75)
+        during = admin.predict(api_name="/server_stats")
+        rates = during["steps_per_s"]
+        for t in threads:
+            t.join()
+        # Everyone left: their heartbeats end, unload stops the runs.
+        t_left = time.monotonic()
+        after = admin.predict(api_name="/server_stats")
+        while time.monotonic() - t_left < 60 and (after["training_threads"] or after["sessions"]):
+            time.sleep(1.0)
+            after = admin.predict(api_name="/server_stats")
+        done.set()
+        ticks = np.array([t for r in results for t in r["ticks"]]) * 1000
+        return dict(
+            clients=clients, seconds_each=seconds, max_active=baseline["max_active"],
+            admitted_at_start=sum(r["admitted"] for r in results), queued_at_start=sum(r["queued"] for r in results),
+            tick_ms_p50=round(float(np.percentile(ticks, 50)), 1) if len(ticks) else None,
+            tick_ms_p95=round(float(np.percentile(ticks, 95)), 1) if len(ticks) else None,
+            ticks=int(len(ticks)), steps_per_s_per_running_run=rates, peak_rss_mb=round(peak_rss[0], 1),
+            training_threads_before=baseline["training_threads"], training_threads_after=after["training_threads"],
+            sessions_after=after["sessions"], seconds_to_clean_up=round(time.monotonic() - t_left, 1),
+            errors=[e for r in results for e in r["errors"]],
+        )
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _connect(url: str, timeout: float = 60.0):
+    from gradio_client import Client
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return Client(url, verbose=False)
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def _rss_mb(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def bench_presets(seconds: float) -> dict:
+    """Train every lesson preset for `seconds` and measure the symptom it should show,
+    plus the alerts `alerts.detect` raised along the way (checked every second)."""
+    out = {}
+    for name, preset in PRESETS.items():
+        runner = Runner(preset.config, eval_interval_s=0.25)
+        kinds: dict[str, int] = {}
+        runner.start()
+        t0 = time.perf_counter()
+        coverage_seen = []
+        while time.perf_counter() - t0 < seconds:
+            time.sleep(1.0)
+            snap = runner.snapshot()
+            for alert in detect(snap):
+                kinds[alert.kind] = kinds.get(alert.kind, 0) + 1
+            if snap.frame is not None and snap.frame.modes_covered is not None:
+                coverage_seen.append(snap.frame.modes_covered)
+        runner.stop()
+        snap = runner.snapshot()
+        col = lambda n: snap.column(n, recent=True)[-1000:]
+        early = snap.column("g_grad_norm")[:50]
+        g_norm_early = float(np.max(early)) if len(early) else float("nan")
+        d_loss = col("d_loss")
+        out[name] = dict(
+            watch=preset.watch, steps=snap.step, state=snap.state,
+            final_modes=snap.frame.modes_covered if snap.frame else None,
+            final_hq_percent=round(snap.frame.hq_percent, 1) if snap.frame and snap.frame.hq_percent is not None else None,
+            modes_seen_min_max=[min(coverage_seen), max(coverage_seen)] if coverage_seen else None,
+            share_of_evals_below_all_modes=round(float(np.mean(np.array(coverage_seen) < (snap.frame.n_modes or 0))), 2)
+            if coverage_seen and snap.frame and snap.frame.n_modes else None,
+            mean_d_real_last_1000=round(float(col("d_real").mean()), 3),
+            mean_d_fake_last_1000=round(float(col("d_fake").mean()), 3),
+            g_grad_norm_last_over_early_max=round(float(col("g_grad_norm").mean()) / g_norm_early, 4),
+            d_loss_mean_std_last_1000=[round(float(d_loss.mean()), 3), round(float(d_loss.std()), 3)],
+            digit_is_last=round(float(snap.digit_scores[-1, 1]), 2) if len(snap.digit_scores) else None,
+            alerts_seen=kinds,
+        )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m classroom.bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("what", nargs="*", default=["ticks", "page"], choices=["ticks", "page", "load", "presets"])
+    p.add_argument("--clients", type=int, default=30, help="simulated visitors (load)")
+    p.add_argument("--max-runs", type=int, default=None, help="admission cap for the load test's server")
+    p.add_argument("--seconds", type=float, default=None, help="time budget per measurement")
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    result: dict = dict(env=_env())
+    for name in args.what:
+        if name == "ticks":
+            result["ticks"] = bench_ticks()
+        elif name == "page":
+            result["page"] = bench_page(args.seconds or 5.0)
+        elif name == "presets":
+            result["presets"] = bench_presets(args.seconds or 30.0)
+        elif name == "load":
+            result["load"] = bench_load(args.clients, args.seconds or 20.0, args.max_runs)
+        print(json.dumps({name: result[name]}), file=sys.stderr, flush=True)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
