@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 import gradio as gr
 
 from gan_core.checkpoints import CheckpointError, load_run
-from gan_core.config import LIVE_FIELDS, ConfigError, TrainConfig, default_config
+from gan_core.config import LIVE_FIELDS, ConfigError, TrainConfig, can_continue, default_config
 from gan_core.data import CSV_MAX_BYTES, IMAGE_DATASETS, DataError
 from gan_core.losses import LOSSES
 
@@ -223,10 +223,7 @@ class Handlers:
             return gr.skip()
         try:
             changes = dict(loss=loss, **live_values(g_lr_log10, d_lr_log10, n_critic, label_smoothing, two_sided))
-            if loss == "wgan-gp" and session.runner.engine.d_has_batchnorm:
-                raise ConfigError("WGAN-GP on digits needs a discriminator without BatchNorm: "
-                                  "choose the loss before pressing Start/Reset.")
-            session.runner.update(**changes)
+            session.runner.update(**changes)  # the engine's config refuses e.g. WGAN-GP for a BatchNorm D
         except (ConfigError, TypeError, ValueError) as exc:
             raise gr.Error(str(exc)) from None
         return self.status(request)
@@ -482,10 +479,8 @@ def _page_url(request: gr.Request) -> str:
 
 
 def _same_setup(a: TrainConfig, b: TrainConfig) -> bool:
-    """True when only live fields differ, so the run can continue."""
-    keys = ("dataset", "z_dim", "width", "depth", "pack", "seed", "device", "gp_weight", "ema_decay",
-            "lr_decay_steps", "lr_decay_final")
-    return all(getattr(a, k) == getattr(b, k) for k in keys)
+    """True when the run built from `a` can continue with the controls' `b` (gan_core's rule)."""
+    return can_continue(a, b)
 
 
 def figures(snap) -> tuple:
