@@ -218,6 +218,7 @@ class Handlers:
         except (ConfigError, DataError, ServerBusy, RuntimeError) as exc:
             raise gr.Error(str(exc)) from None
         session.extras["setup"] = setup_of(config, lesson, csv_bytes)
+        session.runner.publish_frame()  # the plots show G and D at step 0 before Start
         return session
 
     def pause(self, request: gr.Request):
@@ -487,11 +488,23 @@ class Handlers:
             gr.Warning(note)
         return (*updates, lesson_text, gr.update(visible=values[0] == "csv"))
 
-    def choose_lesson(self, lesson):
-        """Load a preset's controls and show its explanation."""
+    def choose_lesson(self, lesson, request: gr.Request):
+        """Stage the lesson: a fresh run with the preset's configuration, at step 0, not started.
+
+        The controls show exactly what will train, so touching a slider afterwards changes
+        the lesson's run, never the previous one (issue 14). "Free play" changes nothing.
+        """
         if not lesson:
             return (*(gr.skip() for _ in range(10)), _lesson_text(""))
-        return (*control_values(get_preset(lesson).config), _lesson_text(lesson))
+        preset = get_preset(lesson)
+        sid = self._sid(request)
+        old = self.manager.get(sid)
+        old_step = old.runner.snapshot().step if old is not None else 0
+        self.manager.release(sid + COMPARE_SUFFIX)
+        session = self._new_run(sid, preset.config, None, lesson)
+        replaced = f" (the previous run, at step {old_step:,}, was replaced)" if old_step else ""
+        session.extras["notice"] = f"Lesson “{preset.title}” is set up at step 0{replaced}. Press Start."
+        return (*control_values(preset.config), _lesson_text(lesson))
 
     def server_stats(self) -> dict:
         """Counts for operators and the load benchmark (no per-visitor data)."""

@@ -106,3 +106,25 @@ def test_start_with_a_second_csv_trains_on_the_second_file(handlers, tmp_path):
     copy.write_bytes(line.read_bytes())
     handlers.start("csv", *SETUP[1:-2], str(copy), "", request=req("a"))
     assert handlers.manager.get("a").runner is new
+
+
+# ------------------------------------------------------------------------------ 2. choosing a lesson
+
+def test_choosing_a_lesson_stages_it_and_never_touches_the_old_run(handlers):
+    handlers.start(*SETUP, request=req("a"))
+    old = run_until(handlers, "a", 100)
+    old_config = old.config
+    values = handlers.choose_lesson("mode_collapse", request=req("a"))[:10]
+    staged = handlers.manager.get("a").runner
+    assert staged is not old and not old.is_alive
+    assert staged.snapshot().step == 0 and staged.state() == "idle"
+    assert staged.config == get_preset("mode_collapse").config
+    assert staged.snapshot().frame is not None, "the page shows G at step 0"
+    assert "Press Start" in handlers.status(req("a"))
+    # Touching a slider now (the page sends every live control) changes the staged lesson only.
+    handlers.live(*values[4:], request=req("a"))
+    assert old.config == old_config
+    # Start runs the staged lesson: same setup, same run.
+    status = handlers.start(*values, None, "mode_collapse", request=req("a"))
+    assert handlers.manager.get("a").runner is staged and "New run" not in status
+    wait_until(lambda: staged.snapshot().step > 10)
