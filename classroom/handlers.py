@@ -51,6 +51,7 @@ SETUP_WORDS = {"lesson": "lesson", "csv": "CSV file", "dataset": "dataset", "wid
 PRESET_CHOICES = [("Free play (choose everything yourself)", "")] + [(p.title, name) for name, p in PRESETS.items()]
 # Controls a teacher can hide with ?hide=a,b in the page URL, and the URL keys of a shared setup.
 HIDEABLE = ("dataset", "size", "batch", "seed", "loss", "g_lr", "d_lr", "k", "smoothing", "two_sided", "lesson")
+B_CONTROLS = ("loss", "g_lr", "d_lr", "k", "smoothing")  # the A/B section's controls, as HIDEABLE names
 SHARE_KEYS = ("lesson", "dataset", "size", "batch", "seed", "loss", "g_lr", "d_lr", "k", "smoothing", "two_sided")
 
 
@@ -358,13 +359,22 @@ class Handlers:
         return text_out, gr.update(value=label or "Apply fix", visible=with_fix is not None)
 
     def _rewind_menu(self, session):
+        """The checkpoint menu: newest first, keeping the visitor's own pick while it is kept."""
         infos = session.runner.checkpoints.list()
         key = tuple(i.index for i in infos)
         if session.extras.get("menu") == key:
             return gr.skip()
         session.extras["menu"] = key
         choices = [(i.label, i.index) for i in reversed(infos)]
-        return gr.update(choices=choices, value=choices[0][1] if choices else None)
+        pick = session.extras.get("checkpoint_pick")
+        value = pick if pick in key else (choices[0][1] if choices else None)
+        return gr.update(choices=choices, value=value)
+
+    def pick_checkpoint(self, index, request: gr.Request) -> None:
+        """Remember the visitor's choice in the checkpoint menu, so new checkpoints don't replace it."""
+        session = self._session(request)
+        if session is not None:
+            session.extras["checkpoint_pick"] = index
 
     # --- fixes, rewind, save/load, timelapse, presets, share ----------------------------------------
 
@@ -486,7 +496,8 @@ class Handlers:
         lesson_text = _lesson_text(values[-1])
         if note:
             gr.Warning(note)
-        return (*updates, lesson_text, gr.update(visible=values[0] == "csv"))
+        b_updates = [gr.update(visible=name not in hidden) for name in B_CONTROLS]
+        return (*updates, lesson_text, gr.update(visible=values[0] == "csv"), *b_updates)
 
     def choose_lesson(self, lesson, request: gr.Request):
         """Stage the lesson: a fresh run with the preset's configuration, at step 0, not started.
