@@ -41,6 +41,8 @@ SURFACE_RES = 48  # D decision-surface grid resolution (per axis)
 N_EVAL_POINTS = 512  # fixed real / noise points shown in plots
 N_EVAL_IMAGES = 64  # fixed noise images shown as a grid
 N_SCORE_IMAGES = 500  # fixed noise images scored by the digit classifier
+MANIFOLD_RES = 15  # G's manifold: grid lines per axis of the (z₁, z₂) slice
+MANIFOLD_SPAN = 2.0  # … over z₁, z₂ in [-2, 2] (±2σ of the N(0, I) prior), other coordinates 0
 R1_EVERY = 4  # lazy R1: one penalty-only D update every R1_EVERY steps, scaled by R1_EVERY (StyleGAN2)
 
 
@@ -85,6 +87,23 @@ def adam_step(opt: torch.optim.Adam) -> None:
         amsgrad=False,
         maximize=False,
     )
+
+
+def manifold_noise(z_dim: int, res: int = MANIFOLD_RES, span: float = MANIFOLD_SPAN,
+                   device: torch.device | str = "cpu") -> torch.Tensor:
+    """The z grid of G's manifold view (GAN Lab, Kahng et al., 2018): (rows·res, z_dim).
+
+    Row i, column j is z = (u_j, v_i, 0, …, 0) with u, v on `res` even steps over
+    [-span, span]: a flat 2-D slice through the noise space, so G's image of it shows how G
+    warps that slice. With z_dim = 1 there is no v: one row, the line u.
+    """
+    ticks = torch.linspace(-span, span, res, device=device)
+    rows = 1 if z_dim == 1 else res
+    z = torch.zeros(rows, res, z_dim, device=device)
+    z[..., 0] = ticks  # u varies along a row
+    if z_dim > 1:
+        z[..., 1] = ticks[:, None]  # v varies down the columns
+    return z.reshape(rows * res, z_dim)
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -354,7 +373,7 @@ class Engine:
             if loss.is_probability:
                 # V(D, G) (Goodfellow et al., Eq. 1) = −(BCE(real, 1) + BCE(fake, 0)).
                 value = -float(loss.d_loss(d_real_raw, d_fake_raw, 1.0, 0.0))
-            surface = extent = g_field = None
+            surface = extent = g_field = manifold = None
             covered = n_modes = hq = None
             if not self.data.is_image:
                 x0, x1, y0, y1 = extent = self.data.bounds
@@ -362,6 +381,8 @@ class Engine:
                 ys = torch.linspace(y0, y1, SURFACE_RES, device=self.device)
                 grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1).reshape(-1, 2)
                 surface = loss.display(self._d_single(grid / scale)).reshape(SURFACE_RES, SURFACE_RES)
+                z_grid = manifold_noise(self.config.z_dim, device=self.device)
+                manifold = (self.G(z_grid) * scale).reshape(-1, MANIFOLD_RES, 2)
                 if self.coverage_noise is not None:
                     cov = mode_coverage(self.G(self.coverage_noise) * scale, self.data.modes, self.data.sigma)
                     covered, n_modes, hq = cov.modes_covered, cov.n_modes, cov.hq_percent
@@ -388,6 +409,7 @@ class Engine:
             modes_covered=covered,
             n_modes=n_modes,
             hq_percent=hq,
+            manifold=None if manifold is None else as_np(manifold),
         )
 
     def digit_scores(self):

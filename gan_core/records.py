@@ -47,3 +47,6 @@ class EvalFrame:
     modes_covered: int | None
     n_modes: int | None
     hq_percent: float | None
+    # (rows, cols, 2) G's image of a regular grid in the (z₁, z₂) plane of its noise space
+    # (`engine.manifold_noise`), in data units; 2-D data only.
+    manifold: np.ndarray | None = None
