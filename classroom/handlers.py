@@ -13,11 +13,14 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import gradio as gr
+import numpy as np
 
 from gan_core.checkpoints import CheckpointError, load_run
 from gan_core.config import FROZEN_FIELDS, LIVE_FIELDS, ConfigError, TrainConfig, default_config
 from gan_core.data import CSV_MAX_BYTES, IMAGE_DATASETS, DataError
 from gan_core.losses import LOSSES
+from gan_core.runner import MAX_SPEED_LIMIT
+from gan_core.strokes import points_csv, points_from_strokes
 
 from . import gif, plots
 from .alerts import detect
@@ -50,6 +53,9 @@ PRESET_CHOICES = [("Free play (choose everything yourself)", "")] + [(p.title, n
 # Controls a teacher can hide with ?hide=a,b in the page URL, and the URL keys of a shared setup.
 HIDEABLE = ("dataset", "size", "batch", "seed", "loss", "g_lr", "d_lr", "k", "smoothing", "two_sided", "lesson")
 B_CONTROLS = ("loss", "g_lr", "d_lr", "k", "smoothing")  # the A/B section's controls, as HIDEABLE names
+# Speed control (slow motion): label, value; "max" = as fast as the machine goes.
+SPEED_CHOICES = [("Full speed", "max"), ("100 steps/s", "100"), ("10 steps/s", "10"), ("1 step/s", "1")]
+DRAWN_POINTS = 2000  # points sampled from a drawing
 SHARE_KEYS = ("lesson", "dataset", "size", "batch", "seed", "loss", "g_lr", "d_lr", "k", "smoothing", "two_sided")
 
 
@@ -155,6 +161,9 @@ class Handlers:
 
     def __init__(self, manager: SessionManager) -> None:
         self.manager = manager
+        # Each visitor's chosen speed limit (steps/s, None = full), kept across Start/Reset/Load;
+        # dropped in unload. Written by set_speed only.
+        self._speeds: dict[str, float | None] = {}
 
     @staticmethod
     def _sid(request: gr.Request | None) -> str:
@@ -213,11 +222,16 @@ class Handlers:
     def _new_run(self, sid: str, config: TrainConfig, upload: str | None, lesson: str = ""):
         csv_bytes = self._csv_for(config, upload, None)
         try:
-            session = self.manager.create(sid, config, csv_bytes)
+            session = self._with_speed(sid, self.manager.create(sid, config, csv_bytes))
         except (ConfigError, DataError, ServerBusy, RuntimeError) as exc:
             raise gr.Error(str(exc)) from None
         session.extras["setup"] = setup_of(config, lesson, csv_bytes)
         session.runner.publish_frame()  # the plots show G and D at step 0 before Start
+        return session
+
+    def _with_speed(self, sid: str, session):
+        """A new run (A or B) keeps the visitor's speed setting."""
+        session.runner.set_speed(self._speeds.get(sid.removesuffix(COMPARE_SUFFIX)))
         return session
 
     def pause(self, request: gr.Request):
@@ -263,6 +277,19 @@ class Handlers:
         self._new_run(self._sid(request), config, upload, lesson)
         return self.status(request)
 
+    def use_drawing(self, sketch, request: gr.Request):
+        """Turn the drawing into 2-D points, written as a CSV the upload box then holds: Start
+        trains on them through the CSV path (same checks and limits). Outputs: dataset, upload, status."""
+        try:
+            points = points_from_strokes(_ink(sketch), DRAWN_POINTS, np.random.default_rng())
+        except DataError as exc:
+            raise gr.Error(str(exc)) from None
+        path = Path(tempfile.mkdtemp(prefix="gan-drawing-")) / "my_drawing.csv"
+        path.write_text(points_csv(points))
+        note = (f"**Your drawing is the data:** {len(points):,} points sampled from the strokes. "
+                "Press **Start** to train on them.")
+        return "csv", gr.update(value=str(path), visible=True), note
+
     # --- live controls ---------------------------------------------------------------------------
 
     def live(self, loss, g_lr_log10, d_lr_log10, n_critic, label_smoothing, two_sided,
@@ -276,6 +303,17 @@ class Handlers:
             session.runner.update(**changes)  # the engine's config refuses e.g. WGAN-GP for a BatchNorm D
         except (ConfigError, TypeError, ValueError) as exc:
             raise gr.Error(str(exc)) from None
+        return self.status(request)
+
+    def set_speed(self, speed, request: gr.Request):
+        """Slow motion: limit the run (and a B run) to `speed` steps/s, or "max"; no restart."""
+        limit = _speed_limit(speed)
+        sid = self._sid(request)
+        self._speeds[sid] = limit
+        for key in (sid, sid + COMPARE_SUFFIX):
+            session = self.manager.get(key)
+            if session is not None:
+                session.runner.set_speed(limit)
         return self.status(request)
 
     def _apply_live(self, session, config: TrainConfig) -> None:
@@ -298,7 +336,9 @@ class Handlers:
                     f"({stats['running']}/{stats['max_active']} runs training on this server).")
         else:
             head = f"**{state.capitalize()}**"
-        parts = [head, f"step **{snap.step:,}**", f"{snap.steps_per_s:,.0f} steps/s",
+        limit = session.runner.speed_limit
+        rate = f"{snap.steps_per_s:,.0f} steps/s" + (f" (slow motion: {limit:g}/s)" if limit else "")
+        parts = [head, f"step **{snap.step:,}**", rate,
                  "GPU" if snap.device.startswith("cuda") else "CPU",
                  f"G lr {_fmt_lr(cfg.g_lr)} · D lr {_fmt_lr(cfg.d_lr)}"
                  + (f" (× {scale:.2f} decay)" if (scale := session.runner.engine.lr_scale()) < 1 else "")
@@ -412,7 +452,8 @@ class Handlers:
         size = Path(path).stat().st_size
         try:
             engine = load_run(path, device="auto")
-            session = self.manager.create(self._sid(request), engine.config, engine=engine)
+            sid = self._sid(request)
+            session = self._with_speed(sid, self.manager.create(sid, engine.config, engine=engine))
         except (CheckpointError, ConfigError, ValueError) as exc:
             raise gr.Error(f"Cannot load this file ({size:,} bytes): {exc}") from None
         return (self.status(request), *control_values(session.runner.config))
@@ -524,8 +565,39 @@ class Handlers:
     def unload(self, request: gr.Request) -> None:
         sid = getattr(request, "session_hash", None)
         if sid:
+            self._speeds.pop(sid, None)
             self.manager.release(sid)
             self.manager.release(sid + COMPARE_SUFFIX)
+
+
+def _ink(sketch) -> np.ndarray:
+    """The painted-ness of a Sketchpad value as an (H, W) array: the layers' alpha (the strokes),
+    else the composite's darkness on its white background."""
+    if not isinstance(sketch, dict):
+        raise gr.Error("The canvas is empty: paint a shape with the brush (press and drag), then try again.")
+    layers = [np.asarray(layer) for layer in sketch.get("layers") or [] if layer is not None]
+    layers = [layer for layer in layers if layer.ndim == 3 and layer.shape[2] == 4]
+    if layers and len({layer.shape for layer in layers}) == 1:
+        return np.max([layer[..., 3] for layer in layers], axis=0)
+    composite = sketch.get("composite")
+    if composite is None:
+        raise gr.Error("The canvas is empty: paint a shape with the brush (press and drag), then try again.")
+    rgb = np.asarray(composite)[..., :3].astype(np.int16)
+    return 255 - rgb.min(axis=-1)
+
+
+def _speed_limit(speed) -> float | None:
+    """A Speed choice ("max" or steps/s as text or number) → the runner's limit; gr.Error if absurd."""
+    if speed in (None, "", "max"):
+        return None
+    try:
+        value = float(speed)
+        if isinstance(speed, bool) or not 0 < value <= MAX_SPEED_LIMIT:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise gr.Error(f"Speed must be 'max' or a number of steps per second between 0 and "
+                       f"{MAX_SPEED_LIMIT:g}, got {speed!r}.") from None
+    return value
 
 
 def _lesson_text(lesson: str):

@@ -28,6 +28,9 @@ PLOTS_HELP = """
 - **Real vs generated points**: blue = real data, orange = G's samples from a fixed noise batch.
   The background is D's opinion (red = "fake", blue = "real"); black ticks show where G's gradient
   pushes each fake point. When G has won, the background is flat at 0.5 and D cannot tell.
+  The purple grid is **G's manifold**: where G sends a flat square grid of noise vectors
+  z = (z₁, z₂, 0, …, 0) with z₁, z₂ from −2 to 2 (a 2-D slice through the noise space; the other
+  coordinates stay 0). Watch G stretch and fold this sheet to lay it over the data.
 - **What D thinks**: histograms of D's output on real samples D(x) and on fakes D(G(z)).
   At the **Nash equilibrium** the fakes are indistinguishable and D outputs **0.5** everywhere.
   Two separate humps near 1 and 0 mean D is winning.

@@ -43,6 +43,8 @@ SURFACE_RES = 48  # D decision-surface grid resolution (per axis)
 N_EVAL_POINTS = 512  # fixed real / noise points shown in plots
 N_EVAL_IMAGES = 64  # fixed noise images shown as a grid
 N_SCORE_IMAGES = 500  # fixed noise images scored by the digit classifier
+MANIFOLD_RES = 15  # G's manifold: grid lines per axis of the (z₁, z₂) slice
+MANIFOLD_SPAN = 2.0  # … over z₁, z₂ in [-2, 2] (±2σ of the N(0, I) prior), other coordinates 0
 R1_EVERY = 4  # lazy R1: one penalty-only D update every R1_EVERY steps, scaled by R1_EVERY (StyleGAN2)
 
 
@@ -87,6 +89,23 @@ def adam_step(opt: torch.optim.Adam) -> None:
         amsgrad=False,
         maximize=False,
     )
+
+
+def manifold_noise(z_dim: int, res: int = MANIFOLD_RES, span: float = MANIFOLD_SPAN,
+                   device: torch.device | str = "cpu") -> torch.Tensor:
+    """The z grid of G's manifold view (GAN Lab, Kahng et al., 2018): (rows·res, z_dim).
+
+    Row i, column j is z = (u_j, v_i, 0, …, 0) with u, v on `res` even steps over
+    [-span, span]: a flat 2-D slice through the noise space, so G's image of it shows how G
+    warps that slice. With z_dim = 1 there is no v: one row, the line u.
+    """
+    ticks = torch.linspace(-span, span, res, device=device)
+    rows = 1 if z_dim == 1 else res
+    z = torch.zeros(rows, res, z_dim, device=device)
+    z[..., 0] = ticks  # u varies along a row
+    if z_dim > 1:
+        z[..., 1] = ticks[:, None]  # v varies down the columns
+    return z.reshape(rows * res, z_dim)
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -366,12 +385,14 @@ class Engine:
             if loss.is_probability:
                 # V(D, G) (Goodfellow et al., Eq. 1) = −(BCE(real, 1) + BCE(fake, 0)).
                 value = -float(loss.d_loss(d_real_raw, d_fake_raw, 1.0, 0.0))
-            surface = extent = g_field = None
+            surface = extent = g_field = manifold = None
             covered = n_modes = hq = None
             if not image:
                 extent = self.data.bounds
                 surface = loss.display(self._d_single(_grid(extent, SURFACE_RES, self.device) / scale))
                 surface = surface.reshape(SURFACE_RES, SURFACE_RES)
+                z_grid = manifold_noise(self.config.z_dim, device=self.device)
+                manifold = (self.shown_generator(z_grid) * scale).reshape(-1, MANIFOLD_RES, 2)
                 if self.coverage_noise is not None:
                     samples = self.shown_generator(self.coverage_noise) * scale
                     cov = mode_coverage(samples, self.data.modes, self.data.sigma)
@@ -398,6 +419,7 @@ class Engine:
             hq_percent=hq,
             generator="G (EMA of weights)" if self.G_ema is not None else "G",
             fake_raw=None if self.G_ema is None else shown(fake_raw),
+            manifold=None if manifold is None else as_np(manifold),
         )
 
     def digit_scores(self):

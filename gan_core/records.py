@@ -52,3 +52,6 @@ class EvalFrame:
     # `fake_raw` (None without an EMA: then `fake` is the raw G). D's histograms use the raw G.
     generator: str = "G"
     fake_raw: np.ndarray | None = None
+    # (rows, cols, 2) G's image of a regular grid in the (z₁, z₂) plane of its noise space
+    # (`engine.manifold_noise`), in data units; 2-D data only.
+    manifold: np.ndarray | None = None
