@@ -178,7 +178,7 @@ def test_lesson_preset_loads_its_documented_configuration(handlers):
     from classroom.presets import PRESETS
 
     for name, preset in PRESETS.items():
-        *values, lesson_text = handlers.choose_lesson(name)
+        *values, lesson_text = handlers.choose_lesson(name, request=req("a"))
         assert lesson_text["visible"] and preset.watch in lesson_text["value"]
         config = Controls(*values, lesson=name).config()
         # Fields without a control (packing, Adam betas, …) come from the preset.
@@ -186,7 +186,7 @@ def test_lesson_preset_loads_its_documented_configuration(handlers):
 
 
 def test_lesson_start_uses_preset_fields_without_controls(handlers):
-    values = handlers.choose_lesson("oscillation")[:-1]
+    values = handlers.choose_lesson("oscillation", request=req("a"))[:-1]
     handlers.start(*values, None, "oscillation", request=req("a"))
     config = handlers.manager.get("a").runner.config
     assert config.beta1 == 0.9 and config.dataset == "ring8_wide"
@@ -217,7 +217,7 @@ def test_malformed_share_link_falls_back_to_defaults(handlers):
 
 
 def test_alert_fix_button_applies_the_suggested_change(handlers):
-    values = handlers.choose_lesson("strong_d")[:-1]
+    values = handlers.choose_lesson("strong_d", request=req("a"))[:-1]
     handlers.start(*values, None, "strong_d", request=req("a"))
     runner = handlers.manager.get("a").runner
     # The alerts' warm-up is 500 steps. A generous timeout: a hang guard, not a speed target.
