@@ -225,7 +225,7 @@ def coverage_figure(snap: Snapshot) -> Figure:
     if len(snap.digit_scores):
         return _digit_quality(snap)
     of = f" of {snap.frame.generator}" if snap.frame is not None else ""
-    fig = Figure(f"Mode coverage{of} (VEEGAN/PacGAN metric)", "training step", "modes covered")
+    fig = Figure(f"Mode coverage{of} · VEEGAN/PacGAN metric", "training step", "modes covered")
     cov = snap.coverage
     if len(cov) == 0:
         is_digits = snap.config is not None and snap.config.dataset in DIGIT_DATASETS

@@ -38,7 +38,9 @@ from .runner import Runner
 
 
 def _env() -> dict:
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None  # other work on a shared machine
     return dict(torch=torch.__version__, threads=torch.get_num_threads(), cpu_count=os.cpu_count(),
+                load_average_1min=None if load is None else round(load, 1),
                 cuda=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
                 python=platform.python_version())
 

@@ -247,6 +247,7 @@ class Engine:
 
     @torch.no_grad()
     def _d_grads_by_hand(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """D's gradient on a fresh real and fake batch into `.grad`; returns (d_loss, d_real, d_fake)."""
         B = self.config.batch_size
         real_and_fake = self.both_buf  # (2B, 2): real rows, then fake rows
         self.data.sample(B, self.rng, out=real_and_fake[:B])
@@ -256,6 +257,7 @@ class Engine:
         return self.loss.d_loss(d_real, d_fake, self.real_target, self.fake_target), d_real, d_fake
 
     def _d_grads_autograd(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """As `_d_grads_by_hand`, with autograd (any network; WGAN-GP's penalty)."""
         real = self.data.sample(self.config.batch_size, self.rng, out=self.real_buf)
         self.z_buf.normal_(generator=self.rng)
         with torch.no_grad():
