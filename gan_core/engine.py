@@ -12,7 +12,7 @@ moment estimates carry on.
 
 Two interchangeable implementations of each update share the same parameters,
 optimisers and losses: the 2-D MLPs back-propagate by hand (`handgrad.py`,
-measured 2.0× this file's autograd path on the default ring-8 model), and
+measured 1.9× this file's autograd path on the default ring-8 model), and
 everything else (DCGAN digits, WGAN-GP's double back-prop) uses autograd.
 `tests/test_engine.py` checks the two agree.
 
