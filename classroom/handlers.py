@@ -16,7 +16,7 @@ import gradio as gr
 import numpy as np
 
 from gan_core.checkpoints import CheckpointError, load_run
-from gan_core.config import FROZEN_FIELDS, LIVE_FIELDS, ConfigError, TrainConfig, default_config
+from gan_core.config import FROZEN_FIELDS, LIVE_FIELDS, ConfigError, TrainConfig, can_continue, default_config
 from gan_core.data import CSV_MAX_BYTES, IMAGE_DATASETS, DataError
 from gan_core.losses import LOSSES
 from gan_core.runner import MAX_SPEED_LIMIT
@@ -46,7 +46,9 @@ COMPARE_SUFFIX = "/B"  # session id of a visitor's second (B) run
 # What defines a run: the fields that cannot change mid-run, plus the batch size (live in the engine,
 # but a Setup control on this page), the lesson and the CSV file's content. Start with the same setup
 # resumes; any difference starts a fresh run.
-SETUP_FIELDS = (*sorted(FROZEN_FIELDS), "batch_size")
+# d_batchnorm is left to gan_core's `can_continue`: the controls resolve it from their loss, while a
+# run's D keeps the choice of the loss it started with (and a D without BatchNorm takes any loss).
+SETUP_FIELDS = (*sorted(FROZEN_FIELDS - {"d_batchnorm"}), "batch_size")
 SETUP_WORDS = {"lesson": "lesson", "csv": "CSV file", "dataset": "dataset", "width": "network size",
                "batch_size": "batch size", "seed": "seed"}
 PRESET_CHOICES = [("Free play (choose everything yourself)", "")] + [(p.title, name) for name, p in PRESETS.items()]
@@ -190,6 +192,8 @@ class Handlers:
             setup["csv"] = "loaded"  # the points inside a loaded run file
         if session is not None and session.runner.state() not in ("finished", "error"):
             changed = setup_changes(session.extras.get("setup", {}), setup)
+            if not changed and not can_continue(session.runner.config, config):
+                changed = ["loss: WGAN-GP needs a discriminator without BatchNorm"]
             if not changed:
                 self._apply_live(session, config)
                 session.extras.pop("notice", None)
