@@ -157,7 +157,10 @@ def build_demo(manager: SessionManager | None = None) -> gr.Blocks:
         gif_btn.click(handlers.timelapse, None, gif_file, api_name="timelapse", concurrency_limit=2,
                       show_progress="minimal")
         share_btn.click(handlers.share_link, [lesson, *controls, hide], share_url, api_name="share_link", **fast)
-        demo.load(handlers.on_load, None, [*controls, lesson, lesson_text, upload], api_name=False, **fast)
+        checkpoint.input(handlers.pick_checkpoint, checkpoint, None, api_name=False, **fast)
+        b_controls = [b_loss, b_g_lr, b_d_lr, b_k, b_smoothing]  # hidden with their A control (teacher mode)
+        demo.load(handlers.on_load, None, [*controls, lesson, lesson_text, upload, *b_controls], api_name=False,
+                  **fast)
         demo.unload(handlers.unload)
     demo.handlers = handlers  # for tests and the load benchmark
     return demo

@@ -203,6 +203,10 @@ class Runner:
         """Write the run to a `.safetensors` file (see `checkpoints.save_run`)."""
         return self._call(lambda: save_run(self._engine, target))
 
+    def publish_frame(self) -> None:
+        """Evaluate the current weights and publish the frame, e.g. for a new or loaded run before Start."""
+        self._call(lambda: self._publish_frame(safe=True))
+
     def checkpoint_now(self) -> int:
         return self._call(lambda: self.checkpoints.add(capture(self._engine)))
 
