@@ -60,6 +60,8 @@ def build_demo(manager: SessionManager | None = None) -> gr.Blocks:
                     resume_btn = gr.Button("Resume")
                 with gr.Row():
                     step_btn = gr.Button("Step")
+                    step_d_btn = gr.Button("Step D only")
+                    step_g_btn = gr.Button("Step G only")
                     reset_btn = gr.Button("Reset", variant="stop")
                 speed = gr.Radio(SPEED_CHOICES, value="max", label="Speed",
                                  info="Slow motion for a lecture: at 10 or 1 step/s every step is drawn.")
@@ -137,6 +139,8 @@ def build_demo(manager: SessionManager | None = None) -> gr.Blocks:
         resume_btn.click(handlers.resume, None, status, api_name="resume", **fast)
         step_btn.click(handlers.step, setup, status, api_name="step", **fast)
         drawing_btn.click(handlers.use_drawing, sketch, [dataset, upload, status], api_name="use_drawing", **fast)
+        step_d_btn.click(handlers.step_d, setup, status, api_name="step_d", **fast)
+        step_g_btn.click(handlers.step_g, setup, status, api_name="step_g", **fast)
         speed.input(handlers.set_speed, speed, status, api_name="set_speed", **fast)
         reset_btn.click(handlers.reset, setup, status, api_name="reset", **fast)
         for control in live:

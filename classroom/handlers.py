@@ -281,6 +281,34 @@ class Handlers:
         self._new_run(self._sid(request), config, upload, lesson)
         return self.status(request)
 
+    def step_d(self, dataset, size, batch_size, seed, loss, g_lr_log10, d_lr_log10, n_critic,
+               label_smoothing, two_sided, upload, lesson, request: gr.Request):
+        """One discriminator update only (G unchanged), then stay paused."""
+        controls = Controls(dataset, size, batch_size, seed, loss, g_lr_log10, d_lr_log10, n_critic,
+                            label_smoothing, two_sided, lesson)
+        return self._single_update("d", controls, upload, request)
+
+    def step_g(self, dataset, size, batch_size, seed, loss, g_lr_log10, d_lr_log10, n_critic,
+               label_smoothing, two_sided, upload, lesson, request: gr.Request):
+        """One generator update only (D unchanged), then stay paused."""
+        controls = Controls(dataset, size, batch_size, seed, loss, g_lr_log10, d_lr_log10, n_critic,
+                            label_smoothing, two_sided, lesson)
+        return self._single_update("g", controls, upload, request)
+
+    def _single_update(self, network: str, controls: Controls, upload, request: gr.Request):
+        sid = self._sid(request)
+        session = self.manager.get(sid)
+        if session is None:  # like Step: the first press builds the run from the controls
+            session = self._new_run(sid, controls.config(), upload)
+        if session.runner.state() == "error":
+            raise gr.Error("This run failed; press Reset, then Start.")
+        self.manager.cancel_start(sid)
+        try:
+            (session.runner.step_d if network == "d" else session.runner.step_g)()
+        except TimeoutError as exc:
+            raise gr.Error(f"The run did not answer: {exc}") from None
+        return self.status(request)
+
     def use_drawing(self, sketch, request: gr.Request):
         """Turn the drawing into 2-D points, written as a CSV the upload box then holds: Start
         trains on them through the CSV path (same checks and limits). Outputs: dataset, upload, status."""

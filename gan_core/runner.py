@@ -65,6 +65,7 @@ class Runner:
         self._commands: list[tuple] = []  # (fn, done Event, result list) run on the training thread
         self._speed_limit: float | None = None  # steps per second while running; None = as fast as possible
         self._next_step_at = 0.0  # perf_counter time the next throttled step may start
+        self._clock_start: float | None = None  # perf_counter at the thread's start (training thread writes)
         # A prebuilt engine (a loaded run file) or a new one; raises on bad config/data: nothing started.
         self._engine = engine if engine is not None else Engine(config, csv_bytes)
         config = self._engine.config
@@ -142,6 +143,50 @@ class Runner:
             with self._cond:
                 self._pending_steps = max(self._pending_steps, int(n))
                 self._cond.notify_all()
+
+    def step_d(self) -> int:
+        """One discriminator update only (G unchanged), then stay paused; returns D's update count."""
+        return self._single_update("d")
+
+    def step_g(self) -> int:
+        """One generator update only (D unchanged), then stay paused; returns G's update count."""
+        return self._single_update("g")
+
+    def _single_update(self, network: str) -> int:
+        """Pause, then run `Engine.d_update()` or `g_update()` once between two steps (GAN Lab's
+        per-network steps), publish a frame and say on the page which network moved. The engine
+        counts a single update as one step, with its own stats row."""
+
+        def do_update() -> int:
+            with self._cond:
+                self._paused = True
+                self._pending_steps = 0
+            self._apply_pending()
+            engine = self._engine
+            if network == "d":
+                engine.d_update()
+                count, moved, still = engine.d_updates, "D", "G"
+            else:
+                engine.g_update()
+                count, moved, still = engine.g_updates, "G", "D"
+            stats = engine.drain_stats()  # the update's row (the other network's columns repeat)
+            self.telemetry.record_steps(np.array([engine.step_count]), np.array([self._wall_s()]), stats, 0.0)
+            self.telemetry.record_update(network)
+            if np.isfinite(stats).all() and engine.parameters_finite():
+                message = f"{moved} updated once (step {engine.step_count:,}, {moved} update #{count:,}): {still} unchanged."
+            else:
+                message = (f"{moved}'s weights became NaN/Inf after a single update. Lower the learning "
+                           "rates, then reset or rewind.")
+            self.telemetry.set_status("paused", message, step=engine.step_count)
+            self._publish_frame(safe=True)
+            return count
+
+        return self._call(do_update)
+
+    def _wall_s(self) -> float:
+        """Seconds since the training thread last started (the telemetry's wall-time column)."""
+        start = self._clock_start
+        return 0.0 if start is None else time.perf_counter() - start
 
     @property
     def speed_limit(self) -> float | None:
@@ -283,7 +328,7 @@ class Runner:
     def _run(self) -> None:
         engine, tel = self._engine, self.telemetry
         last_eval = 0.0
-        t0 = time.perf_counter()
+        t0 = self._clock_start = time.perf_counter()
         last_score = t0
         if len(self.checkpoints) == 0:
             self.checkpoints.add(capture(engine))  # step 0 (or the loaded step): always rewindable

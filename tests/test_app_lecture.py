@@ -112,3 +112,30 @@ def test_speed_through_the_api():
             client.predict("-3", api_name="/set_speed")
         client.predict("max", api_name="/set_speed")
         assert session.runner.speed_limit is None
+
+
+def test_step_d_and_step_g_through_the_api():
+    """Step D only while paused: D's update count +1 and G's weights unchanged; Step G only: the converse."""
+    from gradio_client import Client
+
+    weights = lambda net: [p.detach().clone() for p in net.parameters()]
+    same = lambda a, b: all(x.equal(y) for x, y in zip(a, b, strict=True))
+    with running_app() as (url, manager):
+        client = Client(url, verbose=False)
+        client.predict(*SETUP[:10], None, "", api_name="/step")  # builds the run, one step, paused
+        (session,) = [manager.get(sid) for sid in list(manager._sessions)]
+        runner = session.runner
+        wait_until(lambda: runner.state() == "paused" and runner.snapshot().step == 1)
+        engine = runner.engine
+        g0, d0, d_count, g_count = weights(engine.G), weights(engine.D), engine.d_updates, engine.g_updates
+        status = client.predict(*SETUP[:10], None, "", api_name="/step_d")
+        assert "D updated once" in status and "G unchanged" in status
+        assert (engine.d_updates, engine.g_updates) == (d_count + 1, g_count)
+        assert same(weights(engine.G), g0) and not same(weights(engine.D), d0)
+
+        g1, d1 = weights(engine.G), weights(engine.D)
+        status = client.predict(*SETUP[:10], None, "", api_name="/step_g")
+        assert "G updated once" in status and "D unchanged" in status
+        assert (engine.d_updates, engine.g_updates) == (d_count + 1, g_count + 1)
+        assert same(weights(engine.D), d1) and not same(weights(engine.G), g1)
+        assert runner.state() == "paused" and runner.engine is engine

@@ -78,3 +78,19 @@ def test_draw_strokes_then_start_trains_on_them(page):
     assert data.name == "csv" and len(data.points) == 2000
     points = data.points.numpy()
     assert np.ptp(points[:, 0]) > 2.5 * np.ptp(points[:, 1]), "the zig-zag's shape, not a built-in dataset"
+
+
+def test_step_d_only_then_step_g_only_on_the_page(page):
+    page, manager = page
+    page.get_by_role("button", name="Step", exact=True).click()
+    wait_until(lambda: (shown_step(page) or 0) >= 1, timeout=30, what="one step")
+    (session,) = [manager.get(sid) for sid in list(manager._sessions)]
+    engine = session.runner.engine
+    d_count, g_count = engine.d_updates, engine.g_updates
+    page.get_by_role("button", name="Step D only").click()
+    wait_until(lambda: "D updated once" in page.locator("#status").inner_text(), timeout=20)
+    assert (engine.d_updates, engine.g_updates) == (d_count + 1, g_count)
+    page.get_by_role("button", name="Step G only").click()
+    wait_until(lambda: "G updated once" in page.locator("#status").inner_text(), timeout=20)
+    assert (engine.d_updates, engine.g_updates) == (d_count + 1, g_count + 1)
+    assert session.runner.state() == "paused"

@@ -47,8 +47,8 @@ def test_evaluate_maps_the_grid_through_g_in_data_units(z_dim):
     rows = 1 if z_dim == 1 else MANIFOLD_RES
     assert frame.manifold.shape == (rows, MANIFOLD_RES, 2)
     assert not frame.manifold.flags.writeable
-    with torch.no_grad():  # the reference: G on each grid point, times the data scale
-        expected = engine.G(manifold_noise(z_dim)).numpy() * engine.data.scale
+    with torch.no_grad():  # the reference: the shown G (its EMA when kept) on each grid point, in data units
+        expected = engine.shown_generator(manifold_noise(z_dim)).numpy() * engine.data.scale
     np.testing.assert_allclose(frame.manifold.reshape(-1, 2), expected, rtol=1e-5, atol=1e-6)
     engine.step()
     assert not np.allclose(engine.evaluate().manifold, frame.manifold), "the view follows G as it trains"

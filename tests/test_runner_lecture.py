@@ -89,3 +89,56 @@ def test_bad_speed_is_a_clear_error_and_keeps_the_old_one(make_runner, bad):
     with pytest.raises(ValueError, match="steps per second"):
         runner.set_speed(bad)
     assert runner.speed_limit == 10
+
+
+def weights(module) -> list:
+    return [p.detach().clone() for p in module.parameters()]
+
+
+def same(a: list, b: list) -> bool:
+    return all(x.equal(y) for x, y in zip(a, b, strict=True))
+
+
+@pytest.mark.parametrize("network", ["d", "g"])
+def test_single_update_moves_one_network_only(make_runner, wait_until, network):
+    runner = make_runner()
+    runner.step(2)
+    wait_until(lambda: runner.snapshot().state == "paused" and runner.snapshot().step == 2)
+    engine = runner.engine
+    g0, d0 = weights(engine.G), weights(engine.D)
+    d_count, g_count = engine.d_updates, engine.g_updates
+    version = runner.snapshot().version
+    count = runner.step_d() if network == "d" else runner.step_g()
+    snap = runner.snapshot()
+    if network == "d":
+        assert (engine.d_updates, engine.g_updates) == (d_count + 1, g_count) and count == d_count + 1
+        assert same(weights(engine.G), g0) and not same(weights(engine.D), d0)
+        assert "D updated once" in snap.message and "G unchanged" in snap.message
+    else:
+        assert (engine.d_updates, engine.g_updates) == (d_count, g_count + 1) and count == g_count + 1
+        assert same(weights(engine.D), d0) and not same(weights(engine.G), g0)
+        assert "G updated once" in snap.message and "D unchanged" in snap.message
+    assert snap.state == "paused" and snap.last_update == network
+    assert snap.version > version and snap.frame is not None
+    time.sleep(0.1)
+    assert runner.snapshot().step == snap.step, "still paused: no training step followed"
+
+
+def test_single_update_pauses_a_running_gan_and_resume_trains_both(make_runner, wait_until):
+    runner = make_runner()
+    runner.start()
+    wait_until(lambda: runner.snapshot().step > 20)
+    runner.step_d()
+    assert runner.state() == "paused" and runner.snapshot().last_update == "d"
+    step = runner.snapshot().step
+    time.sleep(0.1)
+    assert runner.snapshot().step == step
+    runner.resume()
+    wait_until(lambda: runner.snapshot().step > step + 5)
+    assert runner.snapshot().last_update == "both"
+
+
+def test_single_update_before_the_thread_starts(make_runner):
+    runner = make_runner()
+    assert runner.step_g() == 1 and runner.engine.g_updates == 1
+    assert runner.snapshot().last_update == "g" and runner.state() == "paused"
