@@ -158,3 +158,52 @@ def test_page_memory_stays_flat_while_training(live_app):
         f"{samples[-1].t_s - samples[0].t_s:.0f} s of training ({redraws} redraws)")
     assert nodes_last < 1.2 * nodes_first + 500, f"DOM nodes grew from {nodes_first:.0f} to {nodes_last:.0f}"
     assert redraws >= 50, f"the plots redrew only {redraws} times: the test measured an idle page"
+
+
+TITLES_JS = """(ids) => ids.map(id => [id, document.querySelector('#' + id + ' .js-plotly-plot')])
+  .filter(([id, d]) => d && d.offsetWidth > 0).map(([id, d]) => {
+    const box = d.getBoundingClientRect(), t = d.querySelector('.gtitle');
+    const b = t ? t.getBoundingClientRect() : null;
+    const legend = d.querySelector('.legend'), l = legend ? legend.getBoundingClientRect() : null;
+    return {id: id, width: box.width, text: t ? t.textContent : '',
+            intended: d.layout && d.layout.title ? d.layout.title.text : '',
+            left: b ? b.left - box.left : 0, right: b ? b.right - box.left : 0, bottom: b ? b.bottom - box.top : 0,
+            legend_top: l ? l.top - box.top : null}; })"""
+
+
+def test_projector_1280x720_titles_fit_and_overview_is_live(live_app):
+    """At a projector's 1280x720 every plot title is whole (its rendered text is the intended
+    one and lies inside its plot), no legend covers a title, and the model overview's numbers
+    change while training. Screenshots of the page go to test-artifacts/."""
+    from playwright.sync_api import sync_playwright
+
+    url, manager = live_app
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 720})
+            page.goto(url)
+            wait_until(lambda: len(page.evaluate(TITLES_JS, list(LIVE_PLOTS))) == len(LIVE_PLOTS), timeout=30, what="placeholders drawn")
+            page.get_by_role("button", name="Start").click()
+            wait_until(lambda: _trace_points(page, "loss-plot") > 10 and _trace_points(page, "samples-plot") > 100,
+                       timeout=60, what="live plots drawn")
+            numbers = lambda: page.locator("#overview").inner_text()
+            first = numbers()
+            assert "D loss" in first and "mean D(x) =" in first and "lr 1.0e-3" in first
+            wait_until(lambda: numbers() != first, timeout=20, what="the overview's numbers change")
+            for large in (False, True):
+                if large:
+                    page.get_by_label("Large text (for the back row)").check()
+                    page.wait_for_timeout(1500)
+                page.screenshot(path=str(ARTIFACTS / f"projector_1280x720{'_large' if large else ''}.png"),
+                                full_page=True)
+                titles = page.evaluate(TITLES_JS, list(LIVE_PLOTS))
+                assert {t["id"] for t in titles} == set(LIVE_PLOTS)
+                for t in titles:
+                    assert t["text"] == t["intended"] and t["text"], f"{t['id']}: title text {t['text']!r}"
+                    assert 0 <= t["left"] and t["right"] <= t["width"], f"{t['id']}: title cut off: {t}"
+                    if t["legend_top"] is not None:
+                        assert t["legend_top"] >= t["bottom"], f"{t['id']}: the legend covers the title: {t}"
+        finally:
+            browser.close()
