@@ -27,7 +27,10 @@ memory are kept:
 PLOTS_HELP = """
 - **Real vs generated points**: blue = real data, orange = G's samples from a fixed noise batch.
   The background is D's opinion (red = "fake", blue = "real"); black ticks show where G's gradient
-  pushes each fake point. When G has won, the background is flat at 0.5 and D cannot tell.
+  pushes each fake point. When G has won, the orange points sit on the blue ones and the background
+  is flat at **0.5**: D cannot tell. A background flat at *another* value (say 0.38), with one bar in
+  the histogram, means something else: **D has collapsed** to a constant (often after a too-large D
+  learning rate) and gives G no signal — an alert says so and offers to lower D's learning rate.
 - **What D thinks**: histograms of D's output on real samples D(x) and on fakes D(G(z)).
   At the **Nash equilibrium** the fakes are indistinguishable and D outputs **0.5** everywhere.
   Two separate humps near 1 and 0 mean D is winning.
