@@ -299,7 +299,7 @@ def bench_fixes(seconds: float = 30.0, lessons=tuple(FIX_LESSONS), fixes: dict |
         start = runner.snapshot().step
         result["at_alert"] = _symptoms(runner.snapshot(), max(0, start - 2000))
         branches = {"no_fix": {}}
-        branches.update({"fix": alert.fix} if alert else {})
+        branches.update({"with_fix": alert.fix} if alert else {})
         branches.update((fixes or {}).get(name) or {})
         for label, changes in branches.items():
             runner.rewind(checkpoint)
