@@ -104,6 +104,24 @@ def _series(x: np.ndarray) -> np.ndarray:
     return _f32(x, 4)
 
 
+MAX_MARKERS = 12  # live-change markers drawn per plot (the latest), so labels stay readable
+CHANGE_COLOR = "#555555"
+
+
+def _change_markers(fig: Figure, snap: Snapshot) -> Figure:
+    """Dotted vertical lines with short labels where live settings changed (telemetry events),
+    so a curve's jump, or a relabelled axis after a loss switch, shows where the rules changed."""
+    events = getattr(snap, "events", ())[-MAX_MARKERS:]
+    for i, (step, text) in enumerate(events):
+        fig.layout["shapes"].append(dict(type="line", yref="paper", y0=0, y1=1, xref="x", x0=step, x1=step,
+                                         line=dict(color=CHANGE_COLOR, dash="dot", width=1.5)))
+        fig.layout["annotations"].append(dict(  # staggered heights: neighbouring labels do not overlap
+            xref="x", x=step, xanchor="left", yref="paper", y=0.98 - 0.09 * (i % 3), yanchor="top",
+            text=text, showarrow=False, bgcolor="rgba(255,255,255,0.8)",
+            font=dict(size=12, color=CHANGE_COLOR)))
+    return fig
+
+
 def loss_figure(snap: Snapshot) -> Figure:
     """D and G loss over steps, with their values at the Nash equilibrium dashed."""
     fig = Figure("Losses", "training step", "loss")
@@ -116,7 +134,7 @@ def loss_figure(snap: Snapshot) -> Figure:
     if loss.d_loss_equilibrium is not None:
         fig.line(y=loss.d_loss_equilibrium, label="D at equilibrium", color=D_COLOR)
         fig.line(y=loss.g_loss_equilibrium, label="G at equilibrium", color=G_COLOR)
-    return fig
+    return _change_markers(fig, snap)
 
 
 def d_output_figure(snap: Snapshot) -> Figure:
@@ -157,7 +175,7 @@ def d_means_figure(snap: Snapshot) -> Figure:
     fig.add(type="scatter", x=step.astype(np.int64), y=_series(f), name="D(G(z)), fake", line=dict(color=FAKE_COLOR, width=2))
     if loss.is_probability:
         fig.layout["yaxis"]["range"] = [0, 1]
-    return fig.line(y=loss.d_equilibrium, label="equilibrium")
+    return _change_markers(fig.line(y=loss.d_equilibrium, label="equilibrium"), snap)
 
 
 def _tile(images: np.ndarray, cols: int = 8) -> np.ndarray:
@@ -273,6 +291,28 @@ def _digit_quality(snap: Snapshot) -> Figure:
                                 rangemode="tozero", showgrid=False)
     fig.layout["margin"]["r"] = 70
     return fig
+
+
+PLACEHOLDERS = {  # what each plot will show, drawn before the first Start
+    "samples": ("Real vs generated points over D's decision surface",
+                "Press Start: blue real points, orange fakes G(z),<br>on D's opinion of each place"),
+    "d_hist": ("What D thinks: D(x) on real vs D(G(z)) on fake",
+               "Press Start: how D scores real and fake samples"),
+    "losses": ("Losses", "Press Start: D's and G's loss at every step"),
+    "d_means": ("Mean D output over time", "Press Start: mean D(x) and D(G(z));<br>they meet when D can only guess"),
+    "coverage": ("Mode coverage (VEEGAN/PacGAN metric)", "Press Start: how many of the data's modes G covers"),
+}
+
+
+def placeholders() -> dict[str, str]:
+    """Figure JSON per plot name for the page before any run: a title and what will appear."""
+    out = {}
+    for name, (title, text) in PLACEHOLDERS.items():
+        fig = Figure(title, "", "", height=460 if name == "samples" else 340).message(text)
+        fig.layout["xaxis"].update(visible=False)
+        fig.layout["yaxis"].update(visible=False)
+        out[name] = fig.to_json()
+    return out
 
 
 def compare_figure(a: Snapshot, b: Snapshot, label_a: str = "A", label_b: str = "B") -> Figure:

@@ -246,7 +246,7 @@ class Runner:
 
     def save(self, target) -> object:
         """Write the run to a `.safetensors` file (see `checkpoints.save_run`)."""
-        return self._call(lambda: save_run(self._engine, target))
+        return self._call(lambda: save_run(self._engine, target, history=self.telemetry.history()))
 
     def publish_frame(self) -> None:
         """Evaluate the current weights and publish the frame, e.g. for a new or loaded run before Start."""
@@ -320,10 +320,12 @@ class Runner:
         with self._cond:
             cfg, self._pending_config = self._pending_config, None
         if cfg is not None:
+            old = self._engine.config
             self._engine.apply(cfg)
             with self._cond:
                 self._config = cfg
             self.telemetry.set_status(config=cfg)
+            self.telemetry.record_change(self._engine.step_count, old, cfg)  # marked on the plots
 
     def _run(self) -> None:
         engine, tel = self._engine, self.telemetry
