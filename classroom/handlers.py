@@ -93,7 +93,7 @@ class Controls:
                                         self.two_sided))
             preset = PRESETS.get(self.lesson or "")
             if preset is not None and preset.config.dataset == self.dataset:
-                return replace(preset.config, **values)
+                return replace(preset.config, d_batchnorm=None, **values)  # D follows the chosen loss
             return default_config(self.dataset, **values)
         except (ConfigError, TypeError, ValueError) as exc:
             raise gr.Error(str(exc)) from None
