@@ -139,3 +139,21 @@ def test_step_d_and_step_g_through_the_api():
         assert (engine.d_updates, engine.g_updates) == (d_count + 1, g_count + 1)
         assert same(weights(engine.D), d1) and not same(weights(engine.G), g1)
         assert runner.state() == "paused" and runner.engine is engine
+
+
+def test_timelapse_after_save_and_load_still_starts_at_step_0(handlers):
+    handlers.start(*SETUP, request=req("a"))
+    runner = handlers.manager.get("a").runner
+    wait_until(lambda: len(runner.timelapse) >= 4, what="a few time-lapse frames")
+    handlers.pause(request=req("a"))
+    wait_until(lambda: runner.state() == "paused")
+    saved_steps = [f.step for f in runner.timelapse.frames()]
+    path = handlers.save(request=req("a"))
+    handlers.load(path, request=req("b"))  # another visitor opens the file
+    loaded = handlers.manager.get("b").runner
+    assert loaded.engine.step_count >= saved_steps[-1]
+    assert [f.step for f in loaded.timelapse.frames()] == saved_steps, "the whole run, from step 0"
+    gif_path = handlers.timelapse(request=req("b"))
+    from PIL import Image
+
+    assert Image.open(gif_path).n_frames == len(saved_steps)
