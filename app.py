@@ -158,7 +158,7 @@ def build_demo(manager: SessionManager | None = None) -> gr.Blocks:
         fix_btn.click(handlers.apply_fix, None, live, api_name="apply_fix", **fast)
         rewind_btn.click(handlers.rewind, checkpoint, status, api_name="rewind", **fast)
         save_btn.click(handlers.save, None, saved_file, api_name="save", **fast)
-        load_file.upload(handlers.load, load_file, [status, *controls], api_name="load", **fast)
+        load_file.upload(handlers.load, load_file, [status, *controls, lesson, lesson_text], api_name="load", **fast)
         gif_btn.click(handlers.timelapse, None, gif_file, api_name="timelapse", concurrency_limit=2,
                       show_progress="minimal")
         share_btn.click(handlers.share_link, [lesson, *controls, hide], share_url, api_name="share_link", **fast)

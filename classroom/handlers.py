@@ -15,8 +15,8 @@ from urllib.parse import urlencode
 import gradio as gr
 import numpy as np
 
-from gan_core.checkpoints import CheckpointError, load_run, load_run_extras
-from gan_core.config import FROZEN_FIELDS, LIVE_FIELDS, ConfigError, TrainConfig, default_config
+from gan_core.checkpoints import CheckpointError, load_run_extras, read_run
+from gan_core.config import FROZEN_FIELDS, LIVE_FIELDS, ConfigError, TrainConfig, can_continue, default_config
 from gan_core.data import CSV_MAX_BYTES, IMAGE_DATASETS, DataError
 from gan_core.losses import LOSSES
 from gan_core.runner import MAX_SPEED_LIMIT
@@ -47,7 +47,9 @@ COMPARE_SUFFIX = "/B"  # session id of a visitor's second (B) run
 # What defines a run: the fields that cannot change mid-run, plus the batch size (live in the engine,
 # but a Setup control on this page), the lesson and the CSV file's content. Start with the same setup
 # resumes; any difference starts a fresh run.
-SETUP_FIELDS = (*sorted(FROZEN_FIELDS), "batch_size")
+# d_batchnorm is left to gan_core's `can_continue`: the controls resolve it from their loss, while a
+# run's D keeps the choice of the loss it started with (and a D without BatchNorm takes any loss).
+SETUP_FIELDS = (*sorted(FROZEN_FIELDS - {"d_batchnorm"}), "batch_size")
 SETUP_WORDS = {"lesson": "lesson", "csv": "CSV file", "dataset": "dataset", "width": "network size",
                "batch_size": "batch size", "seed": "seed"}
 PRESET_CHOICES = [("Free play (choose everything yourself)", "")] + [(p.title, name) for name, p in PRESETS.items()]
@@ -191,6 +193,8 @@ class Handlers:
             setup["csv"] = "loaded"  # the points inside a loaded run file
         if session is not None and session.runner.state() not in ("finished", "error"):
             changed = setup_changes(session.extras.get("setup", {}), setup)
+            if not changed and not can_continue(session.runner.config, config):
+                changed = ["loss: WGAN-GP needs a discriminator without BatchNorm"]
             if not changed:
                 self._apply_live(session, config)
                 session.extras.pop("notice", None)
@@ -408,7 +412,7 @@ class Handlers:
 
     def _alerts(self, session, snap) -> tuple:
         alerts = detect(snap)
-        text = "\n\n".join(f"**{a.title}** — {a.explanation} *Try:* {a.suggestion}" for a in alerts)
+        text = "\n\n".join(f"**{a.title}** — {a.explanation} *What to do:* {a.suggestion}" for a in alerts)
         with_fix = next((a for a in alerts if a.fix), None)
         if session.extras.get("alert_text") == text:
             text_out = gr.skip()
@@ -420,7 +424,9 @@ class Handlers:
         if session.extras.get("fix_label") == label:
             return text_out, gr.skip()
         session.extras["fix_label"] = label
-        return text_out, gr.update(value=label or "Apply fix", visible=with_fix is not None)
+        # A full-size, coloured button: the one action the alert asks for (issue 14).
+        return text_out, gr.update(value=label or "Apply fix", visible=with_fix is not None, variant="primary",
+                                   size="lg")
 
     def _rewind_menu(self, session):
         """The checkpoint menu: newest first, keeping the visitor's own pick while it is kept."""
@@ -475,21 +481,36 @@ class Handlers:
         return str(session.runner.save(folder))
 
     def load(self, path, request: gr.Request):
-        """Load a saved run (safetensors + JSON: no code is executed); it starts paused."""
+        """Load a saved run (safetensors + JSON: no code is executed), paused at its real step with
+        the history the file carries, a checkpoint there and a fresh look at G and D.
+
+        Outputs: status, the ten controls, the lesson menu (Free play) and its text.
+        """
         if path is None:
-            return (gr.skip(),) * 11
+            return (gr.skip(),) * 13
         size = Path(path).stat().st_size
+        sid = self._sid(request)
         try:
-            engine = load_run(path, device="auto")
+            engine, history = read_run(path, device="auto")
             # The time-lapse saved with the run (checked before the visitor's run is replaced),
             # so a GIF made later still starts at step 0.
             timelapse = TimelapseRecorder.from_tensors(load_run_extras(path, "timelapse"), engine.step_count)
-            sid = self._sid(request)
             session = self._with_speed(sid, self.manager.create(sid, engine.config, engine=engine))
             session.runner.adopt_timelapse(timelapse)
         except (CheckpointError, ConfigError, ValueError) as exc:
             raise gr.Error(f"Cannot load this file ({size:,} bytes): {exc}") from None
-        return (self.status(request), *control_values(session.runner.config))
+        runner, step = session.runner, engine.step_count
+        if history is not None:
+            runner.telemetry.restore(history, step)
+        runner.telemetry.set_status("paused", f"Loaded a saved run at step {step:,}: press Resume (or Start) "
+                                              "to continue it.", step=step)
+        runner.checkpoint_now()  # rewindable to the loaded step
+        runner.publish_frame()
+        session.extras["setup"] = setup_of(engine.config, "", None)
+        if engine.config.dataset == "csv":
+            session.extras["setup"]["csv"] = "loaded"  # its points are in the file, not an upload
+        self.manager.release(sid + COMPARE_SUFFIX)
+        return (self.status(request), *control_values(session.runner.config), "", _lesson_text(""))
 
     def timelapse(self, request: gr.Request):
         session = self._session(request)

@@ -104,6 +104,24 @@ def _series(x: np.ndarray) -> np.ndarray:
     return _f32(x, 4)
 
 
+MAX_MARKERS = 12  # live-change markers drawn per plot (the latest), so labels stay readable
+CHANGE_COLOR = "#555555"
+
+
+def _change_markers(fig: Figure, snap: Snapshot) -> Figure:
+    """Dotted vertical lines with short labels where live settings changed (telemetry events),
+    so a curve's jump, or a relabelled axis after a loss switch, shows where the rules changed."""
+    events = getattr(snap, "events", ())[-MAX_MARKERS:]
+    for i, (step, text) in enumerate(events):
+        fig.layout["shapes"].append(dict(type="line", yref="paper", y0=0, y1=1, xref="x", x0=step, x1=step,
+                                         line=dict(color=CHANGE_COLOR, dash="dot", width=1.5)))
+        fig.layout["annotations"].append(dict(  # staggered heights: neighbouring labels do not overlap
+            xref="x", x=step, xanchor="left", yref="paper", y=0.98 - 0.09 * (i % 3), yanchor="top",
+            text=text, showarrow=False, bgcolor="rgba(255,255,255,0.8)",
+            font=dict(size=12, color=CHANGE_COLOR)))
+    return fig
+
+
 def loss_figure(snap: Snapshot) -> Figure:
     """D and G loss over steps, with their values at the Nash equilibrium dashed."""
     fig = Figure("Losses", "training step", "loss")
@@ -116,7 +134,7 @@ def loss_figure(snap: Snapshot) -> Figure:
     if loss.d_loss_equilibrium is not None:
         fig.line(y=loss.d_loss_equilibrium, label="D at equilibrium", color=D_COLOR)
         fig.line(y=loss.g_loss_equilibrium, label="G at equilibrium", color=G_COLOR)
-    return fig
+    return _change_markers(fig, snap)
 
 
 def d_output_figure(snap: Snapshot) -> Figure:
@@ -157,7 +175,7 @@ def d_means_figure(snap: Snapshot) -> Figure:
     fig.add(type="scatter", x=step.astype(np.int64), y=_series(f), name="D(G(z)), fake", line=dict(color=FAKE_COLOR, width=2))
     if loss.is_probability:
         fig.layout["yaxis"]["range"] = [0, 1]
-    return fig.line(y=loss.d_equilibrium, label="equilibrium")
+    return _change_markers(fig.line(y=loss.d_equilibrium, label="equilibrium"), snap)
 
 
 def _tile(images: np.ndarray, cols: int = 8) -> np.ndarray:
@@ -176,7 +194,7 @@ def samples_figure(snap: Snapshot) -> Figure:
     Digits: a grid of G's samples from a fixed noise batch."""
     frame = snap.frame
     if frame is not None and frame.fake.ndim == 3:
-        fig = Figure(f"G's digits at step {frame.step:,} (fixed noise)", "", "", height=460)
+        fig = Figure(f"Digits from {frame.generator} at step {frame.step:,} (fixed noise)", "", "", height=460)
         fig.add(type="heatmap", z=_f32(_tile(frame.fake)[::-1], 2), colorscale="Greys", reversescale=True,
                 showscale=False, zmin=0, zmax=1, hoverinfo="skip")
         fig.layout["xaxis"].update(visible=False, scaleanchor="y")
@@ -196,7 +214,7 @@ def samples_figure(snap: Snapshot) -> Figure:
     fig.add(**heat)
     fig.add(type="scattergl", x=_f32(frame.real[:, 0], 3), y=_f32(frame.real[:, 1], 3), mode="markers", name="real data",
             marker=dict(color=REAL_COLOR, size=5, opacity=0.7))
-    fig.add(type="scattergl", x=_f32(frame.fake[:, 0], 3), y=_f32(frame.fake[:, 1], 3), mode="markers", name="generated G(z)",
+    fig.add(type="scattergl", x=_f32(frame.fake[:, 0], 3), y=_f32(frame.fake[:, 1], 3), mode="markers", name=f"generated: {frame.generator}",
             marker=dict(color=FAKE_COLOR, size=6, opacity=0.9, line=dict(color="black", width=0.5)))
     for trace in _manifold_traces(frame):
         fig.add(**trace)
@@ -241,7 +259,8 @@ def coverage_figure(snap: Snapshot) -> Figure:
     classifier Inception Score and Fréchet distance for digits."""
     if len(snap.digit_scores):
         return _digit_quality(snap)
-    fig = Figure("Mode coverage (VEEGAN/PacGAN metric)", "training step", "modes covered")
+    of = f" of {snap.frame.generator}" if snap.frame is not None else ""
+    fig = Figure(f"Mode coverage{of} · VEEGAN/PacGAN metric", "training step", "modes covered")
     cov = snap.coverage
     if len(cov) == 0:
         is_digits = snap.config is not None and snap.config.dataset in DIGIT_DATASETS

@@ -80,18 +80,6 @@ class PointDataset:
             float(centre[1]) + half,
         )
 
-    def to(self, device: torch.device | str) -> "PointDataset":
-        if torch.device(device) == self.device:
-            return self
-        return PointDataset(
-            self.name,
-            self.title,
-            modes=self.modes,
-            sigma=self.sigma,
-            points=self.points,
-            device=device,
-        )
-
     def sample(self, n: int, generator: torch.Generator, out: torch.Tensor | None = None) -> torch.Tensor:
         """Draw `n` points (n, 2) in model units (data / scale); writes into `out` when given."""
         if out is None:
@@ -123,11 +111,6 @@ class DigitDataset:
         self.device = torch.device(device)
         self.images = images.to(self.device)
         self.labels = labels.to(self.device)
-
-    def to(self, device: torch.device | str) -> "DigitDataset":
-        if torch.device(device) == self.device:
-            return self
-        return DigitDataset(self.images, self.labels, self.name, self.title, device)
 
     def sample(self, n: int, generator: torch.Generator, out: torch.Tensor | None = None) -> torch.Tensor:
         idx = torch.randint(len(self.images), (n,), device=self.device, generator=generator)

@@ -12,14 +12,14 @@ moment estimates carry on.
 
 Two interchangeable implementations of each update share the same parameters,
 optimisers and losses: the 2-D MLPs back-propagate by hand (`handgrad.py`,
-measured 2.0× this file's autograd path on the default ring-8 model), and
+measured 1.9× this file's autograd path on the default ring-8 model), and
 everything else (DCGAN digits, WGAN-GP's double back-prop) uses autograd.
 `tests/test_engine.py` checks the two agree.
 
 Per-step scalars go into a device tensor and are drained in chunks by the
 runner (`drain_stats`); `evaluate()` renders the heavier telemetry (histograms,
-samples, D's decision surface). Not here: threads (`runner.py`), storage
-(`telemetry.py`), anything UI.
+samples, D's decision surface) with `evaluation.py`. Not here: threads
+(`runner.py`), storage (`telemetry.py`), anything UI.
 """
 
 from __future__ import annotations
@@ -30,21 +30,16 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import evaluation
 from .config import FROZEN_FIELDS, ConfigError, TrainConfig
-from .data import DIGIT_DATASETS, make_dataset
+from .data import make_dataset
+from .evaluation import N_EVAL_IMAGES, N_EVAL_POINTS, N_SCORE_IMAGES, SURFACE_RES  # noqa: F401 (re-exported)
 from .handgrad import HandGAN
 from .losses import get_loss, gradient_penalty, r1_penalty, smoothed_targets
-from .metrics import N_COVERAGE_SAMPLES, mode_coverage
 from .models import DCGANDiscriminator, DCGANGenerator, MLP, PackedDiscriminator
-from .records import N_STATS, STAT_FIELDS, EvalFrame
+from .records import N_STATS, STAT_FIELDS, EvalFrame  # noqa: F401 (STAT_FIELDS re-exported)
 
 STATS_CAPACITY = 4096  # rows buffered between drains
-SURFACE_RES = 48  # D decision-surface grid resolution (per axis)
-N_EVAL_POINTS = 512  # fixed real / noise points shown in plots
-N_EVAL_IMAGES = 64  # fixed noise images shown as a grid
-N_SCORE_IMAGES = 500  # fixed noise images scored by the digit classifier
-MANIFOLD_RES = 15  # G's manifold: grid lines per axis of the (z₁, z₂) slice
-MANIFOLD_SPAN = 2.0  # … over z₁, z₂ in [-2, 2] (±2σ of the N(0, I) prior), other coordinates 0
 R1_EVERY = 4  # lazy R1: one penalty-only D update every R1_EVERY steps, scaled by R1_EVERY (StyleGAN2)
 
 
@@ -91,36 +86,6 @@ def adam_step(opt: torch.optim.Adam) -> None:
     )
 
 
-def manifold_noise(z_dim: int, res: int = MANIFOLD_RES, span: float = MANIFOLD_SPAN,
-                   device: torch.device | str = "cpu") -> torch.Tensor:
-    """The z grid of G's manifold view (GAN Lab, Kahng et al., 2018): (rows·res, z_dim).
-
-    Row i, column j is z = (u_j, v_i, 0, …, 0) with u, v on `res` even steps over
-    [-span, span]: a flat 2-D slice through the noise space, so G's image of it shows how G
-    warps that slice. With z_dim = 1 there is no v: one row, the line u.
-    """
-    ticks = torch.linspace(-span, span, res, device=device)
-    rows = 1 if z_dim == 1 else res
-    z = torch.zeros(rows, res, z_dim, device=device)
-    z[..., 0] = ticks  # u varies along a row
-    if z_dim > 1:
-        z[..., 1] = ticks[:, None]  # v varies down the columns
-    return z.reshape(rows * res, z_dim)
-
-
-def _readonly(a: np.ndarray) -> np.ndarray:
-    a = np.ascontiguousarray(a)
-    a.setflags(write=False)
-    return a
-
-
-def _grid(extent: tuple[float, float, float, float], res: int, device: torch.device) -> torch.Tensor:
-    """(res², 2) points on a res × res grid over extent (x0, x1, y0, y1), rows along y."""
-    x0, x1, y0, y1 = extent
-    xs, ys = torch.linspace(x0, x1, res, device=device), torch.linspace(y0, y1, res, device=device)
-    return torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1).reshape(-1, 2)
-
-
 def _grad_norm(params: list[torch.Tensor]) -> torch.Tensor:
     """‖(∇θ₁, ∇θ₂, …)‖₂ over the `.grad` tensors, on the device (no host sync)."""
     return torch.linalg.vector_norm(torch.stack(torch._foreach_norm([p.grad for p in params])))
@@ -147,7 +112,8 @@ class Engine:
         zero = torch.zeros((), device=self.device)
         self._last_d = (zero, zero, zero)  # d_loss, mean D(x), mean D(G(z)) of the last D update
         self._last_g = (zero, zero)  # g_loss, mean D(G(z)) of the last G update
-        self._fixed_eval_inputs(config)
+        self.eval_real, self.eval_noise, self.coverage_noise, self.score_noise = \
+            evaluation.fixed_inputs(self.data, config.z_dim, config.seed + 1, self.device)
         self._scorer = None  # DigitScorer, built on first use (digits only)
         self._allocate(config.batch_size)
         self.apply(config)
@@ -172,17 +138,6 @@ class Engine:
         self._hand = None if self.data.is_image else HandGAN(self.G, self.D)
         # EMA copy of G (parameters and BatchNorm buffers), updated after every G update.
         self.G_ema = copy.deepcopy(self.G).requires_grad_(False) if config.ema_decay > 0 else None
-
-    def _fixed_eval_inputs(self, config: TrainConfig) -> None:
-        """The same real points and noise for every evaluation frame."""
-        eval_rng = torch.Generator(self.device).manual_seed(config.seed + 1)
-        image = self.data.is_image
-        n_eval = N_EVAL_IMAGES if image else N_EVAL_POINTS
-        self.eval_real = self.data.sample(256 if image else n_eval, eval_rng).clone()
-        self.eval_noise = torch.randn(n_eval, config.z_dim, device=self.device, generator=eval_rng)
-        noise = lambda n: torch.randn(n, config.z_dim, device=self.device, generator=eval_rng)
-        self.coverage_noise = noise(N_COVERAGE_SAMPLES) if getattr(self.data, "modes", None) is not None else None
-        self.score_noise = noise(N_SCORE_IMAGES) if image else None
 
     # --- live hyperparameters ------------------------------------------------------
 
@@ -292,6 +247,7 @@ class Engine:
 
     @torch.no_grad()
     def _d_grads_by_hand(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """D's gradient on a fresh real and fake batch into `.grad`; returns (d_loss, d_real, d_fake)."""
         B = self.config.batch_size
         real_and_fake = self.both_buf  # (2B, 2): real rows, then fake rows
         self.data.sample(B, self.rng, out=real_and_fake[:B])
@@ -301,6 +257,7 @@ class Engine:
         return self.loss.d_loss(d_real, d_fake, self.real_target, self.fake_target), d_real, d_fake
 
     def _d_grads_autograd(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """As `_d_grads_by_hand`, with autograd (any network; WGAN-GP's penalty)."""
         real = self.data.sample(self.config.batch_size, self.rng, out=self.real_buf)
         self.z_buf.normal_(generator=self.rng)
         with torch.no_grad():
@@ -351,92 +308,28 @@ class Engine:
         self.rows = 0
         return rows
 
-    # --- evaluation -------------------------------------------------------------------
+    # --- evaluation (evaluation.py) -----------------------------------------------------
 
     def parameters_finite(self) -> bool:
         params = [*self.G.parameters(), *self.D.parameters()]
         return bool(torch.isfinite(torch.stack(torch._foreach_norm(params))).all())
 
-    def _d_single(self, x: torch.Tensor) -> torch.Tensor:
-        """D's raw output per sample; a packed D sees each point repeated `pack` times."""
-        if not self.data.is_image and self.config.pack > 1:
-            x = x.repeat_interleave(self.config.pack, 0)
-        return self.D(x)
-
     @property
-    def shown_generator(self):
+    def shown_generator(self) -> nn.Module:
         """The net the page shows and the benchmarks score: G's EMA when kept, else G."""
         return self.G_ema if self.G_ema is not None else self.G
 
     def evaluate(self) -> EvalFrame:
-        """Render the heavy telemetry on the fixed real batch and fixed noise (in data units).
-
-        Samples, D's surface under them and mode coverage (2,500 samples, as in the quality
-        benchmark) are of `shown_generator`; D's histograms and G's push are of the raw G,
-        the player D is trained against.
-        """
-        loss, scale, image = self.loss, self.data.scale, self.data.is_image
-        with torch.no_grad():
-            fake_raw = self.G(self.eval_noise)
-            fake = self.shown_generator(self.eval_noise) if self.G_ema is not None else fake_raw
-            d_real_raw = self._d_single(self.eval_real).flatten()
-            d_fake_raw = self._d_single(fake_raw).flatten()
-            value = None
-            if loss.is_probability:
-                # V(D, G) (Goodfellow et al., Eq. 1) = −(BCE(real, 1) + BCE(fake, 0)).
-                value = -float(loss.d_loss(d_real_raw, d_fake_raw, 1.0, 0.0))
-            surface = extent = g_field = manifold = None
-            covered = n_modes = hq = None
-            if not image:
-                extent = self.data.bounds
-                surface = loss.display(self._d_single(_grid(extent, SURFACE_RES, self.device) / scale))
-                surface = surface.reshape(SURFACE_RES, SURFACE_RES)
-                z_grid = manifold_noise(self.config.z_dim, device=self.device)
-                manifold = self.shown_generator(z_grid).reshape(-1, MANIFOLD_RES, 2)  # model units: shown() scales
-                if self.coverage_noise is not None:
-                    samples = self.shown_generator(self.coverage_noise) * scale
-                    cov = mode_coverage(samples, self.data.modes, self.data.sigma)
-                    covered, n_modes, hq = cov.modes_covered, cov.n_modes, cov.hq_percent
-        if not image:
-            with torch.enable_grad():
-                x = fake.detach().requires_grad_(True)
-                (grad,) = torch.autograd.grad(loss.g_loss(self._d_single(x)) * len(x), x)
-            g_field = -grad
-        as_np = lambda t: _readonly(t.detach().float().cpu().numpy())
-        shown = (lambda t: as_np(t[:, 0])) if image else (lambda t: as_np(t * scale))
-        return EvalFrame(
-            step=self.step_count,
-            d_real_values=as_np(loss.display(d_real_raw)),
-            d_fake_values=as_np(loss.display(d_fake_raw)),
-            real=shown(self.eval_real[:N_EVAL_IMAGES]) if image else shown(self.eval_real),
-            fake=shown(fake),
-            surface=None if surface is None else as_np(surface),
-            surface_extent=extent,
-            g_field=None if g_field is None else as_np(g_field),
-            value_estimate=value,
-            modes_covered=covered,
-            n_modes=n_modes,
-            hq_percent=hq,
-            generator="G (EMA of weights)" if self.G_ema is not None else "G",
-            fake_raw=None if self.G_ema is None else shown(fake_raw),
-            manifold=None if manifold is None else shown(manifold),
-        )
+        """The heavy telemetry frame on the fixed inputs (`evaluation.eval_frame`)."""
+        return evaluation.eval_frame(self)
 
     def digit_scores(self):
-        """Classifier Inception Score and Fréchet distance of `shown_generator` on fixed noise
-        (digits only), as the digits benchmark scores it."""
-        if self.config.dataset not in DIGIT_DATASETS:
-            return None
-        if self._scorer is None:
-            from .classifier import DigitScorer  # loads weights: only for digit runs
-
-            self._scorer = DigitScorer.bundled(self.device)
-        with torch.no_grad():
-            return self._scorer.score(self.shown_generator(self.score_noise))
+        """Classifier IS and FD of `shown_generator` on fixed noise; None unless digits."""
+        return evaluation.digit_scores(self)
 
     def sample(self, n: int, seed: int = 0, ema: bool = False) -> torch.Tensor:
         """n fresh samples from G, or from its EMA when `ema` and enabled (no training RNG consumed)."""
         g = torch.Generator(self.device).manual_seed(seed)
-        net = self.G_ema if ema and self.G_ema is not None else self.G
+        net = self.shown_generator if ema else self.G
         with torch.no_grad():
             return net(torch.randn(n, self.config.z_dim, device=self.device, generator=g)) * self.data.scale

@@ -53,5 +53,5 @@ class EvalFrame:
     generator: str = "G"
     fake_raw: np.ndarray | None = None
     # (rows, cols, 2) G's image of a regular grid in the (z₁, z₂) plane of its noise space
-    # (`engine.manifold_noise`), in data units; 2-D data only.
+    # (`evaluation.manifold_noise`), in data units; 2-D data only.
     manifold: np.ndarray | None = None

@@ -87,11 +87,18 @@ def test_wgan_gp_on_digits_needs_a_new_d_and_start_builds_one(handlers):
     with pytest.raises(gr.Error, match="WGAN-GP needs a discriminator without BatchNorm"):
         handlers.live("wgan-gp", -3.0, -3.0, 1, 0.0, False, request=req("a"))
     assert first.config.loss == "nonsaturating"
-    handlers.start("digits", *SETUP[1:4], "wgan-gp", *SETUP[5:], request=req("a"))
+    status = handlers.start("digits", *SETUP[1:4], "wgan-gp", *SETUP[5:], request=req("a"))
+    assert "New run" in status and "WGAN-GP needs a discriminator without BatchNorm" in status
     handlers.pause(request=req("a"))
     second = handlers.manager.get("a").runner
+    assert second is not first
     assert second.config.loss == "wgan-gp" and not second.config.d_batchnorm
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in second.engine.D.modules())
+    # That D takes any loss: switching live and pressing Start again continues the same run.
+    handlers.live("hinge", -3.0, -3.0, 1, 0.0, False, request=req("a"))
+    handlers.start("digits", *SETUP[1:4], "hinge", *SETUP[5:], request=req("a"))
+    handlers.pause(request=req("a"))
+    assert handlers.manager.get("a").runner is second
 
 
 def test_bad_setup_values_are_rejected(handlers):
@@ -253,7 +260,7 @@ def test_rewind_save_load_and_timelapse(handlers, tmp_path):
     gif = handlers.timelapse(request=req("a"))
     assert open(gif, "rb").read(6) in (b"GIF89a", b"GIF87a")
     path = handlers.save(request=req("a"))
-    status, *controls = handlers.load(path, request=req("b"))
+    status, *controls, lesson, _ = handlers.load(path, request=req("b"))
     loaded = handlers.manager.get("b").runner
     assert loaded.engine.step_count > 50 and controls[0] == "ring8"
 

@@ -43,8 +43,10 @@ def test_slow_motion_one_step_per_second(page):
     t0 = time.monotonic()
     wait_until(lambda: shown_step(page) >= first + 3, timeout=20, what="3 more steps at 1 step/s")
     elapsed = time.monotonic() - t0
-    # Three steps one second apart, seen through a 0.4 s timer: about 3 s.
-    assert 2.0 <= elapsed <= 8.0, f"3 steps took {elapsed:.1f} s at 1 step/s"
+    # Three steps one second apart, seen through a 0.4 s timer: about 3 s. The throttle bounds it
+    # from below (it must not run faster); the wait above bounds it from above, generously,
+    # because a busy CI machine can delay the page's timer.
+    assert elapsed >= 2.0, f"3 steps took only {elapsed:.1f} s at 1 step/s"
     assert "slow motion: 1/s" in page.locator("#status").inner_text()
     (session,) = [manager.get(sid) for sid in list(manager._sessions)]
     engine = session.runner.engine

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from gan_core import engine as engine_mod
+from gan_core import evaluation
 from configs import tiny_config as tiny
 from gan_core.config import FROZEN_FIELDS, LIVE_FIELDS, ConfigError, TrainConfig
 from gan_core.data import DIGITS_FILE
@@ -461,8 +462,8 @@ def test_evaluate_surface_is_d_on_the_grid_and_g_field_lowers_the_g_loss():
     fake = torch.from_numpy(frame.fake.copy())
     push = torch.from_numpy(frame.g_field.copy())
     with torch.no_grad():
-        before = loss.g_loss(e._d_single(fake))
-        after = loss.g_loss(e._d_single(fake + 1e-3 * push / push.norm(dim=1).max()))
+        before = loss.g_loss(evaluation.d_single(e, fake))
+        after = loss.g_loss(evaluation.d_single(e, fake + 1e-3 * push / push.norm(dim=1).max()))
     assert after < before
 
 
@@ -520,7 +521,7 @@ def test_frames_show_the_ema_of_g_when_kept_with_raw_g_beside_it():
     assert frame.generator == "G (EMA of weights)"
     with torch.no_grad():
         ema, raw = e.G_ema(e.eval_noise) * e.data.scale, e.G(e.eval_noise) * e.data.scale
-        cov = engine_mod.mode_coverage(e.G_ema(e.coverage_noise) * e.data.scale, e.data.modes, e.data.sigma)
+        cov = evaluation.mode_coverage(e.G_ema(e.coverage_noise) * e.data.scale, e.data.modes, e.data.sigma)
     np.testing.assert_array_equal(frame.fake, ema.numpy())
     np.testing.assert_array_equal(frame.fake_raw, raw.numpy())
     assert not np.array_equal(frame.fake, frame.fake_raw)

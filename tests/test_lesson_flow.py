@@ -128,3 +128,51 @@ def test_choosing_a_lesson_stages_it_and_never_touches_the_old_run(handlers):
     status = handlers.start(*values, None, "mode_collapse", request=req("a"))
     assert handlers.manager.get("a").runner is staged and "New run" not in status
     wait_until(lambda: staged.snapshot().step > 10)
+
+
+# ------------------------------------------------------------------------------ 6, 7, 9. load, events, coverage
+
+def test_a_loaded_run_shows_its_real_step_history_and_a_checkpoint(handlers):
+    from classroom import plots
+
+    handlers.start(*SETUP, request=req("a"))
+    runner = run_until(handlers, "a", 200)
+    handlers.live("nonsaturating", -3.0, -2.0, 1, 0.0, False, request=req("a"))
+    wait_until(lambda: runner.snapshot().events, timeout=10)
+    run_until(handlers, "a", runner.snapshot().step + 100)
+    handlers.pause(request=req("a"))
+    wait_until(lambda: runner.state() == "paused")
+    path = handlers.save(request=req("a"))
+    saved = runner.snapshot()
+
+    status, *controls, lesson, _ = handlers.load(path, request=req("b"))
+    loaded = handlers.manager.get("b").runner
+    snap = loaded.snapshot()
+    assert snap.state == "paused" and snap.step == saved.step
+    assert f"step **{saved.step:,}**" in status and "Paused" in status and "Loaded" in status
+    assert len(snap.history) == len(saved.history) and snap.events == saved.events
+    assert [i.step for i in loaded.checkpoints.list()] == [saved.step], "rewindable to the loaded step"
+    assert snap.frame is not None and snap.frame.step == saved.step, "a fresh look at G and D"
+    assert "Only for datasets" not in str(plots.coverage_figure(snap).to_dict())
+    assert lesson == "" and controls[6] == -2.0
+    # Start with the loaded setup continues the loaded run from its step.
+    handlers.start(*controls, None, lesson, request=req("b"))
+    assert handlers.manager.get("b").runner is loaded
+    wait_until(lambda: loaded.snapshot().step > saved.step + 20)
+    assert loaded.snapshot().history[0, 0] == saved.history[0, 0], "the loaded history stays"
+
+
+def test_after_reset_the_ring_shows_its_coverage_plot(handlers):
+    from classroom import plots
+
+    handlers.reset(*SETUP, request=req("a"))
+    fig = plots.coverage_figure(handlers.manager.get("a").runner.snapshot()).to_dict()
+    assert "Only for datasets" not in str(fig) and fig["data"], "ring8 has known modes"
+
+
+def test_a_live_change_is_recorded_at_its_step(handlers):
+    handlers.start(*SETUP, request=req("a"))
+    runner = run_until(handlers, "a", 50)
+    handlers.live("wgan-gp", -3.0, -3.0, 5, 0.0, False, request=req("a"))
+    (step, text), = wait_until(lambda: runner.snapshot().events, timeout=10)
+    assert step >= 50 and text == "loss → wgan-gp, k 1→5"

@@ -1,4 +1,4 @@
-"""Tests for G's manifold view: the (z₁, z₂) noise grid (`engine.manifold_noise`), its image
+"""Tests for G's manifold view: the (z₁, z₂) noise grid (`evaluation.manifold_noise`), its image
 in `Engine.evaluate()` (`EvalFrame.manifold`) and the warped grid lines in the samples plot."""
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ import torch
 
 from classroom import plots
 from gan_core.config import TrainConfig
-from gan_core.engine import MANIFOLD_RES, MANIFOLD_SPAN, Engine, manifold_noise
+from gan_core.engine import Engine
+from gan_core.evaluation import MANIFOLD_RES, MANIFOLD_SPAN, manifold_noise
 from gan_core.telemetry import Telemetry
 
 
