@@ -159,3 +159,18 @@ def test_timelapse_after_save_and_load_still_starts_at_step_0(handlers):
     from PIL import Image
 
     assert Image.open(gif_path).n_frames == len(steps)
+
+
+def test_timelapse_after_a_rewind_spans_the_whole_run(handlers):
+    handlers.start(*SETUP, request=req("a"))
+    runner = handlers.manager.get("a").runner
+    wait_until(lambda: len(runner.timelapse) >= 4, what="a few time-lapse frames")
+    index = runner.checkpoint_now()
+    rewind_step = next(i.step for i in runner.checkpoints.list() if i.index == index)
+    wait_until(lambda: runner.timelapse.frames()[-1].step > rewind_step + 50, what="frames after the checkpoint")
+    handlers.rewind(index, request=req("a"))
+    handlers.resume(request=req("a"))
+    wait_until(lambda: runner.timelapse.frames()[-1].step > rewind_step + 50, what="frames after the rewind")
+    steps = [f.step for f in runner.timelapse.frames()]
+    assert steps[0] == 0 and any(0 < s < rewind_step for s in steps), "the part before the rewind is kept"
+    assert steps == sorted(set(steps)), "one timeline: the abandoned future is gone"
