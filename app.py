@@ -62,8 +62,8 @@ def build_demo(manager: SessionManager | None = None) -> gr.Blocks:
                     step_btn = gr.Button("Step")
                     reset_btn = gr.Button("Reset", variant="stop")
                 with gr.Row():  # GAN Lab's per-network steps, one update of one player
-                    step_d_btn = gr.Button("Step D only", size="sm", min_width=100)
-                    step_g_btn = gr.Button("Step G only", size="sm", min_width=100)
+                    step_d_btn = gr.Button("Step D only", min_width=100)
+                    step_g_btn = gr.Button("Step G only", min_width=100)
                 speed = gr.Radio(SPEED_CHOICES, value="max", label="Speed",
                                  info="Slow motion for a lecture: at 10 or 1 step/s every step is drawn.")
                 with gr.Group():
