@@ -77,9 +77,10 @@ def build_demo(manager: SessionManager | None = None) -> gr.Blocks:
                     resume_btn = gr.Button("Resume")
                 with gr.Row():
                     step_btn = gr.Button("Step")
-                    step_d_btn = gr.Button("Step D only")
-                    step_g_btn = gr.Button("Step G only")
                     reset_btn = gr.Button("Reset", variant="stop")
+                with gr.Row():  # GAN Lab's per-network steps, one update of one player
+                    step_d_btn = gr.Button("Step D only", min_width=100)
+                    step_g_btn = gr.Button("Step G only", min_width=100)
                 speed = gr.Radio(SPEED_CHOICES, value="max", label="Speed",
                                  info="Slow motion for a lecture: at 10 or 1 step/s every step is drawn.")
                 with gr.Group():

@@ -16,12 +16,13 @@ from urllib.parse import urlencode
 import gradio as gr
 import numpy as np
 
-from gan_core.checkpoints import CheckpointError, read_run
+from gan_core.checkpoints import CheckpointError, load_run_extras, read_run
 from gan_core.config import FROZEN_FIELDS, LIVE_FIELDS, ConfigError, TrainConfig, can_continue, default_config
 from gan_core.data import CSV_MAX_BYTES, IMAGE_DATASETS, DataError
 from gan_core.losses import LOSSES
 from gan_core.runner import MAX_SPEED_LIMIT
 from gan_core.strokes import points_csv, points_from_strokes
+from gan_core.timelapse import TimelapseRecorder
 
 from . import gif, overview, plots
 from .alerts import detect
@@ -529,7 +530,11 @@ class Handlers:
         sid = self._sid(request)
         try:
             engine, history = read_run(path, device="auto")
+            # The time-lapse saved with the run (checked before the visitor's run is replaced),
+            # so a GIF made later still starts at step 0.
+            timelapse = TimelapseRecorder.from_tensors(load_run_extras(path, "timelapse"), engine.step_count)
             session = self._with_speed(sid, self.manager.create(sid, engine.config, engine=engine))
+            session.runner.adopt_timelapse(timelapse)
         except (CheckpointError, ConfigError, ValueError) as exc:
             raise gr.Error(f"Cannot load this file ({size:,} bytes): {exc}") from None
         runner, step = session.runner, engine.step_count
