@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gan_core.config import RANGES, TrainConfig, default_config
+from gan_core.config import RANGES, ConfigError, TrainConfig, default_config
 from gan_core.losses import LOSSES
 from gan_core.records import STAT_FIELDS, column
 
@@ -141,13 +141,18 @@ def _words(name: str, value: Any) -> str:
 
 
 def _fix(config: TrainConfig, **changes: Any) -> tuple[dict[str, Any], str]:
-    """Changes clamped to their valid ranges, minus no-ops, and a label for the button."""
+    """Changes clamped to their valid ranges, minus no-ops, and a label for the button;
+    no fix at all if the run would refuse it (`with_live` is the one rule)."""
     fix = {}
     for name, value in changes.items():
         if name in RANGES:
             value = _clamped(name, value)
         if value != getattr(config, name):
             fix[name] = value
+    try:
+        config.with_live(**fix)
+    except ConfigError:  # e.g. WGAN-GP for a digits D with BatchNorm
+        return {}, ""
     label = ", ".join(f"{FIELD_WORDS.get(k, k)} {_words(k, getattr(config, k))} → {_words(k, v)}"
                       for k, v in fix.items())
     return fix, label
@@ -363,6 +368,9 @@ def detect_mode_collapse(snapshot: Snapshot) -> Alert | None:
         low = snapshot.step >= IS_WARMUP_STEPS and current_is <= IS_LOW
         if fell or low:
             fix, label = _collapse_fix(config)
+            if config.d_batchnorm and config.loss != "wgan-gp":
+                suggestion += (" This run's discriminator has BatchNorm, which WGAN-GP cannot use: to try "
+                               "WGAN-GP, choose it as the loss, then press Reset for a new D without it.")
             return Alert(
                 kind="mode_collapse",
                 title="Mode collapse: the generator draws only a few kinds of digit",

@@ -8,16 +8,19 @@ values into `TrainConfig`s and runner calls, turn engine errors into
 import hashlib
 import math
 import tempfile
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlencode
 
 import gradio as gr
+import numpy as np
 
 from gan_core.checkpoints import CheckpointError, read_run
-from gan_core.config import LIVE_FIELDS, ConfigError, TrainConfig, default_config
+from gan_core.config import FROZEN_FIELDS, LIVE_FIELDS, ConfigError, TrainConfig, can_continue, default_config
 from gan_core.data import CSV_MAX_BYTES, IMAGE_DATASETS, DataError, parse_points_csv
 from gan_core.losses import LOSSES
+from gan_core.runner import MAX_SPEED_LIMIT
+from gan_core.strokes import points_csv, points_from_strokes
 
 from . import gif, plots
 from .alerts import detect
@@ -42,16 +45,19 @@ PLOT_NAMES = ("samples", "d_hist", "losses", "d_means", "coverage")
 COMPARE_SUFFIX = "/B"  # session id of a visitor's second (B) run
 # What defines a run: the fields that cannot change mid-run, plus the batch size (live in the engine,
 # but a Setup control on this page), the lesson and the CSV file's content. Start with the same setup
-# resumes; any difference starts a fresh run. gan_core.config.FROZEN_FIELDS replaces the local
-# derivation once it lands there.
-FROZEN_FIELDS = tuple(f.name for f in fields(TrainConfig) if f.name not in LIVE_FIELDS)
-SETUP_FIELDS = (*FROZEN_FIELDS, "batch_size")
+# resumes; any difference starts a fresh run.
+# d_batchnorm is left to gan_core's `can_continue`: the controls resolve it from their loss, while a
+# run's D keeps the choice of the loss it started with (and a D without BatchNorm takes any loss).
+SETUP_FIELDS = (*sorted(FROZEN_FIELDS - {"d_batchnorm"}), "batch_size")
 SETUP_WORDS = {"lesson": "lesson", "csv": "CSV file", "dataset": "dataset", "width": "network size",
                "batch_size": "batch size", "seed": "seed"}
 PRESET_CHOICES = [("Free play (choose everything yourself)", "")] + [(p.title, name) for name, p in PRESETS.items()]
 # Controls a teacher can hide with ?hide=a,b in the page URL, and the URL keys of a shared setup.
 HIDEABLE = ("dataset", "size", "batch", "seed", "loss", "g_lr", "d_lr", "k", "smoothing", "two_sided", "lesson")
 B_CONTROLS = ("loss", "g_lr", "d_lr", "k", "smoothing")  # the A/B section's controls, as HIDEABLE names
+# Speed control (slow motion): label, value; "max" = as fast as the machine goes.
+SPEED_CHOICES = [("Full speed", "max"), ("100 steps/s", "100"), ("10 steps/s", "10"), ("1 step/s", "1")]
+DRAWN_POINTS = 2000  # points sampled from a drawing
 SHARE_KEYS = ("lesson", "dataset", "size", "batch", "seed", "loss", "g_lr", "d_lr", "k", "smoothing", "two_sided")
 
 
@@ -163,6 +169,9 @@ class Handlers:
 
     def __init__(self, manager: SessionManager) -> None:
         self.manager = manager
+        # Each visitor's chosen speed limit (steps/s, None = full), kept across Start/Reset/Load;
+        # dropped in unload. Written by set_speed only.
+        self._speeds: dict[str, float | None] = {}
 
     @staticmethod
     def _sid(request: gr.Request | None) -> str:
@@ -189,6 +198,8 @@ class Handlers:
             setup["csv"] = "loaded"  # the points inside a loaded run file
         if session is not None and session.runner.state() not in ("finished", "error"):
             changed = setup_changes(session.extras.get("setup", {}), setup)
+            if not changed and not can_continue(session.runner.config, config):
+                changed = ["loss: WGAN-GP needs a discriminator without BatchNorm"]
             if not changed:
                 self._apply_live(session, config)
                 session.extras.pop("notice", None)
@@ -221,11 +232,16 @@ class Handlers:
     def _new_run(self, sid: str, config: TrainConfig, upload: str | None, lesson: str = ""):
         csv_bytes = self._csv_for(config, upload, None)
         try:
-            session = self.manager.create(sid, config, csv_bytes)
+            session = self._with_speed(sid, self.manager.create(sid, config, csv_bytes))
         except (ConfigError, DataError, ServerBusy, RuntimeError) as exc:
             raise gr.Error(str(exc)) from None
         session.extras["setup"] = setup_of(config, lesson, csv_bytes)
         session.runner.publish_frame()  # the plots show G and D at step 0 before Start
+        return session
+
+    def _with_speed(self, sid: str, session):
+        """A new run (A or B) keeps the visitor's speed setting."""
+        session.runner.set_speed(self._speeds.get(sid.removesuffix(COMPARE_SUFFIX)))
         return session
 
     def pause(self, request: gr.Request):
@@ -271,6 +287,47 @@ class Handlers:
         self._new_run(self._sid(request), config, upload, lesson)
         return self.status(request)
 
+    def step_d(self, dataset, size, batch_size, seed, loss, g_lr_log10, d_lr_log10, n_critic,
+               label_smoothing, two_sided, upload, lesson, request: gr.Request):
+        """One discriminator update only (G unchanged), then stay paused."""
+        controls = Controls(dataset, size, batch_size, seed, loss, g_lr_log10, d_lr_log10, n_critic,
+                            label_smoothing, two_sided, lesson)
+        return self._single_update("d", controls, upload, request)
+
+    def step_g(self, dataset, size, batch_size, seed, loss, g_lr_log10, d_lr_log10, n_critic,
+               label_smoothing, two_sided, upload, lesson, request: gr.Request):
+        """One generator update only (D unchanged), then stay paused."""
+        controls = Controls(dataset, size, batch_size, seed, loss, g_lr_log10, d_lr_log10, n_critic,
+                            label_smoothing, two_sided, lesson)
+        return self._single_update("g", controls, upload, request)
+
+    def _single_update(self, network: str, controls: Controls, upload, request: gr.Request):
+        sid = self._sid(request)
+        session = self.manager.get(sid)
+        if session is None:  # like Step: the first press builds the run from the controls
+            session = self._new_run(sid, controls.config(), upload)
+        if session.runner.state() == "error":
+            raise gr.Error("This run failed; press Reset, then Start.")
+        self.manager.cancel_start(sid)
+        try:
+            (session.runner.step_d if network == "d" else session.runner.step_g)()
+        except TimeoutError as exc:
+            raise gr.Error(f"The run did not answer: {exc}") from None
+        return self.status(request)
+
+    def use_drawing(self, sketch, request: gr.Request):
+        """Turn the drawing into 2-D points, written as a CSV the upload box then holds: Start
+        trains on them through the CSV path (same checks and limits). Outputs: dataset, upload, status."""
+        try:
+            points = points_from_strokes(_ink(sketch), DRAWN_POINTS, np.random.default_rng())
+        except DataError as exc:
+            raise gr.Error(str(exc)) from None
+        path = Path(tempfile.mkdtemp(prefix="gan-drawing-")) / "my_drawing.csv"
+        path.write_text(points_csv(points))
+        note = (f"**Your drawing is the data:** {len(points):,} points sampled from the strokes. "
+                "Press **Start** to train on them.")
+        return "csv", gr.update(value=str(path), visible=True), note
+
     # --- live controls ---------------------------------------------------------------------------
 
     def live(self, loss, g_lr_log10, d_lr_log10, n_critic, label_smoothing, two_sided,
@@ -281,12 +338,20 @@ class Handlers:
             return gr.skip()
         try:
             changes = dict(loss=loss, **live_values(g_lr_log10, d_lr_log10, n_critic, label_smoothing, two_sided))
-            if loss == "wgan-gp" and session.runner.engine.d_has_batchnorm:
-                raise ConfigError("WGAN-GP on digits needs a discriminator without BatchNorm: "
-                                  "choose the loss before pressing Start/Reset.")
-            session.runner.update(**changes)
+            session.runner.update(**changes)  # the engine's config refuses e.g. WGAN-GP for a BatchNorm D
         except (ConfigError, TypeError, ValueError) as exc:
             raise gr.Error(str(exc)) from None
+        return self.status(request)
+
+    def set_speed(self, speed, request: gr.Request):
+        """Slow motion: limit the run (and a B run) to `speed` steps/s, or "max"; no restart."""
+        limit = _speed_limit(speed)
+        sid = self._sid(request)
+        self._speeds[sid] = limit
+        for key in (sid, sid + COMPARE_SUFFIX):
+            session = self.manager.get(key)
+            if session is not None:
+                session.runner.set_speed(limit)
         return self.status(request)
 
     def _apply_live(self, session, config: TrainConfig) -> None:
@@ -309,7 +374,9 @@ class Handlers:
                     f"({stats['running']}/{stats['max_active']} runs training on this server).")
         else:
             head = f"**{state.capitalize()}**"
-        parts = [head, f"step **{snap.step:,}**", f"{snap.steps_per_s:,.0f} steps/s",
+        limit = session.runner.speed_limit
+        rate = f"{snap.steps_per_s:,.0f} steps/s" + (f" (slow motion: {limit:g}/s)" if limit else "")
+        parts = [head, f"step **{snap.step:,}**", rate,
                  "GPU" if snap.device.startswith("cuda") else "CPU",
                  f"G lr {_fmt_lr(cfg.g_lr)} · D lr {_fmt_lr(cfg.d_lr)} · k={cfg.n_critic}"
                  + (f" · smoothing {cfg.label_smoothing:g}" if cfg.label_smoothing else "")]
@@ -431,10 +498,10 @@ class Handlers:
         if path is None:
             return (gr.skip(),) * 13
         size = Path(path).stat().st_size
-        sid = self._sid(request)
         try:
             engine, history = read_run(path, device="auto")
-            session = self.manager.create(sid, engine.config, engine=engine)
+            sid = self._sid(request)
+            session = self._with_speed(sid, self.manager.create(sid, engine.config, engine=engine))
         except (CheckpointError, ConfigError, ValueError) as exc:
             raise gr.Error(f"Cannot load this file ({size:,} bytes): {exc}") from None
         runner, step = session.runner, engine.step_count
@@ -567,8 +634,39 @@ class Handlers:
     def unload(self, request: gr.Request) -> None:
         sid = getattr(request, "session_hash", None)
         if sid:
+            self._speeds.pop(sid, None)
             self.manager.release(sid)
             self.manager.release(sid + COMPARE_SUFFIX)
+
+
+def _ink(sketch) -> np.ndarray:
+    """The painted-ness of a Sketchpad value as an (H, W) array: the layers' alpha (the strokes),
+    else the composite's darkness on its white background."""
+    if not isinstance(sketch, dict):
+        raise gr.Error("The canvas is empty: paint a shape with the brush (press and drag), then try again.")
+    layers = [np.asarray(layer) for layer in sketch.get("layers") or [] if layer is not None]
+    layers = [layer for layer in layers if layer.ndim == 3 and layer.shape[2] == 4]
+    if layers and len({layer.shape for layer in layers}) == 1:
+        return np.max([layer[..., 3] for layer in layers], axis=0)
+    composite = sketch.get("composite")
+    if composite is None:
+        raise gr.Error("The canvas is empty: paint a shape with the brush (press and drag), then try again.")
+    rgb = np.asarray(composite)[..., :3].astype(np.int16)
+    return 255 - rgb.min(axis=-1)
+
+
+def _speed_limit(speed) -> float | None:
+    """A Speed choice ("max" or steps/s as text or number) → the runner's limit; gr.Error if absurd."""
+    if speed in (None, "", "max"):
+        return None
+    try:
+        value = float(speed)
+        if isinstance(speed, bool) or not 0 < value <= MAX_SPEED_LIMIT:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise gr.Error(f"Speed must be 'max' or a number of steps per second between 0 and "
+                       f"{MAX_SPEED_LIMIT:g}, got {speed!r}.") from None
+    return value
 
 
 def _lesson_text(lesson: str):

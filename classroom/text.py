@@ -28,12 +28,17 @@ memory are kept:
 """
 
 PLOTS_HELP = """
-- **Real vs generated points**: blue = real data, orange = G's samples from a fixed noise batch.
+- **Real vs generated points**: blue = real data, orange = G's samples from a fixed noise batch —
+  from the *EMA of G's weights* when the run keeps one (a smoothed G, what the benchmarks score);
+  the histograms of D show the raw G that D is playing against.
   The background is D's opinion (red = "fake", blue = "real"); black ticks show where G's gradient
   pushes each fake point. When G has won, the orange points sit on the blue ones and the background
   is flat at **0.5**: D cannot tell. A background flat at *another* value (say 0.38), with one bar in
   the histogram, means something else: **D has collapsed** to a constant (often after a too-large D
   learning rate) and gives G no signal — an alert says so and offers to lower D's learning rate.
+  The purple grid is **G's manifold**: where G sends a flat square grid of noise vectors
+  z = (z₁, z₂, 0, …, 0) with z₁, z₂ from −2 to 2 (a 2-D slice through the noise space; the other
+  coordinates stay 0). Watch G stretch and fold this sheet to lay it over the data.
 - **What D thinks**: histograms of D's output on real samples D(x) and on fakes D(G(z)).
   At the **Nash equilibrium** the fakes are indistinguishable and D outputs **0.5** everywhere.
   Two separate humps near 1 and 0 mean D is winning.
@@ -50,5 +55,3 @@ PLOTS_HELP = """
 - **Dotted vertical lines** on the loss and mean-D plots mark live changes (loss, learning rates, k,
   smoothing) at the step they took effect.
 """
-
-EQUILIBRIUM_NOTE = "At equilibrium D(x) = D(G(z)) = 0.5: D can only guess."
