@@ -15,7 +15,7 @@ import gradio as gr  # noqa: E402
 
 from gan_core.config import default_config  # noqa: E402
 from classroom.sessions import SessionManager, configure_threads  # noqa: E402
-from classroom import text  # noqa: E402
+from classroom import liveplot, plots, text  # noqa: E402
 from classroom.handlers import (  # noqa: E402
     DATASET_CHOICES, HIDEABLE, LOSS_CHOICES, PRESET_CHOICES, SIZE_CHOICES, SPEED_CHOICES, Handlers, defaults_for,
 )
@@ -29,6 +29,8 @@ CSS = """
 
 def build_demo(manager: SessionManager | None = None) -> gr.Blocks:
     handlers = Handlers(manager or SessionManager())
+    liveplot.serve_plotly_js()
+    blank = plots.placeholders()
     start_cfg = default_config("ring8")
     loss0, g0, d0, k0, s0, two0, batch0 = defaults_for("ring8")
 
@@ -83,13 +85,13 @@ def build_demo(manager: SessionManager | None = None) -> gr.Blocks:
                 alerts = gr.Markdown(visible=False, elem_id="alerts")
                 fix_btn = gr.Button("Apply fix", visible=False, variant="secondary", size="sm")
                 with gr.Row():
-                    samples_plot = gr.Plot(label="Samples", show_label=False, elem_id="samples-plot")
-                    hist_plot = gr.Plot(label="D output histogram", show_label=False, elem_id="hist-plot")
+                    samples_plot = liveplot.live_plot("samples-plot", blank["samples"])
+                    hist_plot = liveplot.live_plot("hist-plot", blank["d_hist"])
                 with gr.Row():
-                    loss_plot = gr.Plot(label="Losses", show_label=False, elem_id="loss-plot")
-                    means_plot = gr.Plot(label="Mean D output", show_label=False, elem_id="means-plot")
-                coverage_plot = gr.Plot(label="Mode coverage", show_label=False, elem_id="coverage-plot")
-                compare_plot = gr.Plot(label="A/B comparison", show_label=False, visible=False, elem_id="compare-plot")
+                    loss_plot = liveplot.live_plot("loss-plot", blank["losses"])
+                    means_plot = liveplot.live_plot("means-plot", blank["d_means"])
+                coverage_plot = liveplot.live_plot("coverage-plot", blank["coverage"])
+                compare_plot = liveplot.live_plot("compare-plot", visible=False)
                 with gr.Accordion("A/B compare: run a second GAN beside this one", open=False):
                     gr.Markdown("Run **B** starts from the same seed, weights and noise as **A** (the controls "
                                 "on the left) with the changes below; both loss curves share one plot.")

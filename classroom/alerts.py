@@ -151,7 +151,7 @@ def _fix(config: TrainConfig, **changes: Any) -> tuple[dict[str, Any], str]:
             fix[name] = value
     try:
         config.with_live(**fix)
-    except ConfigError:  # e.g. WGAN-GP for a digits D with BatchNorm
+    except ConfigError:  # a fix the engine would refuse is never offered
         return {}, ""
     label = ", ".join(f"{FIELD_WORDS.get(k, k)} {_words(k, getattr(config, k))} → {_words(k, v)}"
                       for k, v in fix.items())

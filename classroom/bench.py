@@ -5,6 +5,7 @@
     python -m classroom.bench load --clients 30  # 30 simulated visitors against `python app.py`
     python -m classroom.bench presets            # each lesson preset's symptom after ~30 s, and
                                                  # its alert's fix against no fix (30 s each)
+    python -m classroom.bench browser --seconds 120  # the page's memory and CPU in headless Chromium
 
 Engine benchmarks (speed, quality, digits) are `python -m gan_core.bench`.
 """
@@ -162,6 +163,66 @@ def bench_load(clients: int, seconds: float, max_runs: int | None = None) -> dic
         server.wait(10)
 
 
+def bench_browser(seconds: float, sample_s: float = 10.0, viewport=(1400, 1000)) -> dict:
+    """Launch `python app.py`, open it in headless Chromium, press Start and sample the
+    renderer every `sample_s`: JS heap (before and after a forced GC), DOM counters,
+    renderer RSS and CPU. Reports the raw samples and one summary row per minute."""
+    from playwright.sync_api import sync_playwright
+
+    from .browser_probe import PageProbe, launch
+
+    root = Path(__file__).resolve().parent.parent
+    port = _free_port()
+    env = dict(os.environ, GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False")
+    server = subprocess.Popen([sys.executable, "app.py"], cwd=root, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _connect(f"http://127.0.0.1:{port}/").close()
+        with sync_playwright() as p:
+            browser = launch(p)
+            try:
+                page = browser.new_page(viewport=dict(width=viewport[0], height=viewport[1]))
+                page.goto(f"http://127.0.0.1:{port}/")
+                page.get_by_role("button", name="Start").wait_for()
+                probe = PageProbe(page)
+                samples = [probe.sample()]
+                page.get_by_role("button", name="Start").click()
+                page.wait_for_function("() => document.querySelector('#status').innerText.includes('Running')",
+                                       timeout=60_000)
+                t_start = time.monotonic()
+                while time.monotonic() - t_start < seconds:
+                    time.sleep(max(0.0, sample_s - (time.monotonic() - probe.t0 - samples[-1].t_s)))
+                    samples.append(probe.sample())
+                step = page.locator("#status").inner_text()
+            finally:
+                browser.close()
+    finally:
+        server.terminate()
+        server.wait(10)
+    return dict(seconds=seconds, sample_s=sample_s, viewport=list(viewport), status_at_end=step,
+                per_minute=_per_minute(samples), samples=[s.as_dict() for s in samples])
+
+
+def _per_minute(samples) -> list[dict]:
+    """One row per minute after Start (samples[1]): memory at the minute's last sample,
+    renderer CPU over the minute in % of one core."""
+    start, rows = samples[1] if len(samples) > 1 else samples[0], []
+    begin, minute = start, 1
+    while True:
+        inside = [s for s in samples if begin.t_s < s.t_s <= start.t_s + 60 * minute + 1.0]
+        if not inside:
+            return rows
+        end = inside[-1]
+        rows.append(dict(minute=minute, t_s=round(end.t_s - start.t_s, 1),
+                         heap_after_gc_mb=round(end.heap_after_gc_mb, 1), heap_mb=round(end.heap_mb, 1),
+                         renderer_rss_mb=round(end.renderer_rss_mb, 1), chromium_rss_mb=round(end.chromium_rss_mb, 1),
+                         dom_nodes=end.dom_nodes, js_event_listeners=end.js_event_listeners,
+                         **{f"{name}_cpu_percent": round(100 * (getattr(end, f"{name}_cpu_s") - getattr(begin, f"{name}_cpu_s"))
+                                                         / (end.t_s - begin.t_s), 1)
+                            for name in ("renderer", "gpu", "chromium")}))
+        begin, minute = end, minute + 1
+
+
 def _free_port() -> int:
     import socket
 
@@ -315,14 +376,24 @@ def bench_fixes(seconds: float = 30.0, lessons=tuple(FIX_LESSONS), fixes: dict |
     return out
 
 
+APP_BENCHMARKS = ("ticks", "page", "load", "presets", "browser")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m classroom.bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", nargs="*", default=["ticks", "page"], choices=["ticks", "page", "load", "presets"])
+    # Checked by hand, as in gan_core.bench: Python 3.11's argparse rejects an empty nargs="*"
+    # positional that has `choices`.
+    p.add_argument("what", nargs="*", metavar="{" + ",".join(APP_BENCHMARKS) + "}",
+                   help="benchmarks to run (default: ticks page)")
     p.add_argument("--clients", type=int, default=30, help="simulated visitors (load)")
     p.add_argument("--max-runs", type=int, default=None, help="admission cap for the load test's server")
     p.add_argument("--seconds", type=float, default=None, help="time budget per measurement")
     args = p.parse_args(argv)
+    unknown = [w for w in args.what if w not in APP_BENCHMARKS]
+    if unknown:
+        p.error(f"unknown benchmark {unknown[0]!r}; choose from {', '.join(APP_BENCHMARKS)}")
+    args.what = args.what or ["ticks", "page"]
     torch.set_num_threads(1)
     result: dict = dict(env=_env())
     for name in args.what:
@@ -333,6 +404,8 @@ def main(argv: list[str] | None = None) -> int:
         elif name == "presets":
             result["presets"] = bench_presets(args.seconds or 30.0)
             result["fixes"] = bench_fixes(args.seconds or 30.0)
+        elif name == "browser":
+            result["browser"] = bench_browser(args.seconds or 120.0)
         elif name == "load":
             result["load"] = bench_load(args.clients, args.seconds or 20.0, args.max_runs)
         print(json.dumps({name: result[name]}), file=sys.stderr, flush=True)

@@ -42,6 +42,7 @@ LOSS_CHOICES = [(loss.title, name) for name, loss in LOSSES.items()]
 SIZE_CHOICES = ["small", "medium", "large"]
 WIDTHS = {"toy": {"small": 32, "medium": 64, "large": 128}, "digits": {"small": 16, "medium": 32, "large": 64}}
 PLOT_NAMES = ("samples", "d_hist", "losses", "d_means", "coverage")
+TICK_OUTPUTS = ("status", *PLOT_NAMES, "alerts", "fix_button", "checkpoint_menu", "compare")
 COMPARE_SUFFIX = "/B"  # session id of a visitor's second (B) run
 # What defines a run: the fields that cannot change mid-run, plus the batch size (live in the engine,
 # but a Setup control on this page), the lesson and the CSV file's content. Start with the same setup
@@ -92,7 +93,7 @@ class Controls:
                                         self.two_sided))
             preset = PRESETS.get(self.lesson or "")
             if preset is not None and preset.config.dataset == self.dataset:
-                return replace(preset.config, **values)
+                return replace(preset.config, d_batchnorm=None, **values)  # D follows the chosen loss
             return default_config(self.dataset, **values)
         except (ConfigError, TypeError, ValueError) as exc:
             raise gr.Error(str(exc)) from None
@@ -399,25 +400,36 @@ class Handlers:
         return text
 
     def tick(self, request: gr.Request):
-        """Timer: redraw only when the run published something new.
+        """Timer: redraw only what changed since this visitor's last tick.
 
-        Outputs: status, the five plots, the alerts text, the fix button, the rewind menu,
-        the A/B plot.
+        Outputs (TICK_OUTPUTS): status, the five plots, the alerts text, the fix button, the
+        rewind menu, the A/B plot. Plots are figure JSON for `liveplot.live_plot`; a plot whose
+        JSON equals what this visitor already has is skipped, so a paused run or a slow
+        metric costs the browser nothing.
         """
         sid = self._sid(request)
         self.manager.admit()
         session = self.manager.get(sid)
-        n_out = 1 + len(PLOT_NAMES) + 4
         if session is None:
-            return tuple(gr.skip() for _ in range(n_out))
+            return tuple(gr.skip() for _ in TICK_OUTPUTS)
         snap = session.runner.snapshot()
         session_b = self.manager.get(sid + COMPARE_SUFFIX)
         key = (snap.version, self.manager.queue_position(sid), session_b and session_b.runner.telemetry.version)
         if session.extras.get("sent") == key:
-            return tuple(gr.skip() for _ in range(n_out))
+            return tuple(gr.skip() for _ in TICK_OUTPUTS)
         session.extras["sent"] = key
-        return (self.status(request), *figures(snap), *self._alerts(session, snap), self._rewind_menu(session),
-                self._compare_figure(sid, snap))
+        plots_out = [self._if_changed(session, name, fig.to_json()) for name, fig in zip(PLOT_NAMES, figures(snap))]
+        return (self.status(request), *plots_out, *self._alerts(session, snap), self._rewind_menu(session),
+                self._compare_figure(session, sid, snap))
+
+    @staticmethod
+    def _if_changed(session, name: str, figure_json: str):
+        """The figure's JSON, or gr.skip() if this visitor's page already shows exactly it."""
+        sent = session.extras.setdefault("plots_sent", {})
+        if sent.get(name) == figure_json:
+            return gr.skip()
+        sent[name] = figure_json
+        return figure_json
 
     def _alerts(self, session, snap) -> tuple:
         alerts = detect(snap)
@@ -498,9 +510,9 @@ class Handlers:
         if path is None:
             return (gr.skip(),) * 13
         size = Path(path).stat().st_size
+        sid = self._sid(request)
         try:
             engine, history = read_run(path, device="auto")
-            sid = self._sid(request)
             session = self._with_speed(sid, self.manager.create(sid, engine.config, engine=engine))
         except (CheckpointError, ConfigError, ValueError) as exc:
             raise gr.Error(f"Cannot load this file ({size:,} bytes): {exc}") from None
@@ -571,14 +583,18 @@ class Handlers:
         self.manager.release(self._sid(request) + COMPARE_SUFFIX)
         return gr.update(visible=False)
 
-    def _compare_figure(self, sid: str, snap_a):
+    def _compare_figure(self, session, sid: str, snap_a):
         session_b = self.manager.get(sid + COMPARE_SUFFIX)
         if session_b is None:
+            session.extras.get("plots_sent", {}).pop("compare", None)
             return gr.update(visible=False)
         b = session_b.runner
         diff = {f: getattr(b.config, f) for f in LIVE_FIELDS if getattr(b.config, f) != getattr(snap_a.config, f)}
         label = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in diff.items()) or "same"
-        return gr.update(value=plots.compare_figure(snap_a, b.snapshot(), "A", f"B ({label})"), visible=True)
+        figure = plots.compare_figure(snap_a, b.snapshot(), "A", f"B ({label})").to_json()
+        if self._if_changed(session, "compare", figure) == gr.skip():
+            return gr.update(visible=True)
+        return gr.update(value=figure, visible=True)
 
     def on_load(self, request: gr.Request):
         """Read a shared setup from the URL: control values, lesson and hidden controls."""

@@ -293,6 +293,28 @@ def _digit_quality(snap: Snapshot) -> Figure:
     return fig
 
 
+PLACEHOLDERS = {  # what each plot will show, drawn before the first Start
+    "samples": ("Real vs generated points over D's decision surface",
+                "Press Start: blue real points, orange fakes G(z),<br>on D's opinion of each place"),
+    "d_hist": ("What D thinks: D(x) on real vs D(G(z)) on fake",
+               "Press Start: how D scores real and fake samples"),
+    "losses": ("Losses", "Press Start: D's and G's loss at every step"),
+    "d_means": ("Mean D output over time", "Press Start: mean D(x) and D(G(z));<br>they meet when D can only guess"),
+    "coverage": ("Mode coverage (VEEGAN/PacGAN metric)", "Press Start: how many of the data's modes G covers"),
+}
+
+
+def placeholders() -> dict[str, str]:
+    """Figure JSON per plot name for the page before any run: a title and what will appear."""
+    out = {}
+    for name, (title, text) in PLACEHOLDERS.items():
+        fig = Figure(title, "", "", height=460 if name == "samples" else 340).message(text)
+        fig.layout["xaxis"].update(visible=False)
+        fig.layout["yaxis"].update(visible=False)
+        out[name] = fig.to_json()
+    return out
+
+
 def compare_figure(a: Snapshot, b: Snapshot, label_a: str = "A", label_b: str = "B") -> Figure:
     """A/B: both runs' D and G losses on one plot (solid A, dashed B), same seed and noise."""
     fig = Figure("A/B comparison: losses of both runs (same seed and noise)", "training step", "loss")

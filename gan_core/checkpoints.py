@@ -637,7 +637,8 @@ def read_run(path: str | os.PathLike, device: str = "auto", *,
     if not isinstance(optimizers, dict):
         raise CheckpointError("run file metadata 'optimizers' must be a JSON object")
     tensors = _load_tensors(data)
-    history = _decode_history(tensors, meta, _count(meta, "step"))
+    step = _count(meta, "step")
+    history = _decode_history(tensors, meta, step)
     config = _config_from_file(meta, tensors, device)
     points = _csv_points(config, tensors)
     try:
@@ -649,7 +650,7 @@ def read_run(path: str | os.PathLike, device: str = "auto", *,
                                    device=engine.device)
     _check_eval_tensors(engine, tensors)
     restore(engine, Checkpoint(
-        step=_count(meta, "step"),
+        step=step,
         config=config,
         g_state={k[2:]: v for k, v in tensors.items() if k.startswith("G/")},
         d_state={k[2:]: v for k, v in tensors.items() if k.startswith("D/")},

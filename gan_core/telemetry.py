@@ -155,10 +155,10 @@ class Snapshot:
     frame: EvalFrame | None  # latest heavy telemetry
     coverage: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))  # step, modes, hq%
     digit_scores: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))  # step, IS, FD
-    events: tuple = ()  # ((step, "D lr 0.001→0.01"), …): live changes, oldest first
     # Which network moved last: "both" after training steps, "d" or "g" after a single
     # D-only / G-only update (the lecture's Step D / Step G), "" before any update.
     last_update: str = ""
+    events: tuple = ()  # ((step, "D lr 0.001→0.01"), …): live changes, oldest first
 
     def column(self, name: str, recent: bool = False) -> np.ndarray:
         return column(self.recent if recent else self.history, name)
@@ -337,8 +337,8 @@ class Telemetry:
                 frame=self._frame,
                 coverage=_frozen(self._coverage.view()),
                 digit_scores=_frozen(self._digit_scores.view()),
-                events=tuple(self._events),
                 last_update=self._last_update,
+                events=tuple(self._events),
             )
             self._cached = snap
             return snap

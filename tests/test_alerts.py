@@ -251,8 +251,21 @@ def test_digit_inception_score_collapse_fires_and_healthy_progress_does_not():
     assert "3.50" in alert.evidence and "7.00" in alert.evidence
     assert alert.fix == {"g_lr": 1e-4}  # slow G down; WGAN-GP is only a suggestion:
     assert "Reset" in alert.suggestion  # its D has BatchNorm, so WGAN-GP needs a reset
+    assert assert_fix_applies(alert, config).g_lr == pytest.approx(1e-4), "slow G down, never a WGAN-GP switch"
     rising = snapshot(config=config, n_modes=None, coverage=[], digit_is=[1.5, 3, 5, 6.5, 7, 7.2, 7.1])
     assert detect(rising) == []
+
+
+def test_a_fix_the_engine_would_refuse_is_never_offered():
+    from classroom.alerts import _fix
+
+    with_bn = TrainConfig(dataset="digits")  # D built with BatchNorm: WGAN-GP needs a new run
+    assert with_bn.d_batchnorm
+    assert _fix(with_bn, loss="wgan-gp") == ({}, "")
+    # A digits run that started with WGAN-GP (no BatchNorm) and switched away may switch back.
+    no_bn = TrainConfig(dataset="digits", loss="wgan-gp").with_live(loss="hinge")
+    fix, label = _fix(no_bn, loss="wgan-gp")
+    assert fix == {"loss": "wgan-gp"} and label
 
 
 def test_oscillation_lesson_fix_brings_both_rates_back_and_wins_over_d_overpowering():
@@ -313,16 +326,6 @@ def test_a_real_discriminator_stuck_at_a_constant_fires_d_collapsed():
     tel.record_frame(e.evaluate())
     found = detect(tel.snapshot())
     assert found and found[0].kind == "d_collapsed", [a.kind for a in found]
-
-
-def test_a_fix_the_run_would_refuse_is_not_offered():
-    with_bn = TrainConfig(dataset="digits")  # D built with BatchNorm: WGAN-GP needs a reset
-    assert with_bn.d_batchnorm
-    assert alerts._fix(with_bn, loss="wgan-gp") == ({}, "")
-    # The digits collapse fix (slow G down) is one the run accepts.
-    alert = only(detect(snapshot(config=with_bn, n_modes=None, coverage=[], digit_is=[2, 4, 6, 7, 7, 4, 3.5, 3.2])),
-                 "mode_collapse")
-    assert assert_fix_applies(alert, with_bn).g_lr == pytest.approx(with_bn.g_lr / 2)
 
 
 def test_alert_rejects_an_unknown_severity():

@@ -114,6 +114,9 @@ def test_teacher_mode_hides_the_ab_learning_rates_too(page_and_manager):
     page, manager = page_and_manager
     page.goto(page.url_base + "?hide=g_lr,d_lr")
     wait_until(lambda: page.get_by_label("number input for D steps per G step (k)").count() == 1, timeout=20)
+    # The page first renders every control, then the link's hide list arrives with the page-load event.
+    wait_until(lambda: page.get_by_label("number input for G learning rate (log10)").count() == 0, timeout=20,
+               what="the link's hidden controls to disappear")
     until(lambda: page.get_by_text("A/B compare: run a second GAN beside this one").click(),
           lambda: page.get_by_label("number input for B: D steps per G step (k)").is_visible())
     for label in ("G learning rate (log10)", "D learning rate (log10)",

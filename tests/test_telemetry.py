@@ -183,6 +183,23 @@ def test_snapshots_are_consistent_while_another_thread_writes():
     assert final.step == total["n"] and final.history_bin > 1  # decimation happened under load
 
 
+def test_last_update_says_which_network_moved():
+    tel = Telemetry()
+    assert tel.snapshot().last_update == ""
+    record(tel, 1, 3)
+    assert tel.snapshot().last_update == "both"
+    before = tel.snapshot().version
+    tel.record_update("d")
+    snap = tel.snapshot()
+    assert snap.last_update == "d" and snap.version > before
+    tel.record_update("g")
+    assert tel.snapshot().last_update == "g"
+    with pytest.raises(ValueError, match="'d' or 'g'"):
+        tel.record_update("both")
+    tel.reset()
+    assert tel.snapshot().last_update == ""
+
+
 def test_live_changes_are_events_dropped_by_a_rewind_and_restored_from_a_file():
     from gan_core.config import TrainConfig
     from gan_core.telemetry import MAX_EVENTS
@@ -207,20 +224,3 @@ def test_live_changes_are_events_dropped_by_a_rewind_and_restored_from_a_file():
     snap = other.snapshot()
     assert snap.step == 10 and np.array_equal(snap.history, saved.rows) and snap.events == saved.events
     assert len(snap.recent) == 0, "full-resolution steps are not in a file: detectors wait for new ones"
-
-
-def test_last_update_says_which_network_moved():
-    tel = Telemetry()
-    assert tel.snapshot().last_update == ""
-    record(tel, 1, 3)
-    assert tel.snapshot().last_update == "both"
-    before = tel.snapshot().version
-    tel.record_update("d")
-    snap = tel.snapshot()
-    assert snap.last_update == "d" and snap.version > before
-    tel.record_update("g")
-    assert tel.snapshot().last_update == "g"
-    with pytest.raises(ValueError, match="'d' or 'g'"):
-        tel.record_update("both")
-    tel.reset()
-    assert tel.snapshot().last_update == ""
