@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -343,7 +344,8 @@ def bench_fixes(seconds: float = 30.0, lessons=tuple(FIX_LESSONS), fixes: dict |
     ({label: changes}) to measure as well."""
     out = {}
     for name in lessons:
-        runner = Runner(PRESETS[name].config, eval_interval_s=0.25)
+        # No timed checkpoints: the ring keeps only the one every branch starts from.
+        runner = Runner(PRESETS[name].config, eval_interval_s=0.25, checkpoint_interval_s=math.inf)
         runner.start()
         t0, alert = time.perf_counter(), None
         while alert is None and time.perf_counter() - t0 < max_wait_s:

@@ -18,7 +18,7 @@ import numpy as np
 
 from gan_core.checkpoints import CheckpointError, load_run_extras, read_run
 from gan_core.config import FROZEN_FIELDS, LIVE_FIELDS, ConfigError, TrainConfig, can_continue, default_config
-from gan_core.data import CSV_MAX_BYTES, IMAGE_DATASETS, DataError
+from gan_core.data import CSV_MAX_BYTES, IMAGE_DATASETS, DataError, parse_points_csv
 from gan_core.losses import LOSSES
 from gan_core.runner import MAX_SPEED_LIMIT
 from gan_core.strokes import points_csv, points_from_strokes
@@ -146,7 +146,8 @@ def _read_upload(path: str | None) -> bytes | None:
     file = Path(path)
     size = file.stat().st_size
     if size > CSV_MAX_BYTES:
-        raise gr.Error(f"The file is {size:,} bytes; the limit is {CSV_MAX_BYTES:,} bytes.")
+        raise gr.Error(f"The file is {size:,} bytes; the limit is {CSV_MAX_BYTES / 1e6:g} MB "
+                       f"({CSV_MAX_BYTES:,} bytes).")
     return file.read_bytes()
 
 
@@ -163,6 +164,11 @@ def setup_changes(old: dict, new: dict) -> list[str]:
     changed = [name for name in new if old.get(name) != new[name]]
     words = [SETUP_WORDS.get(name, name.replace("_", " ")) for name in changed]
     return list(dict.fromkeys(words))
+
+
+def _fmt_percent(p: float) -> str:
+    """0.3%, not 0%: a mode counts as covered with a single good sample (VEEGAN), so tiny shares matter."""
+    return f"{p:.0f}%" if p >= 10 or p == 0 else f"{p:.1f}%" if p >= 0.1 else f"{p:.2f}%"
 
 
 def _fmt_lr(lr: float) -> str:
@@ -383,15 +389,19 @@ class Handlers:
         rate = f"{snap.steps_per_s:,.0f} steps/s" + (f" (slow motion: {limit:g}/s)" if limit else "")
         parts = [head, f"step **{snap.step:,}**", rate,
                  "GPU" if snap.device.startswith("cuda") else "CPU",
-                 f"G lr {_fmt_lr(cfg.g_lr)} · D lr {_fmt_lr(cfg.d_lr)}"
-                 + (f" (× {scale:.2f} decay)" if (scale := session.runner.engine.lr_scale()) < 1 else "")
-                 + f" · k={cfg.n_critic}"
+                 f"G lr {_fmt_lr(cfg.g_lr)} · D lr {_fmt_lr(cfg.d_lr)} · k={cfg.n_critic}"
                  + (f" · smoothing {cfg.label_smoothing:g}" if cfg.label_smoothing else "")]
+        scale = session.runner.engine.lr_scale()
+        if scale < 0.99:  # say so once the decay is visible in two digits
+            parts.append(f"lr decay: now G {_fmt_lr(cfg.g_lr * scale)} · D {_fmt_lr(cfg.d_lr * scale)} "
+                         f"({scale:.0%} of the sliders' values, {cfg.lr_decay_final:.0%} by step "
+                         f"{cfg.lr_decay_steps:,})")
         frame = snap.frame
         if frame is not None and frame.modes_covered is not None:
-            parts.append(f"modes **{frame.modes_covered}/{frame.n_modes}**, {frame.hq_percent:.0f}% high quality")
+            parts.append(f"modes covered **{frame.modes_covered}/{frame.n_modes}** "
+                         f"({_fmt_percent(frame.hq_percent)} of samples high quality)")
         if frame is not None and frame.value_estimate is not None:
-            parts.append(f"V(D,G) = {frame.value_estimate:.2f} (equilibrium −log 4 = −1.39)")
+            parts.append(f"game value V(D,G) = {frame.value_estimate:.2f} (−1.39 when D can only guess)")
         text = " · ".join(parts)
         if session.extras.get("notice"):
             text += f"\n\n> **{session.extras['notice']}**"
@@ -549,6 +559,16 @@ class Handlers:
             session.extras["setup"]["csv"] = "loaded"  # its points are in the file, not an upload
         self.manager.release(sid + COMPARE_SUFFIX)
         return (self.status(request), *control_values(session.runner.config), "", _lesson_text(""))
+
+    def check_csv(self, path):
+        """Validate an uploaded CSV at once (not only on Start) and say what was read."""
+        if path is None:
+            return
+        try:
+            points = parse_points_csv(_read_upload(path))
+        except DataError as exc:
+            raise gr.Error(f"This CSV cannot be used: {exc}") from None
+        gr.Info(f"Read {len(points):,} points from the CSV. Press Start to train on them.")
 
     def timelapse(self, request: gr.Request):
         session = self._session(request)

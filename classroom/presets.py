@@ -59,7 +59,9 @@ _add(
 G step. D quickly rejects every fake: D(G(z)) → 0 and D(x) → 1. The minimax loss log(1 − D(G(z)))
 has gradient −D(G(z)) with respect to D's logit, so G's learning signal vanishes exactly then
 (Goodfellow et al., 2014, §3): the fakes barely improve and the D histograms stay at 0 and 1.
-*Fix to try*: switch the loss to non-saturating, or lower D's learning rate.
+*Fix to try* (the alert's button does it): switch the loss to non-saturating, whose gradient is
+strong exactly when D rejects the fakes, and put the players on equal footing (k = 1, equal learning
+rates). Then watch for the next lesson: freed from a dominant D, G may pile onto a few clusters.
 """,
     "mean D(G(z)) near 0, D(x) near 1, and almost no high-quality samples",
     TrainConfig(dataset="ring8", width=32, loss="minimax", g_lr=1e-4, d_lr=1e-3, n_critic=5),

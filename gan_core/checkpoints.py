@@ -335,11 +335,11 @@ class CheckpointRing:
 #   rng                                            engine.rng.get_state(), uint8
 #   eval/<eval_real|eval_noise|…>                  the engine's fixed evaluation inputs
 #   data/points                                    the (standardised) points of a CSV run
-#   telemetry/<history|coverage|digit_scores>      the plots' data (optional), float64
 # Metadata (strings): format, format_version, step, config (JSON),
 # optimizers (JSON: param_groups' lr/betas/eps/weight_decay), rng_device, created,
-# d_updates, g_updates (optional: absent in older files).
+# d_updates, g_updates (optional: absent in older files),
 # telemetry (JSON, optional: {"history_bin": n, "events": [[step, text], …]}).
+# Optional tensors: telemetry/<history|coverage|digit_scores>, the plots' data, float64.
 
 _TELEMETRY_TABLES = {"history": 2 + N_STATS, "coverage": 3, "digit_scores": 3}  # name → columns
 
