@@ -115,7 +115,7 @@ def _change_markers(fig: Figure, snap: Snapshot) -> Figure:
     so a curve's jump, or a relabelled axis after a loss switch, shows where the rules changed."""
     events = getattr(snap, "events", ())[-MAX_MARKERS:]
     for i, (step, text) in enumerate(events):
-        fig.layout["shapes"].append(dict(type="line", yref="paper", y0=0, y1=1, xref="x", x0=step, x1=step,
+        fig.layout.setdefault("shapes", []).append(dict(type="line", yref="paper", y0=0, y1=1, xref="x", x0=step, x1=step,
                                          line=dict(color=CHANGE_COLOR, dash="dot", width=1.5)))
         fig.layout["annotations"].append(dict(  # staggered heights: neighbouring labels do not overlap
             xref="x", x=step, xanchor="left", yref="paper", y=0.98 - 0.09 * (i % 3), yanchor="top",
