@@ -60,7 +60,7 @@ def build_demo(manager: SessionManager | None = None) -> gr.Blocks:
                     gr.Markdown("### 1 · Setup")
                     dataset = gr.Dropdown(DATASET_CHOICES, value="ring8", label="Dataset",
                                           info="What G must learn to imitate.")
-                    upload = gr.File(label="Your 2-D points (.csv: x,y per line)", file_types=[".csv", ".txt"],
+                    upload = gr.File(label="Your 2-D points (.csv: x,y per line, at most 2 MB)", file_types=[".csv", ".txt"],
                                      type="filepath", visible=False)
                     size = gr.Radio(SIZE_CHOICES, value="small", label="Network size",
                                     info="Hidden units of G and D (small is fastest).")
@@ -77,16 +77,18 @@ def build_demo(manager: SessionManager | None = None) -> gr.Blocks:
                     resume_btn = gr.Button("Resume")
                 with gr.Row():
                     step_btn = gr.Button("Step")
-                    step_d_btn = gr.Button("Step D only")
-                    step_g_btn = gr.Button("Step G only")
                     reset_btn = gr.Button("Reset", variant="stop")
+                with gr.Row():  # GAN Lab's per-network steps, one update of one player
+                    step_d_btn = gr.Button("Step D only", min_width=100)
+                    step_g_btn = gr.Button("Step G only", min_width=100)
                 speed = gr.Radio(SPEED_CHOICES, value="max", label="Speed",
                                  info="Slow motion for a lecture: at 10 or 1 step/s every step is drawn.")
                 with gr.Group():
                     gr.Markdown("### 2 · Live controls (act on the running GAN)")
                     loss = gr.Dropdown(LOSS_CHOICES, value=loss0, label="Loss")
                     g_lr = gr.Slider(-5, -1, value=g0, step=0.01, label="G learning rate (log10)",
-                                     info="−3 means 0.001")
+                                     info="−3 means 0.001. Most setups decay both rates late in a run: "
+                                          "the status line shows the rate in effect now.")
                     d_lr = gr.Slider(-5, -1, value=d0, step=0.01, label="D learning rate (log10)")
                     k = gr.Slider(1, 10, value=k0, step=1, label="D steps per G step (k)")
                     smoothing = gr.Slider(0.0, 0.45, value=s0, step=0.05, label="Label smoothing",
@@ -186,12 +188,13 @@ def build_demo(manager: SessionManager | None = None) -> gr.Blocks:
         fix_btn.click(handlers.apply_fix, None, live, api_name="apply_fix", **fast)
         rewind_btn.click(handlers.rewind, checkpoint, status, api_name="rewind", **fast)
         save_btn.click(handlers.save, None, saved_file, api_name="save", **fast)
-        load_file.upload(handlers.load, load_file, [status, *controls], api_name="load", **fast)
+        load_file.upload(handlers.load, load_file, [status, *controls, lesson, lesson_text], api_name="load", **fast)
         gif_btn.click(handlers.timelapse, None, gif_file, api_name="timelapse", concurrency_limit=2,
                       show_progress="minimal")
         share_btn.click(handlers.share_link, [lesson, *controls, hide], share_url, api_name="share_link", **fast)
         checkpoint.input(handlers.pick_checkpoint, checkpoint, None, api_name=False, **fast)
         b_controls = [b_loss, b_g_lr, b_d_lr, b_k, b_smoothing]  # hidden with their A control (teacher mode)
+        upload.upload(handlers.check_csv, upload, None, api_name="check_csv", **fast)
         demo.load(handlers.on_load, None, [*controls, lesson, lesson_text, upload, *b_controls], api_name=False,
                   **fast)
         demo.unload(handlers.unload)

@@ -3,7 +3,8 @@
     python -m classroom.bench ticks              # tick handler latency with 50k steps of history
     python -m classroom.bench page               # runner steps/s with and without a page drawing 2.5×/s
     python -m classroom.bench load --clients 30  # 30 simulated visitors against `python app.py`
-    python -m classroom.bench presets            # each lesson preset's symptom after ~30 s
+    python -m classroom.bench presets            # each lesson preset's symptom after ~30 s, and
+                                                 # its alert's fix against no fix (30 s each)
     python -m classroom.bench browser --seconds 120  # the page's memory and CPU in headless Chromium
 
 Engine benchmarks (speed, quality, digits) are `python -m gan_core.bench`.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -25,6 +27,7 @@ import torch
 
 from gan_core.bench import _env, runner_steps_per_s
 from gan_core.config import default_config
+from gan_core.records import STAT_FIELDS
 from gan_core.runner import Runner
 
 from .alerts import detect
@@ -292,14 +295,105 @@ def bench_presets(seconds: float) -> dict:
     return out
 
 
+# Lessons whose symptom has a one-click fix, and the alert kinds that name that symptom.
+FIX_LESSONS = {"mode_collapse": ("mode_collapse",), "strong_d": ("d_overpowering", "vanishing_gradient"),
+               "oscillation": ("oscillation",)}
+
+
+def _symptoms(snap, since_step: int) -> dict:
+    """The symptoms a fix should improve, measured on the second half of what was recorded
+    after `since_step`: modes covered and HQ% (evaluations), mean D(x) / D(G(z)) and the
+    oscillation detector's swing count (full-resolution steps)."""
+    from .alerts import WINDOW, swing_count
+
+    cov = snap.coverage[snap.coverage[:, 0] > since_step]
+    cov = cov[len(cov) // 2:]
+    rows = snap.recent[snap.recent[:, 0] > since_step]
+    rows = rows[len(rows) // 2:]
+    col = lambda name: rows[:, 2 + STAT_FIELDS.index(name)]
+    swings = swing_count(rows[-WINDOW:], snap.config) if len(rows) else None
+    return dict(
+        steps=int(snap.step - since_step),
+        modes_mean=round(float(cov[:, 1].mean()), 2) if len(cov) else None,
+        hq_percent_mean=round(float(cov[:, 2].mean()), 1) if len(cov) else None,
+        d_real_mean=round(float(np.nanmean(col("d_real"))), 3) if len(rows) else None,
+        d_fake_mean=round(float(np.nanmean(col("d_fake"))), 3) if len(rows) else None,
+        swings_last_500=swings,
+        alerts=[a.kind for a in detect(snap)],
+    )
+
+
+def _train_for(runner: Runner, cpu_seconds: float) -> None:
+    """Train for `cpu_seconds` of the training thread's CPU time: branches compared on a shared,
+    busy machine get the same compute (on an idle core, CPU time ≈ wall time)."""
+    start = runner.cpu_seconds
+    runner.resume()
+    while runner.cpu_seconds - start < cpu_seconds:
+        time.sleep(0.05)
+    runner.pause()
+    while runner.state() == "running":
+        time.sleep(0.01)
+
+
+def bench_fixes(seconds: float = 30.0, lessons=tuple(FIX_LESSONS), fixes: dict | None = None,
+                max_wait_s: float = 90.0) -> dict:
+    """Does each lesson's one-click fix help? Train the lesson until its symptom's alert fires
+    (at most `max_wait_s`), checkpoint, then from that same checkpoint train `seconds` (CPU
+    seconds) with no change and `seconds` with the fix the page's button applies (the first
+    alert with a fix), and compare the symptoms. `fixes` maps a lesson to candidate fixes
+    ({label: changes}) to measure as well."""
+    out = {}
+    for name in lessons:
+        # No timed checkpoints: the ring keeps only the one every branch starts from.
+        runner = Runner(PRESETS[name].config, eval_interval_s=0.25, checkpoint_interval_s=math.inf)
+        runner.start()
+        t0, alert = time.perf_counter(), None
+        while alert is None and time.perf_counter() - t0 < max_wait_s:
+            time.sleep(1.0)
+            found = detect(runner.snapshot())
+            if any(a.kind in FIX_LESSONS[name] for a in found):
+                alert = next((a for a in found if a.fix), None)
+        runner.pause()
+        while runner.state() == "running":
+            time.sleep(0.01)
+        result = dict(alert=alert and alert.kind, fix=alert and alert.fix, fix_label=alert and alert.fix_label,
+                      seconds_to_alert=round(time.perf_counter() - t0, 1))
+        checkpoint = runner.checkpoint_now()
+        start = runner.snapshot().step
+        result["at_alert"] = _symptoms(runner.snapshot(), max(0, start - 2000))
+        branches = {"no_fix": {}}
+        branches.update({"with_fix": alert.fix} if alert else {})
+        branches.update((fixes or {}).get(name) or {})
+        for label, changes in branches.items():
+            runner.rewind(checkpoint)
+            if changes:
+                runner.update(**changes)
+            _train_for(runner, seconds)
+            result[label] = _symptoms(runner.snapshot(), start)
+        runner.stop()
+        out[name] = result
+        print(json.dumps({name: result}), file=sys.stderr, flush=True)
+    return out
+
+
+APP_BENCHMARKS = ("ticks", "page", "load", "presets", "browser")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m classroom.bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", nargs="*", default=["ticks", "page"], choices=["ticks", "page", "load", "presets", "browser"])
+    # Checked by hand, as in gan_core.bench: Python 3.11's argparse rejects an empty nargs="*"
+    # positional that has `choices`.
+    p.add_argument("what", nargs="*", metavar="{" + ",".join(APP_BENCHMARKS) + "}",
+                   help="benchmarks to run (default: ticks page)")
     p.add_argument("--clients", type=int, default=30, help="simulated visitors (load)")
     p.add_argument("--max-runs", type=int, default=None, help="admission cap for the load test's server")
     p.add_argument("--seconds", type=float, default=None, help="time budget per measurement")
     args = p.parse_args(argv)
+    unknown = [w for w in args.what if w not in APP_BENCHMARKS]
+    if unknown:
+        p.error(f"unknown benchmark {unknown[0]!r}; choose from {', '.join(APP_BENCHMARKS)}")
+    args.what = args.what or ["ticks", "page"]
     torch.set_num_threads(1)
     result: dict = dict(env=_env())
     for name in args.what:
@@ -309,6 +403,7 @@ def main(argv: list[str] | None = None) -> int:
             result["page"] = bench_page(args.seconds or 5.0)
         elif name == "presets":
             result["presets"] = bench_presets(args.seconds or 30.0)
+            result["fixes"] = bench_fixes(args.seconds or 30.0)
         elif name == "browser":
             result["browser"] = bench_browser(args.seconds or 120.0)
         elif name == "load":

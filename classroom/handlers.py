@@ -16,12 +16,13 @@ from urllib.parse import urlencode
 import gradio as gr
 import numpy as np
 
-from gan_core.checkpoints import CheckpointError, load_run
+from gan_core.checkpoints import CheckpointError, load_run_extras, read_run
 from gan_core.config import FROZEN_FIELDS, LIVE_FIELDS, ConfigError, TrainConfig, can_continue, default_config
-from gan_core.data import CSV_MAX_BYTES, IMAGE_DATASETS, DataError
+from gan_core.data import CSV_MAX_BYTES, IMAGE_DATASETS, DataError, parse_points_csv
 from gan_core.losses import LOSSES
 from gan_core.runner import MAX_SPEED_LIMIT
 from gan_core.strokes import points_csv, points_from_strokes
+from gan_core.timelapse import TimelapseRecorder
 
 from . import gif, overview, plots
 from .alerts import detect
@@ -102,7 +103,7 @@ class Controls:
                                         self.two_sided))
             preset = PRESETS.get(self.lesson or "")
             if preset is not None and preset.config.dataset == self.dataset:
-                return replace(preset.config, **values)
+                return replace(preset.config, d_batchnorm=None, **values)  # D follows the chosen loss
             return default_config(self.dataset, **values)
         except (ConfigError, TypeError, ValueError) as exc:
             raise gr.Error(str(exc)) from None
@@ -145,7 +146,8 @@ def _read_upload(path: str | None) -> bytes | None:
     file = Path(path)
     size = file.stat().st_size
     if size > CSV_MAX_BYTES:
-        raise gr.Error(f"The file is {size:,} bytes; the limit is {CSV_MAX_BYTES:,} bytes.")
+        raise gr.Error(f"The file is {size:,} bytes; the limit is {CSV_MAX_BYTES / 1e6:g} MB "
+                       f"({CSV_MAX_BYTES:,} bytes).")
     return file.read_bytes()
 
 
@@ -162,6 +164,11 @@ def setup_changes(old: dict, new: dict) -> list[str]:
     changed = [name for name in new if old.get(name) != new[name]]
     words = [SETUP_WORDS.get(name, name.replace("_", " ")) for name in changed]
     return list(dict.fromkeys(words))
+
+
+def _fmt_percent(p: float) -> str:
+    """0.3%, not 0%: a mode counts as covered with a single good sample (VEEGAN), so tiny shares matter."""
+    return f"{p:.0f}%" if p >= 10 or p == 0 else f"{p:.1f}%" if p >= 0.1 else f"{p:.2f}%"
 
 
 def _fmt_lr(lr: float) -> str:
@@ -382,15 +389,19 @@ class Handlers:
         rate = f"{snap.steps_per_s:,.0f} steps/s" + (f" (slow motion: {limit:g}/s)" if limit else "")
         parts = [head, f"step **{snap.step:,}**", rate,
                  "GPU" if snap.device.startswith("cuda") else "CPU",
-                 f"G lr {_fmt_lr(cfg.g_lr)} · D lr {_fmt_lr(cfg.d_lr)}"
-                 + (f" (× {scale:.2f} decay)" if (scale := session.runner.engine.lr_scale()) < 1 else "")
-                 + f" · k={cfg.n_critic}"
+                 f"G lr {_fmt_lr(cfg.g_lr)} · D lr {_fmt_lr(cfg.d_lr)} · k={cfg.n_critic}"
                  + (f" · smoothing {cfg.label_smoothing:g}" if cfg.label_smoothing else "")]
+        scale = session.runner.engine.lr_scale()
+        if scale < 0.99:  # say so once the decay is visible in two digits
+            parts.append(f"lr decay: now G {_fmt_lr(cfg.g_lr * scale)} · D {_fmt_lr(cfg.d_lr * scale)} "
+                         f"({scale:.0%} of the sliders' values, {cfg.lr_decay_final:.0%} by step "
+                         f"{cfg.lr_decay_steps:,})")
         frame = snap.frame
         if frame is not None and frame.modes_covered is not None:
-            parts.append(f"modes **{frame.modes_covered}/{frame.n_modes}**, {frame.hq_percent:.0f}% high quality")
+            parts.append(f"modes covered **{frame.modes_covered}/{frame.n_modes}** "
+                         f"({_fmt_percent(frame.hq_percent)} of samples high quality)")
         if frame is not None and frame.value_estimate is not None:
-            parts.append(f"V(D,G) = {frame.value_estimate:.2f} (equilibrium −log 4 = −1.39)")
+            parts.append(f"game value V(D,G) = {frame.value_estimate:.2f} (−1.39 when D can only guess)")
         text = " · ".join(parts)
         if session.extras.get("notice"):
             text += f"\n\n> **{session.extras['notice']}**"
@@ -449,7 +460,7 @@ class Handlers:
 
     def _alerts(self, session, snap) -> tuple:
         alerts = detect(snap)
-        text = "\n\n".join(f"**{a.title}** — {a.explanation} *Try:* {a.suggestion}" for a in alerts)
+        text = "\n\n".join(f"**{a.title}** — {a.explanation} *What to do:* {a.suggestion}" for a in alerts)
         with_fix = next((a for a in alerts if a.fix), None)
         if session.extras.get("alert_text") == text:
             text_out = gr.skip()
@@ -461,7 +472,9 @@ class Handlers:
         if session.extras.get("fix_label") == label:
             return text_out, gr.skip()
         session.extras["fix_label"] = label
-        return text_out, gr.update(value=label or "Apply fix", visible=with_fix is not None)
+        # A full-size, coloured button: the one action the alert asks for (issue 14).
+        return text_out, gr.update(value=label or "Apply fix", visible=with_fix is not None, variant="primary",
+                                   size="lg")
 
     def _rewind_menu(self, session):
         """The checkpoint menu: newest first, keeping the visitor's own pick while it is kept."""
@@ -516,17 +529,46 @@ class Handlers:
         return str(session.runner.save(folder))
 
     def load(self, path, request: gr.Request):
-        """Load a saved run (safetensors + JSON: no code is executed); it starts paused."""
+        """Load a saved run (safetensors + JSON: no code is executed), paused at its real step with
+        the history the file carries, a checkpoint there and a fresh look at G and D.
+
+        Outputs: status, the ten controls, the lesson menu (Free play) and its text.
+        """
         if path is None:
-            return (gr.skip(),) * 11
+            return (gr.skip(),) * 13
         size = Path(path).stat().st_size
+        sid = self._sid(request)
         try:
-            engine = load_run(path, device="auto")
-            sid = self._sid(request)
+            engine, history = read_run(path, device="auto")
+            # The time-lapse saved with the run (checked before the visitor's run is replaced),
+            # so a GIF made later still starts at step 0.
+            timelapse = TimelapseRecorder.from_tensors(load_run_extras(path, "timelapse"), engine.step_count)
             session = self._with_speed(sid, self.manager.create(sid, engine.config, engine=engine))
+            session.runner.adopt_timelapse(timelapse)
         except (CheckpointError, ConfigError, ValueError) as exc:
             raise gr.Error(f"Cannot load this file ({size:,} bytes): {exc}") from None
-        return (self.status(request), *control_values(session.runner.config))
+        runner, step = session.runner, engine.step_count
+        if history is not None:
+            runner.telemetry.restore(history, step)
+        runner.telemetry.set_status("paused", f"Loaded a saved run at step {step:,}: press Resume (or Start) "
+                                              "to continue it.", step=step)
+        runner.checkpoint_now()  # rewindable to the loaded step
+        runner.publish_frame()
+        session.extras["setup"] = setup_of(engine.config, "", None)
+        if engine.config.dataset == "csv":
+            session.extras["setup"]["csv"] = "loaded"  # its points are in the file, not an upload
+        self.manager.release(sid + COMPARE_SUFFIX)
+        return (self.status(request), *control_values(session.runner.config), "", _lesson_text(""))
+
+    def check_csv(self, path):
+        """Validate an uploaded CSV at once (not only on Start) and say what was read."""
+        if path is None:
+            return
+        try:
+            points = parse_points_csv(_read_upload(path))
+        except DataError as exc:
+            raise gr.Error(f"This CSV cannot be used: {exc}") from None
+        gr.Info(f"Read {len(points):,} points from the CSV. Press Start to train on them.")
 
     def timelapse(self, request: gr.Request):
         session = self._session(request)

@@ -106,6 +106,24 @@ def _series(x: np.ndarray) -> np.ndarray:
     return _f32(x, 4)
 
 
+MAX_MARKERS = 12  # live-change markers drawn per plot (the latest), so labels stay readable
+CHANGE_COLOR = "#555555"
+
+
+def _change_markers(fig: Figure, snap: Snapshot) -> Figure:
+    """Dotted vertical lines with short labels where live settings changed (telemetry events),
+    so a curve's jump, or a relabelled axis after a loss switch, shows where the rules changed."""
+    events = getattr(snap, "events", ())[-MAX_MARKERS:]
+    for i, (step, text) in enumerate(events):
+        fig.layout.setdefault("shapes", []).append(dict(type="line", yref="paper", y0=0, y1=1, xref="x", x0=step, x1=step,
+                                         line=dict(color=CHANGE_COLOR, dash="dot", width=1.5)))
+        fig.layout["annotations"].append(dict(  # staggered heights: neighbouring labels do not overlap
+            xref="x", x=step, xanchor="left", yref="paper", y=0.98 - 0.09 * (i % 3), yanchor="top",
+            text=text, showarrow=False, bgcolor="rgba(255,255,255,0.8)",
+            font=dict(size=12, color=CHANGE_COLOR)))
+    return fig
+
+
 def _robust_range(*series: np.ndarray, include: tuple[float, ...] = (), pad: float = 0.06):
     """(y range, clipped?) that one spike cannot flatten: the values' range, but cut at
     fences one 1st–99th-percentile spread beyond those percentiles (Tukey's fences on a
@@ -148,7 +166,7 @@ def loss_figure(snap: Snapshot) -> Figure:
         fig.reference(label="D at equilibrium", color=D_COLOR, x=ends, y=(eq[0], eq[0]))
         fig.reference(label="G at equilibrium", color=G_COLOR, x=ends, y=(eq[1], eq[1]))
     _fit_y(fig, d, g, include=eq)
-    return fig
+    return _change_markers(fig, snap)
 
 
 def d_output_figure(snap: Snapshot) -> Figure:
@@ -200,7 +218,7 @@ def d_means_figure(snap: Snapshot) -> Figure:
         fig.layout["yaxis"]["range"] = [0, 1]
     else:
         _fit_y(fig, r, f, include=(loss.d_equilibrium,))
-    return fig
+    return _change_markers(fig, snap)
 
 
 def _tile(images: np.ndarray, cols: int = 8) -> np.ndarray:

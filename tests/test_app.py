@@ -261,7 +261,7 @@ def test_rewind_save_load_and_timelapse(handlers, tmp_path):
     gif = handlers.timelapse(request=req("a"))
     assert open(gif, "rb").read(6) in (b"GIF89a", b"GIF87a")
     path = handlers.save(request=req("a"))
-    status, *controls = handlers.load(path, request=req("b"))
+    status, *controls, lesson, _ = handlers.load(path, request=req("b"))
     loaded = handlers.manager.get("b").runner
     assert loaded.engine.step_count > 50 and controls[0] == "ring8"
 

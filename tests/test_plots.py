@@ -162,6 +162,21 @@ def test_compare_figure_is_valid_plotly_with_both_runs(steps_b):
     assert fig.layout["title"]["text"] and fig.layout["xaxis"]["title"]["text"] == "training step"
 
 
+@pytest.mark.parametrize("name", ["loss_figure", "d_means_figure"])
+def test_live_changes_are_marked_on_the_time_plots(name):
+    config = tiny2d()
+    tel = Telemetry()
+    tel.set_status("running", config=config)
+    steps = np.arange(1, 101, dtype=float)
+    tel.record_steps(steps, steps, np.full((100, 7), 0.5), 1.0)
+    tel.record_change(60, config, config.with_live(loss="wgan-gp"))
+    fig = getattr(plots, name)(tel.snapshot()).to_dict()
+    go.Figure(fig)  # valid plotly
+    markers = [s for s in fig["layout"]["shapes"] if s.get("x0") == 60 and s["line"]["dash"] == "dot"]
+    assert len(markers) == 1
+    assert any(a["text"] == "loss → wgan-gp" and a["x"] == 60 for a in fig["layout"]["annotations"])
+
+
 def test_one_loss_spike_does_not_flatten_the_loss_axis():
     rng = np.random.default_rng(0)
     d = 1.3 + 0.05 * rng.standard_normal(500)
