@@ -27,6 +27,19 @@ def wait_until(predicate, timeout: float = 20.0, interval: float = 0.05, what: s
     raise AssertionError(f"{what} not met within {timeout} s")
 
 
+def until(act, done, timeout: float = 60.0, every: float = 8.0):
+    """Do `act` until `done()` is true: on a loaded machine the page's scripts may still be
+    attaching their handlers when the first click lands (a click before that is lost)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        act()
+        try:
+            return wait_until(done, timeout=min(every, max(deadline - time.monotonic(), 0.1)))
+        except AssertionError:
+            if time.monotonic() >= deadline:
+                raise
+
+
 @contextmanager
 def running_app(max_active: int = 2):
     """The app launched in-process on a free port: yields (url, SessionManager)."""

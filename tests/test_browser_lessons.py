@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from app_support import running_app, wait_until
+from app_support import running_app, until, wait_until
 from test_browser import CHROMIUM_ARGS, _chromium
 
 pytestmark = pytest.mark.browser
@@ -27,21 +27,6 @@ def page_and_manager():
 
 def only_session(manager):
     return wait_until(lambda: next(iter(manager._sessions.values()), None), what="a session")
-
-
-def until(act, done, timeout: float = 60.0, every: float = 8.0):
-    """Do `act` until `done()` is true: on a loaded machine the page's scripts may still be
-    attaching their handlers when the first click lands (a click before that is lost)."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        act()
-        try:
-            return wait_until(done, timeout=min(every, max(deadline - time.monotonic(), 0.1)))
-        except AssertionError:
-            if time.monotonic() >= deadline:
-                raise
 
 
 def choose(page, label: str, option: str) -> None:
@@ -90,17 +75,18 @@ def test_a_lesson_chosen_mid_run_is_staged_and_start_trains_it_fresh(page_and_ma
 def test_checkpoint_menu_keeps_the_visitors_choice_while_training(page_and_manager):
     page, manager = page_and_manager
     page.goto(page.url_base)
-    runner = start(page, manager).runner
+    session = start(page, manager)
+    runner = session.runner
     wait_until(lambda: runner.snapshot().step > 100, timeout=30)
     for _ in range(3):
         runner.checkpoint_now()
     menu = page.get_by_label("Checkpoints (one every 10 s)")
-    until(lambda: page.get_by_text("Rewind, save, timelapse and share").click(),
-          lambda: menu.is_visible() and "#3" in (menu.input_value() or ""))
+    until(lambda: page.get_by_text("Rewind, save, timelapse and share").click(), menu.is_visible)
+    wait_until(lambda: "#3" in (menu.input_value() or ""), timeout=30, what="the new checkpoints in the menu")
     menu.click()
     page.get_by_role("option", name="#1 ").click()
-    wait_until(lambda: (menu.input_value() or "").startswith("#1 "), timeout=10)
-    page.wait_for_timeout(500)  # let the pick reach the server
+    wait_until(lambda: (menu.input_value() or "").startswith("#1 "), timeout=30)
+    wait_until(lambda: session.extras.get("checkpoint_pick") == 1, timeout=30, what="the pick to reach the server")
     runner.checkpoint_now()  # a new checkpoint arrives (the runner adds one every 10 s)
     wait_until(lambda: any(i.index == 4 for i in runner.checkpoints.list()))
     page.wait_for_timeout(1500)  # a few ticks
