@@ -1,0 +1,352 @@
+"""A cohort: many 2-D runs of the same network shape trained as one stacked computation.
+
+A classroom-size 2-D GAN step (MLP 3×32, batch 64–256) costs a few MFLOP and is
+dominated by per-op overhead, so one step over R runs at once costs little
+more than one step of one run. A `Cohort` stacks its members' G and D weights
+along a leading run dimension, `(R, out, in)`, and runs Goodfellow et al.'s
+(2014) Algorithm 1 for all of them with batched matmuls (`torch.baddbmm` /
+`torch.bmm`), back-propagated by hand exactly like `engine._HandMLP`.
+
+Each member stays an `Engine`: it keeps its own data, `torch.Generator`
+(drawn in the same order as `Engine._fast_step`, so a member reproduces a solo
+run), live config, step counter and statistics buffer. Per-run choices stay
+per run:
+- learning rates, betas and lr decay: Adam (the same fused kernel the engine
+  uses) is called once per group of members with equal hyperparameters, on
+  their slices of the stacks, so each member's bias correction uses its own
+  step count;
+- loss and label-smoothing targets: the loss functions of `losses.py` are
+  applied per member with `torch.vmap` (their means are per run), one call per
+  distinct loss, merged with `torch.where`;
+- k (`n_critic`): the cohort runs max k D updates; a member with a smaller k
+  draws no data for the extra ones and is left out of their Adam call, so its
+  weights, Adam state and RNG do not move;
+- the EMA of G: per member, with the engine's warm-up rule.
+
+While an engine is a member its own weight tensors are stale: call
+`export(engine)` before reading them (evaluation, checkpoints) and
+`reload(engine)` after writing them (rewind, load). `leave()` exports.
+
+Members never mix: every op is batched over the run dimension with no
+reduction across it, so a NaN in one member cannot reach another
+(`tests/test_cohort.py` checks neighbours stay bit-identical).
+
+Not eligible (they run solo in `Engine`): digits (DCGAN), WGAN-GP's gradient
+penalty and R1, which need double back-prop through each member's D.
+Not here: threads, scheduling and migration between cohorts (`trainer.py`).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from .config import TrainConfig
+from .engine import STATS_CAPACITY, Engine
+from .records import N_STATS
+
+
+class CohortKey(NamedTuple):
+    """What members must share: the shapes of the stacked tensors."""
+
+    device: str
+    z_dim: int
+    width: int
+    depth: int
+    pack: int
+    batch_size: int
+
+
+def cohort_key(config: TrainConfig, device: torch.device | str) -> CohortKey:
+    return CohortKey(str(device), config.z_dim, config.width, config.depth, config.pack, config.batch_size)
+
+
+def solo_reason(config: TrainConfig) -> str | None:
+    """Why a run with `config` cannot train in a cohort (None if it can)."""
+    if config.is_image:
+        return "digit runs (DCGAN) train on their own"
+    if config.loss == "wgan-gp":
+        return "WGAN-GP's gradient penalty needs its own backward pass"
+    if config.r1_gamma > 0:
+        return "the R1 penalty needs its own backward pass"
+    return None
+
+
+def _mlp_tensors(mlp) -> list[torch.Tensor]:
+    return [t for layer in mlp.linears for t in (layer.weight, layer.bias)]
+
+
+def _adam_state(opt: torch.optim.Adam, p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(step, exp_avg, exp_avg_sq) of `p`, zeros for an optimiser that has not stepped yet."""
+    s = opt.state.get(p)
+    if not s:
+        return torch.zeros((), device=p.device), torch.zeros_like(p), torch.zeros_like(p)
+    return s["step"], s["exp_avg"], s["exp_avg_sq"]
+
+
+class _StackedNet:
+    """One network (G or D's MLP) of every member: weights, grads and Adam state stacked.
+
+    `params[j]` is (R, *shape of parameter j); `steps` is (R, P), Adam's t per
+    member and parameter (the fused kernel reads one per tensor).
+    """
+
+    def __init__(self, modules: list, opts: list[torch.optim.Adam], leak: float) -> None:
+        per_member = [_mlp_tensors(m) for m in modules]
+        n_params = len(per_member[0])
+        self.n_layers = n_params // 2
+        self.leak = leak
+        self.params = [torch.stack([ps[j].detach() for ps in per_member]) for j in range(n_params)]
+        self.grads = [torch.zeros_like(p) for p in self.params]
+        states = [[_adam_state(opt, p) for p in ps] for opt, ps in zip(opts, per_member)]
+        self.steps = torch.stack([torch.stack([s[0].float() for s in row]) for row in states])
+        self.exp_avg = [torch.stack([row[j][1] for row in states]) for j in range(n_params)]
+        self.exp_avg_sq = [torch.stack([row[j][2] for row in states]) for j in range(n_params)]
+        # Per-member views, built once: the Adam call only concatenates lists.
+        self.views = [self._member_views(i) for i in range(len(modules))]
+        self.n_members = len(modules)
+
+    def _member_views(self, i: int) -> tuple[list, ...]:
+        pick = lambda ts: [t[i] for t in ts]
+        return (pick(self.params), pick(self.grads), pick(self.exp_avg), pick(self.exp_avg_sq),
+                list(self.steps[i].unbind()))  # 0-d views: the kernel reads t per tensor
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:  # (R, N, in) -> acts, last (R, N, out)
+        acts = [x]
+        for l in range(self.n_layers):
+            h = torch.baddbmm(self.params[2 * l + 1].unsqueeze(1), acts[-1], self.params[2 * l].transpose(1, 2))
+            if l < self.n_layers - 1:
+                h = torch.nn.functional.leaky_relu(h, self.leak)
+            acts.append(h)
+        return acts
+
+    def backward(self, acts: list[torch.Tensor], g: torch.Tensor, *, param_grads: bool) -> torch.Tensor:
+        """Back-propagate g = ∂L/∂output (R, N, out); returns ∂L/∂input (as `_HandMLP.backward`)."""
+        for l in reversed(range(self.n_layers)):
+            if param_grads:
+                torch.bmm(g.transpose(1, 2), acts[l], out=self.grads[2 * l])
+                torch.sum(g, 1, out=self.grads[2 * l + 1])
+            g = torch.bmm(g, self.params[2 * l])
+            if l > 0:
+                g = torch.ops.aten.leaky_relu_backward(g, acts[l], self.leak, True)
+        return g
+
+    def grad_norms(self) -> torch.Tensor:  # (R,)
+        return torch.stack([g.flatten(1).pow(2).sum(1) for g in self.grads]).sum(0).sqrt()
+
+    def adam(self, members: list[int], opts: list[torch.optim.Adam]) -> None:
+        """One Adam step for `members`, grouped by equal hyperparameters (`engine.adam_step`'s kernel)."""
+        groups: dict[tuple, list[int]] = {}
+        for i in members:
+            g = opts[i].param_groups[0]
+            groups.setdefault((g["lr"], *g["betas"], g["eps"], g["weight_decay"]), []).append(i)
+        for (lr, beta1, beta2, eps, weight_decay), idx in groups.items():
+            lists = [[t for i in idx for t in self.views[i][k]] for k in range(5)]
+            params, grads, exp_avg, exp_avg_sq, steps = lists
+            # t += 1 on the stacked counter (one op; foreach over 0-d views is slow on a CPU).
+            if len(idx) == self.n_members:
+                self.steps.add_(1)
+            else:
+                self.steps[idx] += 1
+            torch._fused_adam_(params, grads, exp_avg, exp_avg_sq, [], steps, lr=lr, beta1=beta1, beta2=beta2,
+                               weight_decay=weight_decay, eps=eps, amsgrad=False, maximize=False)
+
+    def export(self, i: int, module, opt: torch.optim.Adam) -> None:
+        """Copy member i's slice into its own module and optimiser."""
+        with torch.no_grad():
+            for j, p in enumerate(_mlp_tensors(module)):
+                p.copy_(self.params[j][i])
+                step = self.steps[i, j].clone()
+                s = opt.state.get(p)
+                if s:
+                    s["step"].copy_(step)
+                    s["exp_avg"].copy_(self.exp_avg[j][i])
+                    s["exp_avg_sq"].copy_(self.exp_avg_sq[j][i])
+                elif step > 0:
+                    opt.state[p] = dict(step=step, exp_avg=self.exp_avg[j][i].clone(),
+                                        exp_avg_sq=self.exp_avg_sq[j][i].clone())
+
+    def reload(self, i: int, module, opt: torch.optim.Adam) -> None:
+        """Copy member i's module and optimiser state into its slice."""
+        with torch.no_grad():
+            for j, p in enumerate(_mlp_tensors(module)):
+                step, m, v = _adam_state(opt, p)
+                self.params[j][i].copy_(p)
+                self.steps[i, j] = step
+                self.exp_avg[j][i].copy_(m)
+                self.exp_avg_sq[j][i].copy_(v)
+
+
+class Cohort:
+    """Engines of one `CohortKey` trained together. Not thread-safe: one owner thread."""
+
+    def __init__(self, key: CohortKey) -> None:
+        self.key = key
+        self.members: list[Engine] = []
+        self._G: _StackedNet | None = None
+        self._D: _StackedNet | None = None
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def __contains__(self, engine: Engine) -> bool:
+        return any(e is engine for e in self.members)
+
+    # --- membership -------------------------------------------------------------------
+
+    def join(self, engine: Engine) -> None:
+        """Add `engine` (its weights, Adam state and RNG carry on)."""
+        reason = solo_reason(engine.config)
+        if reason:
+            raise ValueError(f"cannot join a cohort: {reason}")
+        key = cohort_key(engine.config, engine.device)
+        if key != self.key:
+            raise ValueError(f"engine shape {key} does not match cohort {self.key}")
+        if engine in self:
+            return
+        self._export_all()
+        self.members.append(engine)
+        self._stack()
+
+    def leave(self, engine: Engine) -> None:
+        """Remove `engine`, writing its current state back into it."""
+        self._export_all()
+        self.members = [e for e in self.members if e is not engine]
+        self._stack()
+
+    def _index(self, engine: Engine) -> int:
+        for i, e in enumerate(self.members):
+            if e is engine:
+                return i
+        raise KeyError("engine is not a member of this cohort")
+
+    def export(self, engine: Engine) -> None:
+        """Bring `engine`'s own tensors up to date (before evaluate / capture / save)."""
+        i = self._index(engine)
+        self._G.export(i, engine.G, engine.g_opt)
+        self._D.export(i, engine.D.mlp, engine.d_opt)
+        if engine.G_ema is not None:
+            with torch.no_grad():
+                for p, s in zip(_mlp_tensors(engine.G_ema), self._ema[i]):
+                    p.copy_(s)
+
+    def reload(self, engine: Engine) -> None:
+        """Take `engine`'s own tensors into the stacks (after restore / load)."""
+        i = self._index(engine)
+        self._G.reload(i, engine.G, engine.g_opt)
+        self._D.reload(i, engine.D.mlp, engine.d_opt)
+        if engine.G_ema is not None:
+            with torch.no_grad():
+                for p, s in zip(_mlp_tensors(engine.G_ema), self._ema[i]):
+                    s.copy_(p)
+
+    def _export_all(self) -> None:
+        for e in self.members:
+            self.export(e)
+
+    def _stack(self) -> None:
+        if not self.members:
+            self._G = self._D = None
+            return
+        ms = self.members
+        self._G = _StackedNet([e.G for e in ms], [e.g_opt for e in ms], ms[0].G.leak)
+        self._D = _StackedNet([e.D.mlp for e in ms], [e.d_opt for e in ms], ms[0].D.mlp.leak)
+        # EMA of G: per member (views of one stack), None for members without one.
+        ema_src = [_mlp_tensors(e.G_ema if e.G_ema is not None else e.G) for e in ms]
+        self._ema_stack = [torch.stack([ps[j].detach() for ps in ema_src]) for j in range(len(ema_src[0]))]
+        self._ema = [[t[i] for t in self._ema_stack] for i in range(len(ms))]
+        k, B, z_dim = len(ms), self.key.batch_size, self.key.z_dim
+        device = ms[0].device
+        self._both = torch.empty(k, 2 * B, 2, device=device)  # [real; fake] per member
+        self._z = torch.empty(k, B, z_dim, device=device)
+
+    # --- the step ---------------------------------------------------------------------
+
+    def _per_loss(self, fn_name: str, *args: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        """`loss.<fn_name>` applied per member (vmap over the run dim), each member its own loss."""
+        result = None
+        for name, mask in self._loss_masks:
+            out = torch.vmap(getattr(self._losses[name], fn_name))(*args)
+            if result is None:
+                result = out
+            elif isinstance(out, tuple):
+                result = tuple(torch.where(mask.view(-1, *[1] * (o.ndim - 1)), o, r) for o, r in zip(out, result))
+            else:
+                result = torch.where(mask.view(-1, *[1] * (out.ndim - 1)), out, result)
+        return result
+
+    def step(self) -> None:
+        """One training step of every member (k_i D updates, then one G update)."""
+        ms = self.members
+        if not ms:
+            return
+        for e in ms:
+            if e.rows >= STATS_CAPACITY:
+                raise RuntimeError("statistics buffer full: call drain_stats() more often")
+            if e.config.lr_decay_steps:
+                e._decay_lr()
+        G, D = self._G, self._D
+        B, pack = self.key.batch_size, self.key.pack
+        device = self._both.device
+        n_members = len(ms)
+        names = [e.config.loss for e in ms]
+        self._losses = {n: e.loss for n, e in zip(names, ms)}
+        self._loss_masks = [(n, torch.tensor([m == n for m in names], device=device)) for n in dict.fromkeys(names)]
+        real_t = torch.tensor([e.real_target for e in ms], device=device)
+        fake_t = torch.tensor([e.fake_target for e in ms], device=device)
+        is_prob = torch.tensor([e.loss.is_probability for e in ms], device=device).view(-1, 1, 1)
+        display = lambda out: torch.where(is_prob, torch.sigmoid(out), out)
+        g_opts, d_opts = [e.g_opt for e in ms], [e.d_opt for e in ms]
+        ks = [e.config.n_critic for e in ms]
+        d_loss = d_real_shown = d_fake_shown = None
+        with torch.no_grad():
+            for it in range(max(ks)):
+                active = [i for i in range(n_members) if ks[i] > it]
+                for i in active:
+                    e = ms[i]
+                    e.data.sample(B, e.rng, out=self._both[i, :B])
+                    self._z[i].normal_(generator=e.rng)
+                self._both[:, B:] = G.forward(self._z)[-1]
+                acts = D.forward(self._both.view(n_members, 2 * B // pack, 2 * pack))
+                out = acts[-1]
+                r, f = out[:, : B // pack], out[:, B // pack:]
+                g_r, g_f = self._per_loss("d_grad", r, f, real_t, fake_t)
+                D.backward(acts, torch.cat([g_r, g_f], 1), param_grads=True)
+                D.adam(active, d_opts)
+                # The statistics of member i come from its own last D update (as in Engine).
+                last = torch.tensor([ks[i] - 1 == it for i in range(n_members)], device=device)
+                shown = display(out)
+                values = (self._per_loss("d_loss", r, f, real_t, fake_t),
+                          shown[:, : B // pack].mean((1, 2)), shown[:, B // pack:].mean((1, 2)), D.grad_norms())
+                if d_loss is None:
+                    d_loss, d_real_shown, d_fake_shown, d_grad_norm = values
+                else:
+                    d_loss, d_real_shown, d_fake_shown, d_grad_norm = (
+                        torch.where(last, new, old) for new, old in
+                        zip(values, (d_loss, d_real_shown, d_fake_shown, d_grad_norm)))
+
+            for e, z in zip(ms, self._z):
+                z.normal_(generator=e.rng)
+            g_acts = G.forward(self._z)
+            d_acts = D.forward(g_acts[-1].view(n_members, B // pack, 2 * pack))
+            f_g = d_acts[-1]
+            g_x = D.backward(d_acts, self._per_loss("g_grad", f_g), param_grads=False)
+            G.backward(g_acts, g_x.view(n_members, B, 2), param_grads=True)
+            G.adam(list(range(n_members)), g_opts)
+            g_loss = self._per_loss("g_loss", f_g)
+            rows = torch.stack([d_loss, g_loss, d_real_shown, d_fake_shown, display(f_g).mean((1, 2)),
+                                G.grad_norms(), d_grad_norm], 1)  # (R, N_STATS)
+            assert rows.shape[1] == N_STATS
+            ema_weight = []
+            for i, e in enumerate(ms):
+                e.stats[e.rows].copy_(rows[i])
+                e.rows += 1
+                e.step_count += 1
+                # Engine._update_ema's warm-up rule; weight 0 leaves a member without EMA alone.
+                t = e.step_count
+                ema_weight.append(0.0 if e.G_ema is None else 1.0 - min(e.config.ema_decay, (1 + t) / (10 + t)))
+            if any(ema_weight):
+                weight = torch.tensor(ema_weight, device=device)
+                for ema, param in zip(self._ema_stack, G.params):
+                    ema.lerp_(param, weight.view(-1, *[1] * (param.ndim - 1)))
