@@ -3,6 +3,7 @@
     python -m gan_core.bench speed              # 2-D steps/s: naive loop vs engine vs runner+telemetry
     python -m gan_core.bench quality            # ring-8 and grid-25 with their default presets
     python -m gan_core.bench digits --seeds 0,1,2   # classifier IS/FD every 30 s for 300 s, per seed
+    python -m gan_core.bench cohort             # 30 runs as cohorts vs one solo run (bench_cohort.py)
     python -m gan_core.bench                    # speed + quality
 
 The app's benchmarks (tick latency, load, lesson presets) live in `classroom.bench`:
@@ -269,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m gan_core.bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("what", nargs="*", default=["speed", "quality"],
-                   choices=["speed", "quality", "digits", "all"])
+                   choices=["speed", "quality", "digits", "cohort", "all"])
     p.add_argument("--seconds", type=float, default=None, help="time budget per measurement")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seeds", default="0", help="comma-separated seeds for `quality` and `digits` (e.g. 0,1,2)")
@@ -283,6 +284,10 @@ def main(argv: list[str] | None = None) -> int:
         elif name == "quality":
             seeds = tuple(int(x) for x in args.seeds.split(","))
             result["quality"] = bench_quality(args.seconds or 60.0, seeds)
+        elif name == "cohort":
+            from .bench_cohort import bench_cohort
+
+            result["cohort"] = bench_cohort(args.seconds or 3.0)
         elif name == "digits":
             runs = [bench_digits(args.seconds or 300.0, int(x)) for x in args.seeds.split(",")]
             result["digits"] = runs[0] if len(runs) == 1 else runs

@@ -44,7 +44,6 @@ import torch
 
 from .config import TrainConfig
 from .engine import STATS_CAPACITY, Engine
-from .records import N_STATS
 
 
 class CohortKey(NamedTuple):
@@ -186,6 +185,7 @@ class Cohort:
         self.members: list[Engine] = []
         self._G: _StackedNet | None = None
         self._D: _StackedNet | None = None
+        self._hyper: _Hyper | None = None
 
     def __len__(self) -> int:
         return len(self.members)
@@ -260,14 +260,41 @@ class Cohort:
         device = ms[0].device
         self._both = torch.empty(k, 2 * B, 2, device=device)  # [real; fake] per member
         self._z = torch.empty(k, B, z_dim, device=device)
+        self._hyper = None
 
     # --- the step ---------------------------------------------------------------------
 
-    def _per_loss(self, fn_name: str, *args: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
-        """`loss.<fn_name>` applied per member (vmap over the run dim), each member its own loss."""
+    def _hyperparameters(self) -> "_Hyper":
+        """Per-member loss choices and targets as tensors; rebuilt only when a config changed."""
+        configs = tuple(e.config for e in self.members)
+        if self._hyper is not None and all(a is b for a, b in zip(self._hyper.configs, configs)) \
+                and len(configs) == len(self._hyper.configs):
+            return self._hyper
+        ms, device = self.members, self._both.device
+        names = [c.loss for c in configs]
+        losses = {}
+        for name, e in zip(names, ms):
+            if name not in losses:
+                fns = {f: torch.vmap(getattr(e.loss, f)) for f in ("d_grad", "d_loss", "g_grad", "g_loss")}
+                mask = torch.tensor([m == name for m in names], device=device)
+                losses[name] = (fns, mask)
+        probability = [e.loss.is_probability for e in ms]
+        self._hyper = _Hyper(
+            configs=configs,
+            losses=list(losses.values()),
+            real_target=torch.tensor([e.real_target for e in ms], device=device),
+            fake_target=torch.tensor([e.fake_target for e in ms], device=device),
+            is_probability=None if len(set(probability)) == 1 else torch.tensor(probability, device=device),
+            all_probability=all(probability),
+            ks=[c.n_critic for c in configs],
+        )
+        return self._hyper
+
+    def _per_loss(self, hyper: "_Hyper", fn: str, *args: torch.Tensor):
+        """`loss.<fn>` per member (vmapped over the run dim: its means are per run), each its own loss."""
         result = None
-        for name, mask in self._loss_masks:
-            out = torch.vmap(getattr(self._losses[name], fn_name))(*args)
+        for fns, mask in hyper.losses:
+            out = fns[fn](*args)
             if result is None:
                 result = out
             elif isinstance(out, tuple):
@@ -276,77 +303,93 @@ class Cohort:
                 result = torch.where(mask.view(-1, *[1] * (out.ndim - 1)), out, result)
         return result
 
+    def _display(self, hyper: "_Hyper", out: torch.Tensor) -> torch.Tensor:
+        """`GANLoss.display` per member: P(real) for cross-entropy losses, raw otherwise."""
+        if hyper.is_probability is None:
+            return torch.sigmoid(out) if hyper.all_probability else out
+        return torch.where(hyper.is_probability.view(-1, 1, 1), torch.sigmoid(out), out)
+
     def step(self) -> None:
         """One training step of every member (k_i D updates, then one G update)."""
-        ms = self.members
-        if not ms:
+        if not self.members:
             return
-        for e in ms:
+        for e in self.members:
             if e.rows >= STATS_CAPACITY:
                 raise RuntimeError("statistics buffer full: call drain_stats() more often")
             if e.config.lr_decay_steps:
                 e._decay_lr()
-        G, D = self._G, self._D
-        B, pack = self.key.batch_size, self.key.pack
-        device = self._both.device
-        n_members = len(ms)
-        names = [e.config.loss for e in ms]
-        self._losses = {n: e.loss for n, e in zip(names, ms)}
-        self._loss_masks = [(n, torch.tensor([m == n for m in names], device=device)) for n in dict.fromkeys(names)]
-        real_t = torch.tensor([e.real_target for e in ms], device=device)
-        fake_t = torch.tensor([e.fake_target for e in ms], device=device)
-        is_prob = torch.tensor([e.loss.is_probability for e in ms], device=device).view(-1, 1, 1)
-        display = lambda out: torch.where(is_prob, torch.sigmoid(out), out)
-        g_opts, d_opts = [e.g_opt for e in ms], [e.d_opt for e in ms]
-        ks = [e.config.n_critic for e in ms]
-        d_loss = d_real_shown = d_fake_shown = None
+        hyper = self._hyperparameters()
         with torch.no_grad():
-            for it in range(max(ks)):
-                active = [i for i in range(n_members) if ks[i] > it]
-                for i in active:
-                    e = ms[i]
-                    e.data.sample(B, e.rng, out=self._both[i, :B])
-                    self._z[i].normal_(generator=e.rng)
-                self._both[:, B:] = G.forward(self._z)[-1]
-                acts = D.forward(self._both.view(n_members, 2 * B // pack, 2 * pack))
-                out = acts[-1]
-                r, f = out[:, : B // pack], out[:, B // pack:]
-                g_r, g_f = self._per_loss("d_grad", r, f, real_t, fake_t)
-                D.backward(acts, torch.cat([g_r, g_f], 1), param_grads=True)
-                D.adam(active, d_opts)
-                # The statistics of member i come from its own last D update (as in Engine).
-                last = torch.tensor([ks[i] - 1 == it for i in range(n_members)], device=device)
-                shown = display(out)
-                values = (self._per_loss("d_loss", r, f, real_t, fake_t),
-                          shown[:, : B // pack].mean((1, 2)), shown[:, B // pack:].mean((1, 2)), D.grad_norms())
-                if d_loss is None:
-                    d_loss, d_real_shown, d_fake_shown, d_grad_norm = values
-                else:
-                    d_loss, d_real_shown, d_fake_shown, d_grad_norm = (
-                        torch.where(last, new, old) for new, old in
-                        zip(values, (d_loss, d_real_shown, d_fake_shown, d_grad_norm)))
+            d_stats = None
+            for it in range(max(hyper.ks)):
+                d_stats = self._d_update(hyper, it, d_stats)
+            g_stats = self._g_update(hyper)
+            rows = torch.stack([d_stats[0], g_stats[0], d_stats[1], d_stats[2], g_stats[1], g_stats[2],
+                                d_stats[3]], 1)  # (R, N_STATS) in STAT_FIELDS order
+        self._advance(rows)
 
-            for e, z in zip(ms, self._z):
-                z.normal_(generator=e.rng)
-            g_acts = G.forward(self._z)
-            d_acts = D.forward(g_acts[-1].view(n_members, B // pack, 2 * pack))
-            f_g = d_acts[-1]
-            g_x = D.backward(d_acts, self._per_loss("g_grad", f_g), param_grads=False)
-            G.backward(g_acts, g_x.view(n_members, B, 2), param_grads=True)
-            G.adam(list(range(n_members)), g_opts)
-            g_loss = self._per_loss("g_loss", f_g)
-            rows = torch.stack([d_loss, g_loss, d_real_shown, d_fake_shown, display(f_g).mean((1, 2)),
-                                G.grad_norms(), d_grad_norm], 1)  # (R, N_STATS)
-            assert rows.shape[1] == N_STATS
-            ema_weight = []
-            for i, e in enumerate(ms):
-                e.stats[e.rows].copy_(rows[i])
-                e.rows += 1
-                e.step_count += 1
-                # Engine._update_ema's warm-up rule; weight 0 leaves a member without EMA alone.
-                t = e.step_count
-                ema_weight.append(0.0 if e.G_ema is None else 1.0 - min(e.config.ema_decay, (1 + t) / (10 + t)))
-            if any(ema_weight):
-                weight = torch.tensor(ema_weight, device=device)
-                for ema, param in zip(self._ema_stack, G.params):
-                    ema.lerp_(param, weight.view(-1, *[1] * (param.ndim - 1)))
+    def _d_update(self, hyper: "_Hyper", it: int, previous: tuple | None) -> tuple:
+        """The it-th D update of every member with k > it (as `Engine._fast_step`'s D loop).
+
+        Returns (d_loss, D(x) shown, D(G(z)) shown, ‖∇D‖) per member, from its own last D update.
+        """
+        ms, G, D = self.members, self._G, self._D
+        B, pack, R = self.key.batch_size, self.key.pack, len(self.members)
+        active = [i for i in range(R) if hyper.ks[i] > it]
+        for i in active:  # members with a smaller k draw nothing: their RNG stays in step with a solo run
+            e = ms[i]
+            e.data.sample(B, e.rng, out=self._both[i, :B])
+            self._z[i].normal_(generator=e.rng)
+        self._both[:, B:] = G.forward(self._z)[-1]
+        acts = D.forward(self._both.view(R, 2 * B // pack, 2 * pack))
+        out = acts[-1]
+        r, f = out[:, : B // pack], out[:, B // pack:]
+        g_r, g_f = self._per_loss(hyper, "d_grad", r, f, hyper.real_target, hyper.fake_target)
+        D.backward(acts, torch.cat([g_r, g_f], 1), param_grads=True)
+        D.adam(active, [e.d_opt for e in ms])
+        shown = self._display(hyper, out)
+        stats = (self._per_loss(hyper, "d_loss", r, f, hyper.real_target, hyper.fake_target),
+                 shown[:, : B // pack].mean((1, 2)), shown[:, B // pack:].mean((1, 2)), D.grad_norms())
+        if previous is None:
+            return stats
+        last = torch.tensor([k - 1 == it for k in hyper.ks], device=out.device)
+        return tuple(torch.where(last, new, old) for new, old in zip(stats, previous))
+
+    def _g_update(self, hyper: "_Hyper") -> tuple:
+        """One G update of every member; returns (g_loss, D(G(z)) shown, ‖∇G‖) per member."""
+        ms, G, D = self.members, self._G, self._D
+        B, pack, R = self.key.batch_size, self.key.pack, len(self.members)
+        for e, z in zip(ms, self._z):
+            z.normal_(generator=e.rng)
+        g_acts = G.forward(self._z)
+        d_acts = D.forward(g_acts[-1].view(R, B // pack, 2 * pack))
+        f_g = d_acts[-1]
+        g_x = D.backward(d_acts, self._per_loss(hyper, "g_grad", f_g), param_grads=False)
+        G.backward(g_acts, g_x.view(R, B, 2), param_grads=True)
+        G.adam(list(range(R)), [e.g_opt for e in ms])
+        return self._per_loss(hyper, "g_loss", f_g), self._display(hyper, f_g).mean((1, 2)), G.grad_norms()
+
+    def _advance(self, rows: torch.Tensor) -> None:
+        """Hand each member its statistics row, count the step, update its EMA of G."""
+        ema_weight = []
+        for i, e in enumerate(self.members):
+            e.stats[e.rows].copy_(rows[i])
+            e.rows += 1
+            e.step_count += 1
+            # Engine._update_ema's warm-up rule; weight 0 leaves a member without EMA alone.
+            t = e.step_count
+            ema_weight.append(0.0 if e.G_ema is None else 1.0 - min(e.config.ema_decay, (1 + t) / (10 + t)))
+        if any(ema_weight):
+            weight = torch.tensor(ema_weight, device=rows.device)
+            for ema, param in zip(self._ema_stack, self._G.params):
+                ema.lerp_(param, weight.view(-1, *[1] * (param.ndim - 1)))
+
+
+class _Hyper(NamedTuple):
+    configs: tuple
+    losses: list  # [(vmapped fns by name, member mask)] per distinct loss
+    real_target: torch.Tensor  # (R,)
+    fake_target: torch.Tensor
+    is_probability: torch.Tensor | None  # (R,) bool; None when all members agree
+    all_probability: bool
+    ks: list[int]
