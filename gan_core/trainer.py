@@ -222,6 +222,8 @@ class _Worker:
                 target = self.cohorts[wanted] = Cohort(wanted)
             target.join(run.engine)
             self._publish_sizes()
+        if not run._wants_rounds() and run.telemetry.state == "running":
+            run.telemetry.set_status("paused")
 
     def _chunk(self, runs: list["CohortRunner"]) -> dict:
         """Rounds of one step per running run until the chunk time is up; returns {run: steps}."""
@@ -346,8 +348,7 @@ class CohortRunner:
             self._paused = True
             self._pending_steps = 0
             self.trainer.cond.notify_all()
-        if self.state() == "running":
-            self.telemetry.set_status("paused")
+        # The worker says "paused" once the run is out of its round (after the current step).
         if message is not None:
             self.telemetry.set_status(message=message)
 
