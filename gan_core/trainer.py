@@ -87,14 +87,15 @@ class Trainer:
         self.cond.notify_all()
 
     def _rebalance(self) -> None:
-        """Move one run from the busiest worker to the idlest if they differ by more than one run
+        """Move one run from the busiest worker to the idlest when that evens their load
         (caller holds `cond`; the move happens on the busy worker's thread)."""
         loads = sorted(self._workers, key=lambda w: w.load())
         idle, busy = loads[0], loads[-1]
-        if busy.load() - idle.load() > 1.0:
-            movable = [r for r in busy.runs if r._wants_rounds() and not r._moving]
-            if movable:
-                movable[-1]._moving = idle
+        gap = busy.load() - idle.load()
+        # Moving a run of cost c narrows the gap only if c < gap (else it just swaps sides).
+        movable = [r for r in busy.runs if r._wants_rounds() and r._moving is None and step_cost(r._config) < gap]
+        if movable:
+            movable[-1]._moving = idle
 
     def threads_alive(self) -> int:
         with self.cond:
@@ -146,8 +147,9 @@ class _Worker:
                     self.run_steps_per_s = 0.0
                     return
                 runs = list(self.runs)
+            shared = self._shared_keys(runs)
             for run in runs:
-                self._service(run)
+                self._service(run, shared)
             with cond:
                 runs = [r for r in self.runs if r._worker is self]
             cpu0 = time.thread_time()
@@ -181,7 +183,26 @@ class _Worker:
     def _publish_sizes(self) -> None:
         self.cohort_sizes = tuple(len(c) for c in self.cohorts.values())
 
-    def _service(self, run: "CohortRunner") -> None:
+    @staticmethod
+    def _cohort_wanted(run: "CohortRunner"):
+        """The cohort key `run` would train in now, or None (paused, stepping singly, or solo-only)."""
+        with run.trainer.cond:
+            running = run._wants_rounds() and not run._paused and not run._stop
+        if running and solo_reason(run.engine.config) is None:
+            return cohort_key(run.engine.config, run.engine.device)
+        return None
+
+    def _shared_keys(self, runs: list["CohortRunner"]) -> set:
+        """Keys wanted by two or more runs: a run alone with its shape takes the solo fast path
+        (`Engine.step`, ~2× a cohort of one)."""
+        counts: dict = {}
+        for run in runs:
+            key = self._cohort_wanted(run)
+            if key is not None:
+                counts[key] = counts.get(key, 0) + 1
+        return {k for k, n in counts.items() if n > 1}
+
+    def _service(self, run: "CohortRunner", shared: set) -> None:
         """Between rounds: stop / move / commands / live config / cohort membership of `run`."""
         cond = self.trainer.cond
         with cond:
@@ -210,9 +231,9 @@ class _Worker:
             if cohort is not None:
                 cohort.reload(run.engine)  # a rewind may have changed them
         run._apply_pending()  # live config: hyperparameters only; the cohort reads them every step
-        wanted = None
-        if run._wants_rounds() and not run._paused_now() and solo_reason(run.engine.config) is None:
-            wanted = cohort_key(run.engine.config, run.engine.device)
+        wanted = self._cohort_wanted(run)
+        if wanted not in shared:
+            wanted = None
         if cohort is not None and cohort.key != wanted:
             self._leave(run)  # paused, now solo (loss/R1), or its shape changed (batch size)
             cohort = None
@@ -365,10 +386,7 @@ class CohortRunner:
             self._pending_steps += int(n)
             self.trainer.cond.notify_all()
         if not attached:
-            self.start(paused=True)
-            with self.trainer.cond:
-                self._pending_steps = max(self._pending_steps, int(n))
-                self.trainer.cond.notify_all()
+            self.start(paused=True)  # keeps the steps owed
 
     def update(self, **changes: Any) -> TrainConfig:
         with self.trainer.cond:
@@ -476,16 +494,13 @@ class CohortRunner:
                 self._config = cfg
             self.telemetry.set_status(config=cfg)
 
-    def _paused_now(self) -> bool:  # caller holds cond or tolerates a stale read
-        return self._paused
-
     def _wants_rounds(self) -> bool:
         """Runs this round: running, or paused with single steps owed."""
         return not self._stop and (not self._paused or self._pending_steps > 0)
 
     def _has_work(self) -> bool:
         return self._wants_rounds() or bool(self._commands) or self._stop or self._moving is not None \
-            or self._pending_config is not None
+            or self._pending_config is not None or (self._paused and self.telemetry.state == "running")
 
     def _interrupt(self) -> bool:
         """Something a chunk should stop for (unlocked peek; acted on under the lock)."""

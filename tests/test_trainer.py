@@ -65,20 +65,26 @@ def test_pause_and_step_one_member_while_the_others_train(runs, wait_until):
     assert runs[0].state() == "paused"
 
 
-def test_live_change_and_batch_size_migration_keep_adam_state(runs, trainer, wait_until):
-    for r in runs:
-        r.start()
-    wait_until(lambda: steps(runs[1]) > 30)
-    runs[1].update(batch_size=32, g_lr=2e-3)
-    wait_until(lambda: runs[1].engine.config.batch_size == 32 and steps(runs[1]) > 80)
-    wait_until(lambda: sorted(n for w in trainer.stats()["workers"] for n in w["cohorts"]) in ([1, 1, 2], [1, 3]),
-               what="the run in a cohort of its own shape")
-    ckpt = runs[1]._call(lambda: capture(runs[1].engine))
-    # Adam's t counts every update since step 0: the state came along, it did not restart.
-    d_steps = {float(s["step"]) for s in ckpt.d_opt_state["state"].values()}
-    assert d_steps == {float(ckpt.step)}
-    assert ckpt.config.g_lr == 2e-3
-    assert all(r.state() == "running" for r in runs)
+def test_live_change_and_batch_size_migration_keep_adam_state(tiny, wait_until, no_leaked_threads):
+    trainer = Trainer(n_threads=1, chunk_s=0.01)
+    made = [CohortRunner(tiny(seed=i, batch_size=32 if i == 3 else 16), trainer=trainer, name=f"gan-m{i}")
+            for i in range(4)]
+    try:
+        for r in made:
+            r.start()
+        cohorts = lambda: sorted(trainer.stats()["workers"][0]["cohorts"])
+        wait_until(lambda: cohorts() == [3] and steps(made[1]) > 30, what="three of batch 16 share, one solo")
+        made[1].update(batch_size=32, g_lr=2e-3)
+        wait_until(lambda: cohorts() == [2, 2], what="the changed run joins the batch-32 run")
+        wait_until(lambda: steps(made[1]) > 80)
+        ckpt = made[1]._call(lambda: capture(made[1].engine))
+        # Adam's t counts every update since step 0: the state came along, it did not restart.
+        assert {float(s["step"]) for s in ckpt.d_opt_state["state"].values()} == {float(ckpt.step)}
+        assert ckpt.config.g_lr == 2e-3 and ckpt.config.batch_size == 32
+        assert all(r.state() == "running" for r in made)
+    finally:
+        for r in made:
+            r.stop()
 
 
 def test_nan_pauses_only_that_run(runs, wait_until):
