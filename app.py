@@ -17,7 +17,7 @@ from gan_core.config import default_config  # noqa: E402
 from classroom.sessions import SessionManager, configure_threads  # noqa: E402
 from classroom import text  # noqa: E402
 from classroom.handlers import (  # noqa: E402
-    DATASET_CHOICES, HIDEABLE, LOSS_CHOICES, PRESET_CHOICES, SIZE_CHOICES, Handlers, defaults_for,
+    DATASET_CHOICES, HIDEABLE, LOSS_CHOICES, PRESET_CHOICES, SIZE_CHOICES, SPEED_CHOICES, Handlers, defaults_for,
 )
 
 TICK_S = 0.4  # ~2.5 live updates per second
@@ -49,13 +49,22 @@ def build_demo(manager: SessionManager | None = None) -> gr.Blocks:
                                     info="Hidden units of G and D (small is fastest).")
                     batch = gr.Slider(16, 1024, value=batch0, step=16, label="Batch size")
                     seed = gr.Number(value=start_cfg.seed, precision=0, minimum=0, maximum=2**31 - 1, label="Seed")
+                with gr.Accordion("Draw your own data", open=False):
+                    sketch = gr.Sketchpad(label="Paint a shape: G will learn to draw it", canvas_size=(400, 400),
+                                          height=380, layers=False, elem_id="sketch",
+                                          brush=gr.Brush(colors=["#000000"], color_mode="fixed", default_size=5))
+                    drawing_btn = gr.Button("Use my drawing as the data")
                 with gr.Row():
                     start_btn = gr.Button("Start", variant="primary")
                     pause_btn = gr.Button("Pause")
                     resume_btn = gr.Button("Resume")
                 with gr.Row():
                     step_btn = gr.Button("Step")
+                    step_d_btn = gr.Button("Step D only")
+                    step_g_btn = gr.Button("Step G only")
                     reset_btn = gr.Button("Reset", variant="stop")
+                speed = gr.Radio(SPEED_CHOICES, value="max", label="Speed",
+                                 info="Slow motion for a lecture: at 10 or 1 step/s every step is drawn.")
                 with gr.Group():
                     gr.Markdown("### 2 · Live controls (act on the running GAN)")
                     loss = gr.Dropdown(LOSS_CHOICES, value=loss0, label="Loss")
@@ -129,6 +138,10 @@ def build_demo(manager: SessionManager | None = None) -> gr.Blocks:
         pause_btn.click(handlers.pause, None, status, api_name="pause", **fast)
         resume_btn.click(handlers.resume, None, status, api_name="resume", **fast)
         step_btn.click(handlers.step, setup, status, api_name="step", **fast)
+        drawing_btn.click(handlers.use_drawing, sketch, [dataset, upload, status], api_name="use_drawing", **fast)
+        step_d_btn.click(handlers.step_d, setup, status, api_name="step_d", **fast)
+        step_g_btn.click(handlers.step_g, setup, status, api_name="step_g", **fast)
+        speed.input(handlers.set_speed, speed, status, api_name="set_speed", **fast)
         reset_btn.click(handlers.reset, setup, status, api_name="reset", **fast)
         for control in live:
             control.input(handlers.live, live, status, api_name=False, trigger_mode="always_last", **fast)
@@ -148,7 +161,10 @@ def build_demo(manager: SessionManager | None = None) -> gr.Blocks:
         gif_btn.click(handlers.timelapse, None, gif_file, api_name="timelapse", concurrency_limit=2,
                       show_progress="minimal")
         share_btn.click(handlers.share_link, [lesson, *controls, hide], share_url, api_name="share_link", **fast)
-        demo.load(handlers.on_load, None, [*controls, lesson, lesson_text, upload], api_name=False, **fast)
+        checkpoint.input(handlers.pick_checkpoint, checkpoint, None, api_name=False, **fast)
+        b_controls = [b_loss, b_g_lr, b_d_lr, b_k, b_smoothing]  # hidden with their A control (teacher mode)
+        demo.load(handlers.on_load, None, [*controls, lesson, lesson_text, upload, *b_controls], api_name=False,
+                  **fast)
         demo.unload(handlers.unload)
     demo.handlers = handlers  # for tests and the load benchmark
     return demo

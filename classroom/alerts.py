@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gan_core.config import RANGES, TrainConfig
+from gan_core.config import RANGES, ConfigError, TrainConfig
 from gan_core.losses import LOSSES
 from gan_core.records import STAT_FIELDS, column
 
@@ -117,13 +117,18 @@ def _clamped(name: str, value: float) -> float | int:
 
 
 def _fix(config: TrainConfig, **changes: Any) -> tuple[dict[str, Any], str]:
-    """Changes clamped to their valid ranges, minus no-ops, and a label for the button."""
+    """Changes clamped to their valid ranges, minus no-ops, and a label for the button;
+    no fix at all if the run would refuse it (`with_live` is the one rule)."""
     fix = {}
     for name, value in changes.items():
         if name in RANGES:
             value = _clamped(name, value)
         if value != getattr(config, name):
             fix[name] = value
+    try:
+        config.with_live(**fix)
+    except ConfigError:  # e.g. WGAN-GP for a digits D with BatchNorm
+        return {}, ""
     label = ", ".join(f"{k} {getattr(config, k)!s} → {v!s}" for k, v in fix.items())
     return fix, label
 
@@ -256,7 +261,7 @@ def detect_oscillation(snapshot: Snapshot) -> Alert | None:
 
 def _collapse_fix(config: TrainConfig) -> tuple[dict[str, Any], str]:
     if config.loss != "wgan-gp":
-        return _fix(config, loss="wgan-gp")
+        return _fix(config, loss="wgan-gp")  # none for a D with BatchNorm: only a reset gives WGAN-GP
     if config.n_critic < 5:
         return _fix(config, n_critic=5)  # Gulrajani et al. (2017), Alg. 1: 5 critic steps per G step
     return _fix(config, g_lr=config.g_lr * 0.5)
@@ -303,6 +308,9 @@ def detect_mode_collapse(snapshot: Snapshot) -> Alert | None:
         low = snapshot.step >= IS_WARMUP_STEPS and current_is <= IS_LOW
         if fell or low:
             fix, label = _collapse_fix(config)
+            if not fix and config.loss != "wgan-gp":
+                suggestion += (" This run's discriminator has BatchNorm, which WGAN-GP cannot use: choose "
+                               "WGAN-GP as the loss, then press Reset for a new D without it.")
             return Alert(
                 kind="mode_collapse",
                 title="Mode collapse: the generator draws only a few kinds of digit",

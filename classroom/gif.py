@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from gan_core.timelapse import MOSAIC, TimelapseFrame
+from gan_core.timelapse import TimelapseFrame
 
 POINT_SIZE = 360  # px, square image for 2-D runs
 HEADER = 28  # px strip above the plot for the step label and legend

@@ -5,6 +5,7 @@ values into `TrainConfig`s and runner calls, turn engine errors into
 `gr.Error` messages (state unchanged), and read immutable snapshots to draw.
 """
 
+import hashlib
 import math
 import tempfile
 from dataclasses import dataclass, replace
@@ -12,11 +13,14 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import gradio as gr
+import numpy as np
 
 from gan_core.checkpoints import CheckpointError, load_run
-from gan_core.config import LIVE_FIELDS, ConfigError, TrainConfig, default_config
+from gan_core.config import FROZEN_FIELDS, LIVE_FIELDS, ConfigError, TrainConfig, can_continue, default_config
 from gan_core.data import CSV_MAX_BYTES, IMAGE_DATASETS, DataError
 from gan_core.losses import LOSSES
+from gan_core.runner import MAX_SPEED_LIMIT
+from gan_core.strokes import points_csv, points_from_strokes
 
 from . import gif, plots
 from .alerts import detect
@@ -39,9 +43,21 @@ SIZE_CHOICES = ["small", "medium", "large"]
 WIDTHS = {"toy": {"small": 32, "medium": 64, "large": 128}, "digits": {"small": 16, "medium": 32, "large": 64}}
 PLOT_NAMES = ("samples", "d_hist", "losses", "d_means", "coverage")
 COMPARE_SUFFIX = "/B"  # session id of a visitor's second (B) run
+# What defines a run: the fields that cannot change mid-run, plus the batch size (live in the engine,
+# but a Setup control on this page), the lesson and the CSV file's content. Start with the same setup
+# resumes; any difference starts a fresh run.
+# d_batchnorm is left to gan_core's `can_continue`: the controls resolve it from their loss, while a
+# run's D keeps the choice of the loss it started with (and a D without BatchNorm takes any loss).
+SETUP_FIELDS = (*sorted(FROZEN_FIELDS - {"d_batchnorm"}), "batch_size")
+SETUP_WORDS = {"lesson": "lesson", "csv": "CSV file", "dataset": "dataset", "width": "network size",
+               "batch_size": "batch size", "seed": "seed"}
 PRESET_CHOICES = [("Free play (choose everything yourself)", "")] + [(p.title, name) for name, p in PRESETS.items()]
 # Controls a teacher can hide with ?hide=a,b in the page URL, and the URL keys of a shared setup.
 HIDEABLE = ("dataset", "size", "batch", "seed", "loss", "g_lr", "d_lr", "k", "smoothing", "two_sided", "lesson")
+B_CONTROLS = ("loss", "g_lr", "d_lr", "k", "smoothing")  # the A/B section's controls, as HIDEABLE names
+# Speed control (slow motion): label, value; "max" = as fast as the machine goes.
+SPEED_CHOICES = [("Full speed", "max"), ("100 steps/s", "100"), ("10 steps/s", "10"), ("1 step/s", "1")]
+DRAWN_POINTS = 2000  # points sampled from a drawing
 SHARE_KEYS = ("lesson", "dataset", "size", "batch", "seed", "loss", "g_lr", "d_lr", "k", "smoothing", "two_sided")
 
 
@@ -123,6 +139,21 @@ def _read_upload(path: str | None) -> bytes | None:
     return file.read_bytes()
 
 
+def setup_of(config: TrainConfig, lesson: str = "", csv_bytes: bytes | None = None) -> dict:
+    """The identity of a run's setup (see SETUP_FIELDS): equal setups continue, different ones restart."""
+    setup = {name: getattr(config, name) for name in SETUP_FIELDS}
+    setup["lesson"] = lesson or ""
+    setup["csv"] = hashlib.sha256(csv_bytes).hexdigest() if csv_bytes is not None else None
+    return setup
+
+
+def setup_changes(old: dict, new: dict) -> list[str]:
+    """What differs between two setups, in words for the status line (e.g. ["lesson", "seed"])."""
+    changed = [name for name in new if old.get(name) != new[name]]
+    words = [SETUP_WORDS.get(name, name.replace("_", " ")) for name in changed]
+    return list(dict.fromkeys(words))
+
+
 def _fmt_lr(lr: float) -> str:
     return f"{lr:.1e}".replace("e-0", "e-")
 
@@ -132,6 +163,9 @@ class Handlers:
 
     def __init__(self, manager: SessionManager) -> None:
         self.manager = manager
+        # Each visitor's chosen speed limit (steps/s, None = full), kept across Start/Reset/Load;
+        # dropped in unload. Written by set_speed only.
+        self._speeds: dict[str, float | None] = {}
 
     @staticmethod
     def _sid(request: gr.Request | None) -> str:
@@ -147,29 +181,62 @@ class Handlers:
 
     def start(self, dataset, size, batch_size, seed, loss, g_lr_log10, d_lr_log10, n_critic,
               label_smoothing, two_sided, upload, lesson, request: gr.Request):
-        """Start a new run from the controls, or resume the current one if its setup is unchanged."""
+        """Resume the current run if its setup is unchanged; otherwise start a fresh run (step 0)."""
         config = Controls(dataset, size, batch_size, seed, loss, g_lr_log10, d_lr_log10, n_critic,
                           label_smoothing, two_sided, lesson).config()
         sid = self._sid(request)
         session = self.manager.get(sid)
-        if session is not None and session.runner.state() in ("paused", "running", "finished"):
-            current = session.runner.config
-            if _same_setup(current, config) and session.runner.state() != "finished":
+        csv_bytes = self._csv_for(config, upload, session)
+        setup = setup_of(config, lesson, csv_bytes)
+        if config.dataset == "csv" and csv_bytes is None:
+            setup["csv"] = "loaded"  # the points inside a loaded run file
+        if session is not None and session.runner.state() not in ("finished", "error"):
+            changed = setup_changes(session.extras.get("setup", {}), setup)
+            if not changed and not can_continue(session.runner.config, config):
+                changed = ["loss: WGAN-GP needs a discriminator without BatchNorm"]
+            if not changed:
                 self._apply_live(session, config)
+                session.extras.pop("notice", None)
                 self.manager.request_start(sid)
                 return self.status(request)
-        self._new_run(sid, config, upload)
+            notice = f"New run: the setup changed ({', '.join(changed)}); it starts from step 0."
+        else:
+            notice = None
+        session = self._new_run(sid, config, upload, lesson)
+        if notice and session is not None:
+            session.extras["notice"] = notice
         self.manager.request_start(sid)
         return self.status(request)
 
-    def _new_run(self, sid: str, config: TrainConfig, upload: str | None):
-        csv_bytes = _read_upload(upload) if config.dataset == "csv" else None
-        if config.dataset == "csv" and csv_bytes is None:
+    def _csv_for(self, config: TrainConfig, upload: str | None, session) -> bytes | None:
+        """The uploaded CSV's bytes for a CSV run; None for other datasets.
+
+        A CSV run loaded from a file carries its points but no upload: with no new upload,
+        its setup stays the loaded one (so Start resumes it).
+        """
+        if config.dataset != "csv":
+            return None
+        if upload is None and session is not None and session.extras.get("setup", {}).get("csv") == "loaded":
+            return None
+        csv_bytes = _read_upload(upload)
+        if csv_bytes is None:
             raise gr.Error("Upload a CSV file of 2-D points first (two columns: x, y).")
+        return csv_bytes
+
+    def _new_run(self, sid: str, config: TrainConfig, upload: str | None, lesson: str = ""):
+        csv_bytes = self._csv_for(config, upload, None)
         try:
-            return self.manager.create(sid, config, csv_bytes)
+            session = self._with_speed(sid, self.manager.create(sid, config, csv_bytes))
         except (ConfigError, DataError, ServerBusy, RuntimeError) as exc:
             raise gr.Error(str(exc)) from None
+        session.extras["setup"] = setup_of(config, lesson, csv_bytes)
+        session.runner.publish_frame()  # the plots show G and D at step 0 before Start
+        return session
+
+    def _with_speed(self, sid: str, session):
+        """A new run (A or B) keeps the visitor's speed setting."""
+        session.runner.set_speed(self._speeds.get(sid.removesuffix(COMPARE_SUFFIX)))
+        return session
 
     def pause(self, request: gr.Request):
         sid = self._sid(request)
@@ -178,6 +245,7 @@ class Handlers:
             if session is not None:
                 self.manager.cancel_start(key)
                 session.runner.pause()
+                session.extras.pop("notice", None)
         return self.status(request)
 
     def resume(self, request: gr.Request):
@@ -200,7 +268,7 @@ class Handlers:
         if session is None:
             config = Controls(dataset, size, batch_size, seed, loss, g_lr_log10, d_lr_log10, n_critic,
                               label_smoothing, two_sided, lesson).config()
-            session = self._new_run(sid, config, upload)
+            session = self._new_run(sid, config, upload, lesson)
         self.manager.cancel_start(sid)
         session.runner.step(1)
         return self.status(request)
@@ -210,8 +278,49 @@ class Handlers:
         """Throw the run away and build a fresh one (step 0) from the controls; not started."""
         config = Controls(dataset, size, batch_size, seed, loss, g_lr_log10, d_lr_log10, n_critic,
                           label_smoothing, two_sided, lesson).config()
-        self._new_run(self._sid(request), config, upload)
+        self._new_run(self._sid(request), config, upload, lesson)
         return self.status(request)
+
+    def step_d(self, dataset, size, batch_size, seed, loss, g_lr_log10, d_lr_log10, n_critic,
+               label_smoothing, two_sided, upload, lesson, request: gr.Request):
+        """One discriminator update only (G unchanged), then stay paused."""
+        controls = Controls(dataset, size, batch_size, seed, loss, g_lr_log10, d_lr_log10, n_critic,
+                            label_smoothing, two_sided, lesson)
+        return self._single_update("d", controls, upload, request)
+
+    def step_g(self, dataset, size, batch_size, seed, loss, g_lr_log10, d_lr_log10, n_critic,
+               label_smoothing, two_sided, upload, lesson, request: gr.Request):
+        """One generator update only (D unchanged), then stay paused."""
+        controls = Controls(dataset, size, batch_size, seed, loss, g_lr_log10, d_lr_log10, n_critic,
+                            label_smoothing, two_sided, lesson)
+        return self._single_update("g", controls, upload, request)
+
+    def _single_update(self, network: str, controls: Controls, upload, request: gr.Request):
+        sid = self._sid(request)
+        session = self.manager.get(sid)
+        if session is None:  # like Step: the first press builds the run from the controls
+            session = self._new_run(sid, controls.config(), upload)
+        if session.runner.state() == "error":
+            raise gr.Error("This run failed; press Reset, then Start.")
+        self.manager.cancel_start(sid)
+        try:
+            (session.runner.step_d if network == "d" else session.runner.step_g)()
+        except TimeoutError as exc:
+            raise gr.Error(f"The run did not answer: {exc}") from None
+        return self.status(request)
+
+    def use_drawing(self, sketch, request: gr.Request):
+        """Turn the drawing into 2-D points, written as a CSV the upload box then holds: Start
+        trains on them through the CSV path (same checks and limits). Outputs: dataset, upload, status."""
+        try:
+            points = points_from_strokes(_ink(sketch), DRAWN_POINTS, np.random.default_rng())
+        except DataError as exc:
+            raise gr.Error(str(exc)) from None
+        path = Path(tempfile.mkdtemp(prefix="gan-drawing-")) / "my_drawing.csv"
+        path.write_text(points_csv(points))
+        note = (f"**Your drawing is the data:** {len(points):,} points sampled from the strokes. "
+                "Press **Start** to train on them.")
+        return "csv", gr.update(value=str(path), visible=True), note
 
     # --- live controls ---------------------------------------------------------------------------
 
@@ -223,12 +332,20 @@ class Handlers:
             return gr.skip()
         try:
             changes = dict(loss=loss, **live_values(g_lr_log10, d_lr_log10, n_critic, label_smoothing, two_sided))
-            if loss == "wgan-gp" and session.runner.engine.d_has_batchnorm:
-                raise ConfigError("WGAN-GP on digits needs a discriminator without BatchNorm: "
-                                  "choose the loss before pressing Start/Reset.")
-            session.runner.update(**changes)
+            session.runner.update(**changes)  # the engine's config refuses e.g. WGAN-GP for a BatchNorm D
         except (ConfigError, TypeError, ValueError) as exc:
             raise gr.Error(str(exc)) from None
+        return self.status(request)
+
+    def set_speed(self, speed, request: gr.Request):
+        """Slow motion: limit the run (and a B run) to `speed` steps/s, or "max"; no restart."""
+        limit = _speed_limit(speed)
+        sid = self._sid(request)
+        self._speeds[sid] = limit
+        for key in (sid, sid + COMPARE_SUFFIX):
+            session = self.manager.get(key)
+            if session is not None:
+                session.runner.set_speed(limit)
         return self.status(request)
 
     def _apply_live(self, session, config: TrainConfig) -> None:
@@ -249,7 +366,9 @@ class Handlers:
             head = self.manager.wait_message(sid)
         else:
             head = f"**{state.capitalize()}**"
-        parts = [head, f"step **{snap.step:,}**", f"{snap.steps_per_s:,.0f} steps/s",
+        limit = session.runner.speed_limit
+        rate = f"{snap.steps_per_s:,.0f} steps/s" + (f" (slow motion: {limit:g}/s)" if limit else "")
+        parts = [head, f"step **{snap.step:,}**", rate,
                  "GPU" if snap.device.startswith("cuda") else "CPU",
                  f"G lr {_fmt_lr(cfg.g_lr)} · D lr {_fmt_lr(cfg.d_lr)}"
                  + (f" (× {scale:.2f} decay)" if (scale := session.runner.engine.lr_scale()) < 1 else "")
@@ -261,6 +380,8 @@ class Handlers:
         if frame is not None and frame.value_estimate is not None:
             parts.append(f"V(D,G) = {frame.value_estimate:.2f} (equilibrium −log 4 = −1.39)")
         text = " · ".join(parts)
+        if session.extras.get("notice"):
+            text += f"\n\n> **{session.extras['notice']}**"
         if snap.message:
             text += f"\n\n> **Note:** {snap.message}"
         return text
@@ -303,13 +424,22 @@ class Handlers:
         return text_out, gr.update(value=label or "Apply fix", visible=with_fix is not None)
 
     def _rewind_menu(self, session):
+        """The checkpoint menu: newest first, keeping the visitor's own pick while it is kept."""
         infos = session.runner.checkpoints.list()
         key = tuple(i.index for i in infos)
         if session.extras.get("menu") == key:
             return gr.skip()
         session.extras["menu"] = key
         choices = [(i.label, i.index) for i in reversed(infos)]
-        return gr.update(choices=choices, value=choices[0][1] if choices else None)
+        pick = session.extras.get("checkpoint_pick")
+        value = pick if pick in key else (choices[0][1] if choices else None)
+        return gr.update(choices=choices, value=value)
+
+    def pick_checkpoint(self, index, request: gr.Request) -> None:
+        """Remember the visitor's choice in the checkpoint menu, so new checkpoints don't replace it."""
+        session = self._session(request)
+        if session is not None:
+            session.extras["checkpoint_pick"] = index
 
     # --- fixes, rewind, save/load, timelapse, presets, share ----------------------------------------
 
@@ -352,7 +482,8 @@ class Handlers:
         size = Path(path).stat().st_size
         try:
             engine = load_run(path, device="auto")
-            session = self.manager.create(self._sid(request), engine.config, engine=engine)
+            sid = self._sid(request)
+            session = self._with_speed(sid, self.manager.create(sid, engine.config, engine=engine))
         except (CheckpointError, ConfigError, ValueError) as exc:
             raise gr.Error(f"Cannot load this file ({size:,} bytes): {exc}") from None
         return (self.status(request), *control_values(session.runner.config))
@@ -391,8 +522,8 @@ class Handlers:
         except (ConfigError, TypeError, ValueError) as exc:
             raise gr.Error(f"Run B: {exc}") from None
         sid = self._sid(request)
-        self._new_run(sid + COMPARE_SUFFIX, config_b, upload)  # validates B before replacing A
-        self._new_run(sid, config_a, upload)
+        self._new_run(sid + COMPARE_SUFFIX, config_b, upload, lesson)  # validates B before replacing A
+        self._new_run(sid, config_a, upload, lesson)
         self.manager.request_start(sid)
         self.manager.request_start(sid + COMPARE_SUFFIX)
         return self.status(request)
@@ -431,13 +562,26 @@ class Handlers:
         lesson_text = _lesson_text(values[-1])
         if note:
             gr.Warning(note)
-        return (*updates, lesson_text, gr.update(visible=values[0] == "csv"))
+        b_updates = [gr.update(visible=name not in hidden) for name in B_CONTROLS]
+        return (*updates, lesson_text, gr.update(visible=values[0] == "csv"), *b_updates)
 
-    def choose_lesson(self, lesson):
-        """Load a preset's controls and show its explanation."""
+    def choose_lesson(self, lesson, request: gr.Request):
+        """Stage the lesson: a fresh run with the preset's configuration, at step 0, not started.
+
+        The controls show exactly what will train, so touching a slider afterwards changes
+        the lesson's run, never the previous one (issue 14). "Free play" changes nothing.
+        """
         if not lesson:
             return (*(gr.skip() for _ in range(10)), _lesson_text(""))
-        return (*control_values(get_preset(lesson).config), _lesson_text(lesson))
+        preset = get_preset(lesson)
+        sid = self._sid(request)
+        old = self.manager.get(sid)
+        old_step = old.runner.snapshot().step if old is not None else 0
+        self.manager.release(sid + COMPARE_SUFFIX)
+        session = self._new_run(sid, preset.config, None, lesson)
+        replaced = f" (the previous run, at step {old_step:,}, was replaced)" if old_step else ""
+        session.extras["notice"] = f"Lesson “{preset.title}” is set up at step 0{replaced}. Press Start."
+        return (*control_values(preset.config), _lesson_text(lesson))
 
     def server_stats(self) -> dict:
         """Counts for operators and the load benchmark (no per-visitor data)."""
@@ -452,8 +596,39 @@ class Handlers:
     def unload(self, request: gr.Request) -> None:
         sid = getattr(request, "session_hash", None)
         if sid:
+            self._speeds.pop(sid, None)
             self.manager.release(sid)
             self.manager.release(sid + COMPARE_SUFFIX)
+
+
+def _ink(sketch) -> np.ndarray:
+    """The painted-ness of a Sketchpad value as an (H, W) array: the layers' alpha (the strokes),
+    else the composite's darkness on its white background."""
+    if not isinstance(sketch, dict):
+        raise gr.Error("The canvas is empty: paint a shape with the brush (press and drag), then try again.")
+    layers = [np.asarray(layer) for layer in sketch.get("layers") or [] if layer is not None]
+    layers = [layer for layer in layers if layer.ndim == 3 and layer.shape[2] == 4]
+    if layers and len({layer.shape for layer in layers}) == 1:
+        return np.max([layer[..., 3] for layer in layers], axis=0)
+    composite = sketch.get("composite")
+    if composite is None:
+        raise gr.Error("The canvas is empty: paint a shape with the brush (press and drag), then try again.")
+    rgb = np.asarray(composite)[..., :3].astype(np.int16)
+    return 255 - rgb.min(axis=-1)
+
+
+def _speed_limit(speed) -> float | None:
+    """A Speed choice ("max" or steps/s as text or number) → the runner's limit; gr.Error if absurd."""
+    if speed in (None, "", "max"):
+        return None
+    try:
+        value = float(speed)
+        if isinstance(speed, bool) or not 0 < value <= MAX_SPEED_LIMIT:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise gr.Error(f"Speed must be 'max' or a number of steps per second between 0 and "
+                       f"{MAX_SPEED_LIMIT:g}, got {speed!r}.") from None
+    return value
 
 
 def _lesson_text(lesson: str):
@@ -478,13 +653,6 @@ def _page_url(request: gr.Request) -> str:
     host = headers.get("x-forwarded-host") or headers.get("host") or "127.0.0.1:7860"
     proto = headers.get("x-forwarded-proto") or "http"
     return f"{proto}://{host}/"
-
-
-def _same_setup(a: TrainConfig, b: TrainConfig) -> bool:
-    """True when only live fields differ, so the run can continue."""
-    keys = ("dataset", "z_dim", "width", "depth", "pack", "seed", "device", "gp_weight", "ema_decay",
-            "lr_decay_steps", "lr_decay_final")
-    return all(getattr(a, k) == getattr(b, k) for k in keys)
 
 
 def figures(snap) -> tuple:

@@ -176,7 +176,7 @@ def samples_figure(snap: Snapshot) -> Figure:
     Digits: a grid of G's samples from a fixed noise batch."""
     frame = snap.frame
     if frame is not None and frame.fake.ndim == 3:
-        fig = Figure(f"G's digits at step {frame.step:,} (fixed noise)", "", "", height=460)
+        fig = Figure(f"Digits from {frame.generator} at step {frame.step:,} (fixed noise)", "", "", height=460)
         fig.add(type="heatmap", z=_f32(_tile(frame.fake)[::-1], 2), colorscale="Greys", reversescale=True,
                 showscale=False, zmin=0, zmax=1, hoverinfo="skip")
         fig.layout["xaxis"].update(visible=False, scaleanchor="y")
@@ -196,14 +196,31 @@ def samples_figure(snap: Snapshot) -> Figure:
     fig.add(**heat)
     fig.add(type="scattergl", x=_f32(frame.real[:, 0], 3), y=_f32(frame.real[:, 1], 3), mode="markers", name="real data",
             marker=dict(color=REAL_COLOR, size=5, opacity=0.7))
-    fig.add(type="scattergl", x=_f32(frame.fake[:, 0], 3), y=_f32(frame.fake[:, 1], 3), mode="markers", name="generated G(z)",
+    fig.add(type="scattergl", x=_f32(frame.fake[:, 0], 3), y=_f32(frame.fake[:, 1], 3), mode="markers", name=f"generated: {frame.generator}",
             marker=dict(color=FAKE_COLOR, size=6, opacity=0.9, line=dict(color="black", width=0.5)))
+    for trace in _manifold_traces(frame):
+        fig.add(**trace)
     if frame.g_field is not None:
         fig.add(type="scatter", mode="lines", name="G's push on fakes", hoverinfo="skip",
                 line=dict(color="black", width=1), **_arrows(frame.fake, frame.g_field, 0.06 * (x1 - x0)))
     fig.layout["xaxis"].update(range=[x0, x1], constrain="domain")
     fig.layout["yaxis"].update(range=[y0, y1], scaleanchor="x")
     return fig
+
+
+def _manifold_traces(frame) -> list[dict]:
+    """G's manifold: its image of the (z₁, z₂) grid (`EvalFrame.manifold`) as warped grid lines,
+    one trace (NaN gaps between lines) so it is a single legend entry; none without a manifold."""
+    grid = frame.manifold
+    if grid is None or grid.size == 0:
+        return []
+    rows, cols, _ = grid.shape
+    lines = [grid[i] for i in range(rows)] + ([grid[:, j] for j in range(cols)] if rows > 1 else [])
+    gap = np.full((1, 2), np.nan, dtype=np.float32)
+    path = np.concatenate([part for line in lines for part in (line, gap)])
+    return [dict(type="scatter", mode="lines", name="G's manifold (z₁, z₂ grid)", hoverinfo="skip",
+                 x=_f32(path[:, 0], 3), y=_f32(path[:, 1], 3), line=dict(color="#6a3d9a", width=1),
+                 opacity=0.6)]
 
 
 def _arrows(points: np.ndarray, vectors: np.ndarray, max_len: float, n: int = 128) -> dict:
@@ -224,7 +241,8 @@ def coverage_figure(snap: Snapshot) -> Figure:
     classifier Inception Score and Fréchet distance for digits."""
     if len(snap.digit_scores):
         return _digit_quality(snap)
-    fig = Figure("Mode coverage (VEEGAN/PacGAN metric)", "training step", "modes covered")
+    of = f" of {snap.frame.generator}" if snap.frame is not None else ""
+    fig = Figure(f"Mode coverage{of} · VEEGAN/PacGAN metric", "training step", "modes covered")
     cov = snap.coverage
     if len(cov) == 0:
         is_digits = snap.config is not None and snap.config.dataset in DIGIT_DATASETS

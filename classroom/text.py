@@ -25,9 +25,14 @@ memory are kept:
 """
 
 PLOTS_HELP = """
-- **Real vs generated points**: blue = real data, orange = G's samples from a fixed noise batch.
+- **Real vs generated points**: blue = real data, orange = G's samples from a fixed noise batch —
+  from the *EMA of G's weights* when the run keeps one (a smoothed G, what the benchmarks score);
+  the histograms of D show the raw G that D is playing against.
   The background is D's opinion (red = "fake", blue = "real"); black ticks show where G's gradient
   pushes each fake point. When G has won, the background is flat at 0.5 and D cannot tell.
+  The purple grid is **G's manifold**: where G sends a flat square grid of noise vectors
+  z = (z₁, z₂, 0, …, 0) with z₁, z₂ from −2 to 2 (a 2-D slice through the noise space; the other
+  coordinates stay 0). Watch G stretch and fold this sheet to lay it over the data.
 - **What D thinks**: histograms of D's output on real samples D(x) and on fakes D(G(z)).
   At the **Nash equilibrium** the fakes are indistinguishable and D outputs **0.5** everywhere.
   Two separate humps near 1 and 0 mean D is winning.
@@ -37,5 +42,3 @@ PLOTS_HELP = """
 - **Mode coverage**: for the ring and grid we know the true modes. A mode counts as covered if some
   sample lands within 3σ of it (VEEGAN/PacGAN metric). **Mode collapse** = G covers only a few modes.
 """
-
-EQUILIBRIUM_NOTE = "At equilibrium D(x) = D(G(z)) = 0.5: D can only guess."

@@ -1,6 +1,7 @@
 """Engine benchmarks: speed and quality targets, printed as JSON (never timed tests).
 
-    python -m gan_core.bench speed              # 2-D steps/s: naive loop vs engine vs runner+telemetry
+    python -m gan_core.bench speed              # 2-D steps/s: textbook loop, engine (autograd), engine
+                                                # (hand-written backward), runner + telemetry
     python -m gan_core.bench quality            # ring-8 and grid-25 with their default presets
     python -m gan_core.bench digits --seeds 0,1,2   # classifier IS/FD every 30 s for 300 s, per seed
     python -m gan_core.bench cohort             # 30 runs as cohorts vs one solo run (bench_cohort.py)
@@ -16,89 +17,110 @@ machine are noisy: run twice and compare.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
 import sys
 import threading
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from .config import TrainConfig, default_config
-from .engine import Engine
+from .data import make_dataset
+from .engine import Engine, resolve_device
 from .metrics import mode_coverage
+from .models import MLP, DCGANDiscriminator, DCGANGenerator, PackedDiscriminator
 from .runner import Runner
-
-BATCH = 256
 
 
 def _env() -> dict:
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None  # other work on a shared machine
     return dict(torch=torch.__version__, threads=torch.get_num_threads(), cpu_count=os.cpu_count(),
+                load_average_1min=None if load is None else round(load, 1),
                 cuda=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
                 python=platform.python_version())
 
 
-def naive_steps_per_s(config: TrainConfig, seconds: float) -> float:
-    """The textbook loop (pytorch/examples dcgan style) on the same MLPs: nn.Sequential,
-    BCE, two Adams, `.item()` logging every step."""
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def _nets_like_the_engine(config: TrainConfig, device: torch.device):
+    """G and D exactly as `Engine` builds them for `config` (same classes, same initial weights)."""
+    init_rng = torch.Generator().manual_seed(config.seed)
+    if config.is_image:
+        G = DCGANGenerator(config.z_dim, config.width, init_rng)
+        D = DCGANDiscriminator(config.width, config.d_batchnorm, init_rng)
+    else:
+        G = MLP(config.z_dim, 2, config.width, config.depth, init_rng, leak=0.0)
+        D = PackedDiscriminator(config.width, config.depth, config.pack, generator=init_rng)
+    return G.to(device), D.to(device)
 
-    def mlp(i, o):
-        dims = [i] + [config.width] * config.depth
-        layers = []
-        for a, b in zip(dims[:-1], dims[1:]):
-            layers += [nn.Linear(a, b), nn.LeakyReLU(0.2)]
-        return nn.Sequential(*layers, nn.Linear(dims[-1], o)).to(device)
 
-    G, D = mlp(config.z_dim, 2), mlp(2, 1)
+def textbook_stepper(config: TrainConfig):
+    """The pytorch/examples dcgan loop on the engine's networks, data and batch.
+
+    Per step: D on a real batch and a fake batch (`fake.detach()`), BCE, `backward()`,
+    `optimizer.step()`; then G on D(fake) of the *same* fakes (pytorch/examples reuses them;
+    the engine draws fresh noise for G); `torch.optim.Adam` with its default (foreach)
+    kernel; `.item()` on four logged values every step. The same EMA of G (an in-place
+    lerp per parameter) and linear lr decay (`LambdaLR`) as the engine's config, so all
+    three rates do the same work.
+    """
+    device = resolve_device(config.device)
+    data = make_dataset(config.dataset, device)
+    G, D = _nets_like_the_engine(config, device)
+    G_ema = copy.deepcopy(G).requires_grad_(False) if config.ema_decay > 0 else None
     og = torch.optim.Adam(G.parameters(), config.g_lr, betas=(config.beta1, config.beta2))
     od = torch.optim.Adam(D.parameters(), config.d_lr, betas=(config.beta1, config.beta2))
-    modes = torch.tensor([[np.cos(a), np.sin(a)] for a in np.arange(8) * np.pi / 4], dtype=torch.float32,
-                         device=device)
-    real = lambda: modes[torch.randint(8, (BATCH,), device=device)] + 0.01 * torch.randn(BATCH, 2, device=device)
-    return _rate(_textbook_step(G, D, og, od, real, BATCH, config.z_dim), seconds)
-
-
-def _textbook_step(G, D, og, od, sample_real, batch: int, z_dim: int):
-    """One iteration of the pytorch/examples dcgan loop, logging with `.item()` every step."""
-    device = next(G.parameters()).device
-    log = []
+    decay = lambda t: 1.0 - (1.0 - config.lr_decay_final) * min(1.0, t / config.lr_decay_steps) \
+        if config.lr_decay_steps else 1.0
+    schedulers = [torch.optim.lr_scheduler.LambdaLR(o, decay) for o in (og, od)]
+    rng = torch.Generator(device).manual_seed(config.seed)
+    B, log, t = config.batch_size, [], [0]
 
     def step():
-        real = sample_real()
-        fake = G(torch.randn(batch, z_dim, device=device))
+        real = data.sample(B, rng)
+        fake = G(torch.randn(B, config.z_dim, device=device, generator=rng))
         od.zero_grad()
-        out_r, out_f = D(real), D(fake.detach())
-        d_loss = F.binary_cross_entropy_with_logits(out_r, torch.ones_like(out_r)) + \
-            F.binary_cross_entropy_with_logits(out_f, torch.zeros_like(out_f))
+        d_real, d_fake = D(real), D(fake.detach())
+        d_loss = F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real)) + \
+            F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
         d_loss.backward()
         od.step()
         og.zero_grad()
-        out = D(fake)
-        g_loss = F.binary_cross_entropy_with_logits(out, torch.ones_like(out))
+        d_fake_g = D(fake)
+        g_loss = F.binary_cross_entropy_with_logits(d_fake_g, torch.ones_like(d_fake_g))
         g_loss.backward()
         og.step()
-        log.append((d_loss.item(), g_loss.item(), torch.sigmoid(out_r).mean().item(),
-                    torch.sigmoid(out_f).mean().item()))
+        t[0] += 1
+        if G_ema is not None:
+            with torch.no_grad():
+                for pe, p in zip(G_ema.parameters(), G.parameters()):
+                    pe.lerp_(p, 1.0 - min(config.ema_decay, (1 + t[0]) / (10 + t[0])))
+        for sched in schedulers:
+            sched.step()
+        log.append((d_loss.item(), g_loss.item(), torch.sigmoid(d_real).mean().item(),
+                    torch.sigmoid(d_fake).mean().item()))
+        if len(log) > 1000:
+            log.clear()
 
     return step
 
 
-def _rate(step, seconds: float, warmup: int = 20, block: int = 50) -> float:
+def _rate(step, seconds: float, warmup: int = 20, block: int = 50) -> tuple[float, float]:
+    """(steps per wall-clock second, steps per CPU second of this thread) over `seconds`."""
     for _ in range(warmup):
         step()
-    n, t0 = 0, time.perf_counter()
+    n, t0, c0 = 0, time.perf_counter(), time.thread_time()
     while time.perf_counter() - t0 < seconds:
         for _ in range(block):
             step()
         n += block
     if torch.cuda.is_available():
         torch.cuda.synchronize()
-    return n / (time.perf_counter() - t0)
+    return n / (time.perf_counter() - t0), n / max(time.thread_time() - c0, 1e-9)
 
 
 def _engine_stepper(engine: Engine):
@@ -111,12 +133,13 @@ def _engine_stepper(engine: Engine):
     return step
 
 
-def engine_steps_per_s(config: TrainConfig, seconds: float) -> tuple[float, float]:
-    """(steps per wall-clock second, steps per CPU second of this thread)."""
+def engine_stepper(config: TrainConfig, hand_backward: bool):
+    """The engine's step on `config`, with its hand-written 2-D backward or its autograd path."""
     engine = Engine(config)
-    c0, s0 = time.thread_time(), engine.step_count
-    rate = _rate(_engine_stepper(engine), seconds)
-    return rate, (engine.step_count - s0) / (time.thread_time() - c0)
+    engine._use_fast = hand_backward and engine._use_fast
+    if hand_backward and not engine._use_fast:
+        raise ValueError(f"{config.dataset} / {config.loss} has no hand-written step")
+    return _engine_stepper(engine)
 
 
 def runner_steps_per_s(config: TrainConfig, seconds: float, read=None, reader_hz: float = 2.5) -> tuple[float, float]:
@@ -144,53 +167,68 @@ def runner_steps_per_s(config: TrainConfig, seconds: float, read=None, reader_hz
     return rate, cpu_rate
 
 
-def naive_digits_steps_per_s(config: TrainConfig, seconds: float) -> float:
-    """pytorch/examples dcgan's loop on our DCGAN modules: zero_grad, backward, step, `.item()`."""
-    from .data import load_digits
-    from .models import DCGANDiscriminator, DCGANGenerator
-
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    data = load_digits(device).images
-    G, D = DCGANGenerator(config.z_dim, config.width).to(device), DCGANDiscriminator(config.width).to(device)
-    og = torch.optim.Adam(G.parameters(), config.g_lr, betas=(config.beta1, config.beta2))
-    od = torch.optim.Adam(D.parameters(), config.d_lr, betas=(config.beta1, config.beta2))
-    B = config.batch_size
-    real = lambda: data[torch.randint(len(data), (B,), device=device)]
-    return _rate(_textbook_step(G, D, og, od, real, B, config.z_dim), seconds, warmup=3, block=5)
+SPEED_COLUMNS = ("textbook", "engine_autograd", "engine_hand_backward", "runner_with_telemetry")
+FAST_PATH_MIN_SPEEDUP = 1.3  # keep the hand-written backward only if it beats autograd by this much
 
 
-def bench_speed(seconds: float) -> dict:
+def bench_speed(seconds: float, rounds: int = 5, with_runner: bool = True) -> dict:
+    """Textbook loop vs the engine's autograd step vs its hand-written step (vs the full
+    runner) on the default ring-8 config, in interleaved rounds. Ratios are taken within
+    a round (the shared VM's speed drifts by ±10 % over a minute), then the median."""
     config = default_config("ring8")
-    # Interleaved rounds, medians: on a shared machine the rate drifts by ±10 % over a minute,
-    # more than the differences being measured.
-    rounds = [(naive_steps_per_s(config, seconds), *engine_steps_per_s(config, seconds),
-               *runner_steps_per_s(config, seconds)) for _ in range(5)]
-    naive, engine, engine_cpu, runner, runner_cpu = (float(np.median(c)) for c in zip(*rounds))
-    # The VM's CPU speed drifts between rounds: compare within a round, then take the median.
-    ratio = lambda i, j: round(100 * float(np.median([r[i] / r[j] for r in rounds])), 1)
-    return dict(
-        rounds=[[round(x) for x in r] for r in rounds],
-        rounds_columns="naive, engine, engine per CPU-s, runner, runner per CPU-s",
-        model=f"MLP {config.depth}x{config.width}, z={config.z_dim}, batch {config.batch_size}",
-        naive_loop_steps_per_s=round(naive, 1),
-        engine_headless_steps_per_s=round(engine, 1),
-        runner_with_telemetry_steps_per_s=round(runner, 1),
-        speedup_vs_naive=round(engine / naive, 2),
-        telemetry_keeps_percent=ratio(3, 1),  # median over rounds of runner / headless
-        # Steps per CPU-second of the training thread: the same work measured without the
-        # time the thread waited for a CPU.
-        telemetry_keeps_percent_cpu=ratio(4, 2),
-        digits=bench_digits_speed(seconds),
+    make = dict(textbook=lambda: textbook_stepper(config),
+                engine_autograd=lambda: engine_stepper(config, hand_backward=False),
+                engine_hand_backward=lambda: engine_stepper(config, hand_backward=True))
+    wall, cpu = [], []
+    for _ in range(rounds):
+        results = [_rate(build(), seconds) for build in make.values()]
+        if with_runner:
+            results.append(runner_steps_per_s(config, seconds))
+        wall.append([r[0] for r in results])
+        cpu.append([r[1] for r in results])
+    names = SPEED_COLUMNS[: len(wall[0])]
+    median = lambda table, i: round(float(np.median([r[i] for r in table])), 1)
+    ratio = lambda table, i, j: round(float(np.median([r[i] / r[j] for r in table])), 2)
+    fast_vs_autograd = ratio(cpu, 2, 1)
+    result = dict(
+        model=(f"ring8 default: G = MLP ReLU {config.depth}x{config.width} (z={config.z_dim}), D = PacGAN{config.pack} "
+               f"MLP LeakyReLU {config.depth}x{config.width}, batch {config.batch_size}, EMA {config.ema_decay}, "
+               f"lr decay over {config.lr_decay_steps} steps, all three"),
+        textbook="pytorch/examples dcgan loop: zero_grad/backward/step, torch.optim.Adam (foreach), "
+                 "G step reuses the D step's fakes, .item() x4 per step",
+        columns=list(names),
+        rounds_steps_per_s=[[round(x) for x in r] for r in wall],
+        rounds_steps_per_cpu_s=[[round(x) for x in r] for r in cpu],
+        steps_per_s={n: median(wall, i) for i, n in enumerate(names)},
+        steps_per_cpu_s={n: median(cpu, i) for i, n in enumerate(names)},
+        # Per CPU-second of the timed thread: the same work, less the time it waited for a CPU.
+        ratios_per_cpu_s=dict(autograd_vs_textbook=ratio(cpu, 1, 0), hand_vs_autograd=fast_vs_autograd,
+                              hand_vs_textbook=ratio(cpu, 2, 0)),
+        ratios_per_wall_s=dict(autograd_vs_textbook=ratio(wall, 1, 0), hand_vs_autograd=ratio(wall, 2, 1),
+                               hand_vs_textbook=ratio(wall, 2, 0)),
+        hand_backward_decision=("keep" if fast_vs_autograd >= FAST_PATH_MIN_SPEEDUP else "delete")
+        + f": hand-written / autograd = {fast_vs_autograd}x (threshold {FAST_PATH_MIN_SPEEDUP}x)",
     )
+    if with_runner:
+        result["telemetry_keeps_percent_cpu"] = round(100 * ratio(cpu, 3, 2), 1)
+        result["digits"] = bench_digits_speed(seconds)
+    return result
 
 
 def bench_digits_speed(seconds: float) -> dict:
+    """The textbook loop vs the engine on the default digits config (both autograd), and the
+    engine without its lazy R1 penalty, which the textbook loop does not pay for."""
     config = default_config("digits")
-    naive = naive_digits_steps_per_s(config, seconds)
-    fast = _rate(_engine_stepper(Engine(config)), seconds, warmup=3, block=5)
-    return dict(model=f"DCGAN-28 width {config.width}, z={config.z_dim}, batch {config.batch_size}",
-                naive_loop_steps_per_s=round(naive, 1), engine_steps_per_s=round(fast, 1),
-                speedup_vs_naive=round(fast / naive, 2))
+    rate = lambda step: _rate(step, seconds, warmup=3, block=5)[1]
+    textbook = rate(textbook_stepper(config))
+    engine = rate(_engine_stepper(Engine(config)))
+    no_r1 = rate(_engine_stepper(Engine(replace(config, r1_gamma=0.0))))
+    return dict(model=f"DCGAN-28 width {config.width}, z={config.z_dim}, batch {config.batch_size}, "
+                      f"EMA and lr decay in both; R1 γ={config.r1_gamma} every 4 steps in the engine only",
+                steps_per_cpu_s=dict(textbook=round(textbook, 1), engine=round(engine, 1),
+                                     engine_without_r1=round(no_r1, 1)),
+                engine_vs_textbook=round(engine / textbook, 2),
+                engine_without_r1_vs_textbook=round(no_r1 / textbook, 2))
 
 
 def time_to_quality(config: TrainConfig, budget_s: float, target_modes: int, target_hq: float,
@@ -266,21 +304,36 @@ def bench_digits(seconds: float, seed: int = 0) -> dict:
                 checks=checks, first_is_7=first[7], first_is_8=first[8])
 
 
-def main(argv: list[str] | None = None) -> int:
+BENCHMARKS = ("speed", "quality", "digits", "cohort")
+DEFAULT_BENCHMARKS = ["speed", "quality"]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m gan_core.bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", nargs="*", default=["speed", "quality"],
-                   choices=["speed", "quality", "digits", "cohort", "all"])
+    # Checked by hand: on Python 3.11 argparse tests an empty nargs="*" positional (its
+    # default) against `choices` as one value and exits with "invalid choice: []".
+    p.add_argument("what", nargs="*", metavar="{speed,quality,digits,cohort,all}",
+                   help=f"benchmarks to run (default: {' '.join(DEFAULT_BENCHMARKS)})")
     p.add_argument("--seconds", type=float, default=None, help="time budget per measurement")
+    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the speed benchmark")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seeds", default="0", help="comma-separated seeds for `quality` and `digits` (e.g. 0,1,2)")
     args = p.parse_args(argv)
+    unknown = [w for w in args.what if w not in (*BENCHMARKS, "all")]
+    if unknown:
+        p.error(f"unknown benchmark {unknown[0]!r}; choose from {', '.join((*BENCHMARKS, 'all'))}")
+    args.what = list(BENCHMARKS) if "all" in args.what else (args.what or list(DEFAULT_BENCHMARKS))
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    what = ["speed", "quality", "digits"] if "all" in args.what else args.what
     result: dict = dict(env=_env())
-    for name in what:
+    for name in args.what:
         if name == "speed":
-            result["speed"] = bench_speed(args.seconds or 5.0)
+            result["speed"] = bench_speed(args.seconds or 5.0, args.rounds)
         elif name == "quality":
             seeds = tuple(int(x) for x in args.seeds.split(","))
             result["quality"] = bench_quality(args.seconds or 60.0, seeds)

@@ -3,7 +3,7 @@
 A `Checkpoint` is everything needed to continue a run *exactly* where it was:
 G and D weights and buffers, both Adam optimisers' state (first and second
 moment estimates and step counts, Kingma & Ba, 2015, Alg. 1), the engine's
-training RNG state, the step counter and the configuration. `restore()` puts
+training RNG state, the step and update counters and the configuration. `restore()` puts
 it back into an `Engine`; training then continues bit-identically to how it
 continued from the moment of `capture()` (same device, same torch build —
 `tests/test_checkpoints.py` checks this with `torch.equal`).
@@ -44,7 +44,7 @@ from typing import Any
 import torch
 
 from . import __version__
-from .config import ConfigError, TrainConfig
+from .config import FROZEN_FIELDS, ConfigError, TrainConfig
 from .data import CSV_MAX_ROWS, CSV_MIN_ROWS, PointDataset
 from .engine import Engine
 
@@ -100,6 +100,10 @@ class Checkpoint:
     rng_device: str  # device type the RNG state belongs to: "cpu" or "cuda"
     created: float  # time.time() at capture
     ema_state: dict[str, torch.Tensor] | None = None  # G_ema.state_dict() when the run keeps an EMA of G
+    # Engine.d_updates / g_updates; None in files written before they existed (then taken
+    # from Adam's step counts, which for D also count lazy R1 updates).
+    d_updates: int | None = None
+    g_updates: int | None = None
 
     @property
     def nbytes(self) -> int:
@@ -124,6 +128,8 @@ def capture(engine: Engine) -> Checkpoint:
         rng_device=engine.device.type,
         created=time.time(),
         ema_state=None if engine.G_ema is None else {k: _cpu_clone(v) for k, v in engine.G_ema.state_dict().items()},
+        d_updates=engine.d_updates,
+        g_updates=engine.g_updates,
     )
 
 
@@ -178,8 +184,8 @@ def _check_optimizer_state(name: str, opt: torch.optim.Optimizer, state: dict[st
 
 def _check_compatible(engine: Engine, ckpt: Checkpoint) -> None:
     """Raise CheckpointError unless `ckpt` fits `engine` exactly; touches nothing."""
-    frozen = [f for f in ("dataset", "z_dim", "width", "depth", "pack", "seed")
-              if getattr(ckpt.config, f) != getattr(engine.config, f)]
+    # The same frozen set as Engine.apply, minus the device: a checkpoint may move between devices.
+    frozen = sorted(f for f in FROZEN_FIELDS - {"device"} if getattr(ckpt.config, f) != getattr(engine.config, f))
     if frozen:
         raise CheckpointError(f"checkpoint is from a different run ({', '.join(frozen)} differ); "
                               "reset with its configuration first")
@@ -232,6 +238,9 @@ def restore(engine: Engine, ckpt: Checkpoint) -> None:
         opt.load_state_dict(fresh)
     _set_rng(engine, ckpt)
     engine.step_count = ckpt.step
+    adam_steps = lambda opt: int(next(iter(opt.state.values()))["step"]) if opt.state else 0
+    engine.d_updates = ckpt.d_updates if ckpt.d_updates is not None else adam_steps(engine.d_opt)
+    engine.g_updates = ckpt.g_updates if ckpt.g_updates is not None else adam_steps(engine.g_opt)
     engine.rows = 0
     engine.apply(config)  # live fields (lr, betas, loss, smoothing, batch size …)
 
@@ -294,10 +303,6 @@ class CheckpointRing:
             kept = ", ".join(f"#{i}" for i, _ in self._items) or "none"
         raise CheckpointError(f"checkpoint #{index} is not kept any more (kept: {kept})")
 
-    def latest(self) -> Checkpoint | None:
-        with self._lock:
-            return self._items[-1][1] if self._items else None
-
     def drop_after(self, step: int) -> None:
         """Forget checkpoints later than `step` (after a rewind they are another timeline)."""
         with self._lock:
@@ -324,7 +329,8 @@ class CheckpointRing:
 #   eval/<eval_real|eval_noise|…>                  the engine's fixed evaluation inputs
 #   data/points                                    the (standardised) points of a CSV run
 # Metadata (strings): format, format_version, step, config (JSON),
-# optimizers (JSON: param_groups' lr/betas/eps/weight_decay), rng_device, created.
+# optimizers (JSON: param_groups' lr/betas/eps/weight_decay), rng_device, created,
+# d_updates, g_updates (optional: absent in older files).
 
 def _encode(engine: Engine, ckpt: Checkpoint) -> bytes:
     from safetensors.torch import save
@@ -358,6 +364,8 @@ def _encode(engine: Engine, ckpt: Checkpoint) -> bytes:
         "optimizers": json.dumps(optimizers),
         "rng_device": ckpt.rng_device,
         "created": repr(ckpt.created),
+        "d_updates": str(ckpt.d_updates),
+        "g_updates": str(ckpt.g_updates),
         "gan_core_version": __version__,
     }
     return save(tensors, metadata=metadata)
@@ -470,34 +478,7 @@ def _csv_text(points: torch.Tensor) -> bytes:
     return "\n".join(f"{x:.9g},{y:.9g}" for x, y in points.tolist()).encode()
 
 
-def _build_config(config: TrainConfig, tensors: dict[str, torch.Tensor]) -> TrainConfig:
-    """The config to build the networks with.
-
-    The DCGAN discriminator gets BatchNorm unless the run *started* with WGAN-GP
-    (`Engine.__init__`); a live loss change keeps the architecture, so the saved
-    loss may not tell. The saved tensors do; the saved loss is applied after.
-    """
-    if not config.is_image:
-        return config
-    has_batchnorm = any(k.startswith("D/") and k.endswith(".running_mean") for k in tensors)
-    if has_batchnorm == (config.loss != "wgan-gp"):
-        return config
-    return replace(config, loss="nonsaturating" if has_batchnorm else "wgan-gp")
-
-
-def load_run(path: str | os.PathLike, device: str = "auto", *,
-             max_bytes: int = MAX_RUN_FILE_BYTES) -> Engine:
-    """Rebuild an `Engine` from a file written by `save_run`, ready to continue.
-
-    Reads the file with `json` and `safetensors` only — no pickle, no code runs.
-    `device` overrides the saved one ("auto", "cpu", "cuda"). On the device type
-    it was saved on, training continues bit-identically; across CPU/GPU the RNG
-    stream is reseeded. Every problem raises `CheckpointError`.
-    """
-    from safetensors import SafetensorError
-    from safetensors.torch import load
-
-    path = Path(path)
+def _read_file(path: Path, max_bytes: int) -> bytes:
     try:
         with open(path, "rb") as f:
             data = f.read(max_bytes + 1)  # never more than the limit, whatever stat() says
@@ -505,26 +486,12 @@ def load_run(path: str | os.PathLike, device: str = "auto", *,
         raise CheckpointError(f"cannot read run file {path.name!r}: {exc.strerror}") from None
     if len(data) > max_bytes:
         raise CheckpointError(f"run file is over {max_bytes / 1e6:.0f} MB, the limit for run files")
-    meta = _metadata(_read_header(data))
+    return data
 
-    config_dict = _json(meta, "config")
-    if not isinstance(config_dict, dict):
-        raise CheckpointError("run file metadata 'config' must be a JSON object")
-    try:
-        config = TrainConfig.from_dict({**config_dict, "device": device})
-    except (ConfigError, TypeError) as exc:
-        raise CheckpointError(f"run file has an invalid configuration: {exc}") from None
-    try:
-        step = int(meta["step"])
-    except ValueError:
-        step = -1
-    if step < 0:
-        raise CheckpointError(f"run file step must be a whole number ≥ 0, got {meta['step']!r}")
-    if meta["rng_device"] not in ("cpu", "cuda"):
-        raise CheckpointError(f"run file rng_device must be 'cpu' or 'cuda', got {meta['rng_device']!r}")
-    optimizers = _json(meta, "optimizers")
-    if not isinstance(optimizers, dict):
-        raise CheckpointError("run file metadata 'optimizers' must be a JSON object")
+
+def _load_tensors(data: bytes) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load
 
     try:
         tensors = load(data)
@@ -536,35 +503,51 @@ def load_run(path: str | os.PathLike, device: str = "auto", *,
         raise CheckpointError(f"run file has unexpected tensors: {', '.join(unknown[:5])}")
     if "rng" not in tensors:
         raise CheckpointError("run file lacks the tensor 'rng' (the RNG state)")
+    return tensors
 
-    points = None
-    if config.dataset == "csv":
-        points = tensors.get("data/points")
-        if points is None:
-            raise CheckpointError("run file of a CSV run lacks its points ('data/points')")
-        if points.ndim != 2 or points.shape[1] != 2 or not CSV_MIN_ROWS <= len(points) <= CSV_MAX_ROWS \
-                or not points.is_floating_point() or not torch.isfinite(points).all():
-            raise CheckpointError(f"run file 'data/points' must be ({CSV_MIN_ROWS}…{CSV_MAX_ROWS}, 2) finite numbers")
+
+def _config_from_file(meta: dict[str, str], tensors: dict[str, torch.Tensor], device: str) -> TrainConfig:
+    config_dict = _json(meta, "config")
+    if not isinstance(config_dict, dict):
+        raise CheckpointError("run file metadata 'config' must be a JSON object")
+    if "d_batchnorm" not in config_dict:
+        # Files from before the field: a live loss change keeps D, so the saved loss may not
+        # tell whether D has BatchNorm. The saved tensors do.
+        config_dict = {**config_dict, "d_batchnorm": any(
+            k.startswith("D/") and k.endswith(".running_mean") for k in tensors)}
     try:
-        engine = Engine(_build_config(config, tensors), None if points is None else _csv_text(points))
-    except (ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"cannot rebuild the run: {exc}") from None
-    if points is not None:
-        engine.data = PointDataset("csv", f"Uploaded points ({len(points):,})", points=points,
-                                   device=engine.device)
+        return TrainConfig.from_dict({**config_dict, "device": device})
+    except (ConfigError, TypeError) as exc:
+        raise CheckpointError(f"run file has an invalid configuration: {exc}") from None
 
-    ckpt = Checkpoint(
-        step=step,
-        config=config,
-        g_state={k[2:]: v for k, v in tensors.items() if k.startswith("G/")},
-        d_state={k[2:]: v for k, v in tensors.items() if k.startswith("D/")},
-        g_opt_state=_optimizer_from_file("g_opt", tensors, optimizers.get("g_opt")),
-        d_opt_state=_optimizer_from_file("d_opt", tensors, optimizers.get("d_opt")),
-        rng_state=tensors["rng"],
-        rng_device=meta["rng_device"],
-        created=_created(meta.get("created")),
-        ema_state={k[6:]: v for k, v in tensors.items() if k.startswith("G_ema/")} or None,
-    )
+
+def _count(meta: dict[str, str], key: str, optional: bool = False) -> int | None:
+    """A whole number ≥ 0 from the metadata (None if `optional` and absent)."""
+    raw = meta.get(key)
+    if raw is None and optional:
+        return None
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        value = -1
+    if value < 0:
+        raise CheckpointError(f"run file {key} must be a whole number ≥ 0, got {raw!r}")
+    return value
+
+
+def _csv_points(config: TrainConfig, tensors: dict[str, torch.Tensor]) -> torch.Tensor | None:
+    if config.dataset != "csv":
+        return None
+    points = tensors.get("data/points")
+    if points is None:
+        raise CheckpointError("run file of a CSV run lacks its points ('data/points')")
+    if points.ndim != 2 or points.shape[1] != 2 or not CSV_MIN_ROWS <= len(points) <= CSV_MAX_ROWS \
+            or not points.is_floating_point() or not torch.isfinite(points).all():
+        raise CheckpointError(f"run file 'data/points' must be ({CSV_MIN_ROWS}…{CSV_MAX_ROWS}, 2) finite numbers")
+    return points
+
+
+def _check_eval_tensors(engine: Engine, tensors: dict[str, torch.Tensor]) -> None:
     for name in EVAL_TENSORS:
         ref, saved = getattr(engine, name, None), tensors.get(f"eval/{name}")
         if ref is None or saved is None:
@@ -575,7 +558,49 @@ def load_run(path: str | os.PathLike, device: str = "auto", *,
         if saved.shape != ref.shape or saved.dtype != ref.dtype:
             raise CheckpointError(f"run file 'eval/{name}' has shape {tuple(saved.shape)}, "
                                   f"expected {tuple(ref.shape)}")
-    restore(engine, ckpt)
+
+
+def load_run(path: str | os.PathLike, device: str = "auto", *,
+             max_bytes: int = MAX_RUN_FILE_BYTES) -> Engine:
+    """Rebuild an `Engine` from a file written by `save_run`, ready to continue.
+
+    Reads the file with `json` and `safetensors` only — no pickle, no code runs.
+    `device` overrides the saved one ("auto", "cpu", "cuda"). On the device type
+    it was saved on, training continues bit-identically; across CPU/GPU the RNG
+    stream is reseeded. Every problem raises `CheckpointError`.
+    """
+    data = _read_file(Path(path), max_bytes)
+    meta = _metadata(_read_header(data))
+    if meta["rng_device"] not in ("cpu", "cuda"):
+        raise CheckpointError(f"run file rng_device must be 'cpu' or 'cuda', got {meta['rng_device']!r}")
+    optimizers = _json(meta, "optimizers")
+    if not isinstance(optimizers, dict):
+        raise CheckpointError("run file metadata 'optimizers' must be a JSON object")
+    tensors = _load_tensors(data)
+    config = _config_from_file(meta, tensors, device)
+    points = _csv_points(config, tensors)
+    try:
+        engine = Engine(config, None if points is None else _csv_text(points))
+    except (ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"cannot rebuild the run: {exc}") from None
+    if points is not None:
+        engine.data = PointDataset("csv", f"Uploaded points ({len(points):,})", points=points,
+                                   device=engine.device)
+    _check_eval_tensors(engine, tensors)
+    restore(engine, Checkpoint(
+        step=_count(meta, "step"),
+        config=config,
+        g_state={k[2:]: v for k, v in tensors.items() if k.startswith("G/")},
+        d_state={k[2:]: v for k, v in tensors.items() if k.startswith("D/")},
+        g_opt_state=_optimizer_from_file("g_opt", tensors, optimizers.get("g_opt")),
+        d_opt_state=_optimizer_from_file("d_opt", tensors, optimizers.get("d_opt")),
+        rng_state=tensors["rng"],
+        rng_device=meta["rng_device"],
+        created=_created(meta.get("created")),
+        ema_state={k[6:]: v for k, v in tensors.items() if k.startswith("G_ema/")} or None,
+        d_updates=_count(meta, "d_updates", optional=True),
+        g_updates=_count(meta, "g_updates", optional=True),
+    ))
     for name in EVAL_TENSORS:
         saved = tensors.get(f"eval/{name}")
         if saved is not None:

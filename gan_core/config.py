@@ -2,8 +2,10 @@
 
 `TrainConfig` holds everything needed to rebuild a run. The fields in
 `LIVE_FIELDS` may change while a run trains (the engine applies them between
-steps, keeping weights and Adam's moment estimates); the others define the
-networks and data and need a reset.
+steps, keeping weights and Adam's moment estimates); every other field is in
+`FROZEN_FIELDS`, derived from the dataclass, and defines the networks, data or
+the EMA copy of G: changing one needs a reset. That one set is what
+`with_live`, `Engine.apply`, checkpoint restores and the page's Start button use.
 
 Defaults follow DCGAN (Radford et al., 2016: Adam β₁ = 0.5) for digits and
 the PacGAN 2-D setting (Lin et al., 2018) for the toys.
@@ -24,6 +26,9 @@ class ConfigError(ValueError):
     """A configuration value is out of range or of the wrong type."""
 
 
+# Fields the engine reads afresh at every step, so changing them mid-run is well defined.
+# The penalty weights (gp_weight, r1_gamma) and the lr schedule (lr_decay_*) are among them:
+# the schedule is a function of the step count, so a change takes effect from the next step.
 LIVE_FIELDS = (
     "loss",
     "g_lr",
@@ -34,8 +39,16 @@ LIVE_FIELDS = (
     "label_smoothing",
     "two_sided_smoothing",
     "batch_size",
+    "gp_weight",
     "r1_gamma",
+    "lr_decay_steps",
+    "lr_decay_final",
 )
+
+WGAN_GP_NEEDS_NO_BATCHNORM = (
+    "WGAN-GP needs a discriminator without BatchNorm (its gradient penalty is per sample, and "
+    "BatchNorm mixes the samples of a batch: Gulrajani et al., 2017, §4), and this digits run's D "
+    "has BatchNorm. Choose WGAN-GP before pressing Start or Reset: the new D is built without it.")
 
 # (min, max) for numeric fields; checked in __post_init__.
 RANGES: dict[str, tuple[float, float]] = {
@@ -76,11 +89,16 @@ class TrainConfig:
     width: int = 64  # hidden units (MLP) or base channels (DCGAN)
     depth: int = 3  # hidden layers of the MLPs; ignored by DCGAN
     pack: int = 1  # samples per D decision (PacGAN); 2-D only
+    # BatchNorm in the DCGAN discriminator (digits only). None = DCGAN's choice for the loss the
+    # run *starts* with: BatchNorm unless it is WGAN-GP. Resolved to True/False on construction and
+    # frozen after, because a live loss change keeps the networks.
+    d_batchnorm: bool | None = None
     gp_weight: float = 10.0  # λ of WGAN-GP
     # γ of the R1 penalty γ/2 · E‖∇D(x)‖² on real data (Mescheder et al., 2018); 0 = off.
     r1_gamma: float = 0.0
-    # Exponential moving average of G's weights for *scoring* (Yazıcı et al., 2019);
-    # 0 = off. The plots always show the raw G, whose dynamics are the lesson.
+    # Exponential moving average of G's weights (Yazıcı et al., 2019); 0 = off. When on, the
+    # page's samples and mode coverage and the quality benchmarks all show this EMA of G (the
+    # raw G, whose dynamics are the lesson, stays in `EvalFrame.fake_raw`).
     ema_decay: float = 0.0
     # Linear learning-rate decay to `lr_decay_final` × lr over this many steps; 0 = off.
     lr_decay_steps: int = 0
@@ -110,6 +128,14 @@ class TrainConfig:
             raise ConfigError(f"batch_size ({self.batch_size}) must be a multiple of pack ({self.pack})")
         if self.pack > 1 and self.is_image:
             raise ConfigError("pack > 1 (PacGAN) is only available for 2-D data")
+        if self.d_batchnorm is None:
+            object.__setattr__(self, "d_batchnorm", self.is_image and self.loss != "wgan-gp")
+        if not isinstance(self.d_batchnorm, bool):
+            raise ConfigError(f"d_batchnorm must be true, false or null, got {self.d_batchnorm!r}")
+        if self.d_batchnorm and not self.is_image:
+            raise ConfigError("d_batchnorm applies to the digits discriminator only (the 2-D D is an MLP)")
+        if self.d_batchnorm and self.loss == "wgan-gp":
+            raise ConfigError(WGAN_GP_NEEDS_NO_BATCHNORM)
         if not isinstance(self.device, str) or not (
             self.device in ("auto", "cpu") or self.device.startswith("cuda")
         ):
@@ -120,7 +146,8 @@ class TrainConfig:
         return self.dataset in IMAGE_DATASETS
 
     def with_live(self, **changes: Any) -> "TrainConfig":
-        """A copy with live fields changed; other fields need a reset."""
+        """A copy with live fields changed; raises ConfigError for a frozen field or an
+        invalid value (e.g. WGAN-GP for a D with BatchNorm)."""
         frozen = sorted(set(changes) - set(LIVE_FIELDS))
         if frozen:
             raise ConfigError(f"{', '.join(frozen)} cannot change while training; reset the run instead")
@@ -136,6 +163,26 @@ class TrainConfig:
         if unknown:
             raise ConfigError(f"unknown configuration keys: {', '.join(unknown)}")
         return cls(**data)
+
+
+FROZEN_FIELDS = frozenset(f.name for f in fields(TrainConfig)) - set(LIVE_FIELDS)
+
+
+def can_continue(running: TrainConfig, wanted: TrainConfig) -> bool:
+    """Whether a run built from `running` can carry on with `wanted`'s settings.
+
+    True when every frozen field agrees and `running.with_live` accepts `wanted`'s live
+    fields. `d_batchnorm` is compared through that check rather than directly: a config
+    built from the page's controls resolves it from its *current* loss, while a run's D
+    keeps the BatchNorm choice of the loss it started with.
+    """
+    if any(getattr(running, f) != getattr(wanted, f) for f in FROZEN_FIELDS - {"d_batchnorm"}):
+        return False
+    try:
+        running.with_live(**{f: getattr(wanted, f) for f in LIVE_FIELDS})
+    except ConfigError:
+        return False
+    return True
 
 
 def default_config(dataset: str, **overrides: Any) -> TrainConfig:

@@ -80,18 +80,6 @@ class PointDataset:
             float(centre[1]) + half,
         )
 
-    def to(self, device: torch.device | str) -> "PointDataset":
-        if torch.device(device) == self.device:
-            return self
-        return PointDataset(
-            self.name,
-            self.title,
-            modes=self.modes,
-            sigma=self.sigma,
-            points=self.points,
-            device=device,
-        )
-
     def sample(self, n: int, generator: torch.Generator, out: torch.Tensor | None = None) -> torch.Tensor:
         """Draw `n` points (n, 2) in model units (data / scale); writes into `out` when given."""
         if out is None:
@@ -123,11 +111,6 @@ class DigitDataset:
         self.device = torch.device(device)
         self.images = images.to(self.device)
         self.labels = labels.to(self.device)
-
-    def to(self, device: torch.device | str) -> "DigitDataset":
-        if torch.device(device) == self.device:
-            return self
-        return DigitDataset(self.images, self.labels, self.name, self.title, device)
 
     def sample(self, n: int, generator: torch.Generator, out: torch.Tensor | None = None) -> torch.Tensor:
         idx = torch.randint(len(self.images), (n,), device=self.device, generator=generator)
@@ -275,12 +258,18 @@ def parse_points_csv(data: bytes | str, *, max_bytes: int = CSV_MAX_BYTES) -> to
             raise DataError(f"more than {CSV_MAX_ROWS:,} points; subsample the file")
     if len(rows) < CSV_MIN_ROWS:
         raise DataError(f"found {len(rows)} points; at least {CSV_MIN_ROWS} are needed")
-    pts = torch.tensor(rows, dtype=torch.float32)
-    pts = pts - pts.mean(0)
-    spread = float(pts.abs().max())
+    return torch.from_numpy(standardise_points(np.array(rows, dtype=np.float64)))
+
+
+def standardise_points(points: np.ndarray) -> np.ndarray:
+    """(N, 2) points centred on their mean and scaled so the largest |coordinate| is 2, as
+    float32: any units (a CSV's, a drawing's pixels) reach the same range. Raises `DataError`
+    when all points are identical."""
+    pts = points - points.mean(0)
+    spread = float(np.abs(pts).max())
     if spread == 0.0:
         raise DataError("all points are identical; a GAN needs a spread of points")
-    return pts * (2.0 / spread)
+    return (pts * (2.0 / spread)).astype(np.float32)
 
 
 def csv_dataset(data: bytes | str, name: str = "csv", device: torch.device | str = "cpu") -> PointDataset:

@@ -3,7 +3,7 @@
 Each loss is a pair (D loss, G loss) over D's outputs on a real batch `r` and a
 fake batch `f` — logits for the cross-entropy losses, raw scores otherwise —
 plus the analytic gradient of each with respect to those outputs, which the
-fast 2-D engine back-propagates by hand. `tests/test_losses.py` checks every
+engine's 2-D path back-propagates by hand (`handgrad.py`). `tests/test_losses.py` checks every
 analytic gradient against autograd.
 
 - minimax        Goodfellow et al. (2014), Eq. 1: G minimises log(1 − D(G(z))),

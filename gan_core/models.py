@@ -1,6 +1,7 @@
 """Generator and discriminator networks, as plain `nn.Module`s.
 
-- `MLP`: the 2-D toy networks (G: z → point, D: point → logit), LeakyReLU 0.2.
+- `MLP`: the 2-D toy networks (G: z → point, D: point → logit), ReLU in G and
+  LeakyReLU 0.2 in D.
   D optionally *packs* m samples into one input (PacGAN, Lin et al., 2018),
   which lets it see a set of samples at once and so punish mode collapse.
 - `DCGANGenerator` / `DCGANDiscriminator`: 28×28 digits following the DCGAN
@@ -39,8 +40,10 @@ class MLP(nn.Module):
         self.in_dim, self.out_dim = in_dim, out_dim
         with torch.no_grad():
             for layer in self.linears:
-                # He-uniform for LeakyReLU (same rule as nn.Linear's default), but
-                # drawn from our own generator for reproducibility.
+                # He-uniform for (Leaky)ReLU (He et al., 2015): bound √(6 / ((1 + leak²) · fan_in)),
+                # 2.45/√fan_in for G's ReLU and 2.40/√fan_in for D's LeakyReLU(0.2), with zero
+                # biases. (nn.Linear's default is 1/√fan_in, biases included.) Drawn from our own
+                # generator for reproducibility.
                 bound = math.sqrt(6.0 / ((1 + leak**2) * layer.in_features))
                 layer.weight.uniform_(-bound, bound, generator=generator)
                 layer.bias.zero_()

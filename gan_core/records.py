@@ -39,7 +39,7 @@ class EvalFrame:
     d_real_values: np.ndarray  # (N,) D on the fixed real batch (displayed scale)
     d_fake_values: np.ndarray  # (N,) D on G(fixed noise)
     real: np.ndarray  # (N, 2) points or (n, 28, 28) images, in data space
-    fake: np.ndarray  # (N, 2) points or (n, 28, 28) images
+    fake: np.ndarray  # (N, 2) points or (n, 28, 28) images from `generator` on the fixed noise
     surface: np.ndarray | None  # (R, R) D over `surface_extent`, 2-D only
     surface_extent: tuple[float, float, float, float] | None  # x0, x1, y0, y1
     g_field: np.ndarray | None  # (N, 2) −∇ₓ L_G at the fake points: where G pushes them
@@ -47,3 +47,11 @@ class EvalFrame:
     modes_covered: int | None
     n_modes: int | None
     hq_percent: float | None
+    # Which net drew `fake` and the coverage: "G (EMA of weights)" when the run keeps an EMA of G
+    # (what the quality benchmarks score), else "G". The raw G's samples on the same noise are in
+    # `fake_raw` (None without an EMA: then `fake` is the raw G). D's histograms use the raw G.
+    generator: str = "G"
+    fake_raw: np.ndarray | None = None
+    # (rows, cols, 2) G's image of a regular grid in the (z₁, z₂) plane of its noise space
+    # (`evaluation.manifold_noise`), in data units; 2-D data only.
+    manifold: np.ndarray | None = None

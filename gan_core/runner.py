@@ -11,7 +11,9 @@ Threads and ownership:
 The loop runs steps in short chunks (≤ `chunk_s` seconds), drains the
 per-step scalars once per chunk (one host sync), checks them for NaN/Inf,
 and renders the heavy telemetry at most every `eval_interval_s` seconds, so
-telemetry stays off the hot path. A step that raises is caught: the run goes
+telemetry stays off the hot path. `set_speed()` throttles a running GAN for a
+lecture (slow motion): one step at a time on a schedule, and at
+`SLOW_STEPS_PER_S` or slower every step publishes its frame. A step that raises is caught: the run goes
 to state "error" with the message, and a later `start()`/`reset()` works.
 
 Not here: the step itself (`engine.py`), storage (`telemetry.py`), any UI.
@@ -34,6 +36,9 @@ from .telemetry import Telemetry
 from .timelapse import TimelapseRecorder
 
 log = logging.getLogger(__name__)
+
+SLOW_STEPS_PER_S = 10.0  # at or below this speed limit every step publishes its evaluation frame
+MAX_SPEED_LIMIT = 10_000.0
 
 
 class Runner:
@@ -58,6 +63,9 @@ class Runner:
         self._pending_steps = 0  # single steps requested while paused
         self._pending_config: TrainConfig | None = None
         self._commands: list[tuple] = []  # (fn, done Event, result list) run on the training thread
+        self._speed_limit: float | None = None  # steps per second while running; None = as fast as possible
+        self._next_step_at = 0.0  # perf_counter time the next throttled step may start
+        self._clock_start: float | None = None  # perf_counter at the thread's start (training thread writes)
         # A prebuilt engine (a loaded run file) or a new one; raises on bad config/data: nothing started.
         self._engine = engine if engine is not None else Engine(config, csv_bytes)
         config = self._engine.config
@@ -136,6 +144,71 @@ class Runner:
                 self._pending_steps = max(self._pending_steps, int(n))
                 self._cond.notify_all()
 
+    def step_d(self) -> int:
+        """One discriminator update only (G unchanged), then stay paused; returns D's update count."""
+        return self._single_update("d")
+
+    def step_g(self) -> int:
+        """One generator update only (D unchanged), then stay paused; returns G's update count."""
+        return self._single_update("g")
+
+    def _single_update(self, network: str) -> int:
+        """Pause, then run `Engine.d_update()` or `g_update()` once between two steps (GAN Lab's
+        per-network steps), publish a frame and say on the page which network moved. The engine
+        counts a single update as one step, with its own stats row."""
+
+        def do_update() -> int:
+            with self._cond:
+                self._paused = True
+                self._pending_steps = 0
+            self._apply_pending()
+            engine = self._engine
+            if network == "d":
+                engine.d_update()
+                count, moved, still = engine.d_updates, "D", "G"
+            else:
+                engine.g_update()
+                count, moved, still = engine.g_updates, "G", "D"
+            stats = engine.drain_stats()  # the update's row (the other network's columns repeat)
+            self.telemetry.record_steps(np.array([engine.step_count]), np.array([self._wall_s()]), stats, 0.0)
+            self.telemetry.record_update(network)
+            if np.isfinite(stats).all() and engine.parameters_finite():
+                message = f"{moved} updated once (step {engine.step_count:,}, {moved} update #{count:,}): {still} unchanged."
+            else:
+                message = (f"{moved}'s weights became NaN/Inf after a single update. Lower the learning "
+                           "rates, then reset or rewind.")
+            self.telemetry.set_status("paused", message, step=engine.step_count)
+            self._publish_frame(safe=True)
+            return count
+
+        return self._call(do_update)
+
+    def _wall_s(self) -> float:
+        """Seconds since the training thread last started (the telemetry's wall-time column)."""
+        start = self._clock_start
+        return 0.0 if start is None else time.perf_counter() - start
+
+    @property
+    def speed_limit(self) -> float | None:
+        with self._cond:
+            return self._speed_limit
+
+    def set_speed(self, steps_per_s: float | None) -> None:
+        """Limit the running GAN to `steps_per_s` steps per second (None: as fast as it can).
+
+        Acts at once on the running thread (no restart); `step()` while paused is not throttled.
+        """
+        if steps_per_s is not None:
+            if isinstance(steps_per_s, bool) or not isinstance(steps_per_s, (int, float)) \
+                    or not 0 < steps_per_s <= MAX_SPEED_LIMIT:
+                raise ValueError(f"speed must be between 0 and {MAX_SPEED_LIMIT:g} steps per second "
+                                 f"(or None for full speed), got {steps_per_s!r}")
+            steps_per_s = float(steps_per_s)
+        with self._cond:
+            self._speed_limit = steps_per_s
+            self._next_step_at = 0.0  # the new pace starts now
+            self._cond.notify_all()
+
     def update(self, **changes: Any) -> TrainConfig:
         """Change live hyperparameters; they take effect at the next step.
 
@@ -174,6 +247,10 @@ class Runner:
     def save(self, target) -> object:
         """Write the run to a `.safetensors` file (see `checkpoints.save_run`)."""
         return self._call(lambda: save_run(self._engine, target))
+
+    def publish_frame(self) -> None:
+        """Evaluate the current weights and publish the frame, e.g. for a new or loaded run before Start."""
+        self._call(lambda: self._publish_frame(safe=True))
 
     def checkpoint_now(self) -> int:
         return self._call(lambda: self.checkpoints.add(capture(self._engine)))
@@ -251,7 +328,7 @@ class Runner:
     def _run(self) -> None:
         engine, tel = self._engine, self.telemetry
         last_eval = 0.0
-        t0 = time.perf_counter()
+        t0 = self._clock_start = time.perf_counter()
         last_score = t0
         if len(self.checkpoints) == 0:
             self.checkpoints.add(capture(engine))  # step 0 (or the loaded step): always rewindable
@@ -271,6 +348,12 @@ class Runner:
                         break
                     budget = self._pending_steps if self._paused else None
                     self._pending_steps = 0
+                    limit = self._speed_limit if budget is None else None
+                    if limit is not None and not self._commands:
+                        wait_s = self._next_step_at - time.perf_counter()
+                        if wait_s > 0:  # slow motion: sleep until the next step is due
+                            self._cond.wait(wait_s)  # a pause, command or speed change wakes it early
+                            continue
                 if self._commands:
                     self._run_commands()
                     with self._cond:  # a command may have paused the run: re-check before stepping
@@ -278,7 +361,12 @@ class Runner:
                     continue
                 if tel.state != "running" and budget is None:
                     tel.set_status("running", "")
-                n_done = self._run_chunk(budget)
+                chunk_start = time.perf_counter()
+                n_done = self._run_chunk(budget, max_n=1 if limit is not None else None)
+                if limit is not None:
+                    with self._cond:  # no catch-up burst after a slow step or a pause
+                        if self._speed_limit == limit:
+                            self._next_step_at = max(self._next_step_at, chunk_start) + n_done / limit
                 self.cpu_seconds = time.thread_time() - cpu0
                 if budget is not None and n_done < budget:
                     with self._cond:  # the rest of a long step(n) runs in the next chunks
@@ -297,7 +385,8 @@ class Runner:
                                          "reset or rewind.")
                         self._publish_frame(safe=True)
                         continue
-                if budget is not None or now - last_eval >= self.eval_interval_s:
+                slow = limit is not None and limit <= SLOW_STEPS_PER_S
+                if budget is not None or slow or now - last_eval >= self.eval_interval_s:
                     self._publish_frame()
                     last_eval = time.perf_counter()
                 if now - last_checkpoint >= self.checkpoint_interval_s:
@@ -324,11 +413,11 @@ class Runner:
             return
         tel.set_status(rate=0.0)
 
-    def _run_chunk(self, budget: int | None) -> int:
-        """Run steps until the chunk time is up, `budget` steps, or a change arrives."""
+    def _run_chunk(self, budget: int | None, max_n: int | None = None) -> int:
+        """Run steps until the chunk time is up, `budget` (or `max_n`) steps, or a change arrives."""
         engine = self._engine
         deadline = time.perf_counter() + self.chunk_s
-        limit = budget if budget is not None else 4000
+        limit = budget if budget is not None else (max_n or 4000)
         if self.max_steps is not None:
             limit = min(limit, max(self.max_steps - engine.step_count, 0))
         limit = min(limit, len(engine.stats) - engine.rows)  # stats are drained once per chunk

@@ -134,6 +134,9 @@ class Snapshot:
     frame: EvalFrame | None  # latest heavy telemetry
     coverage: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))  # step, modes, hq%
     digit_scores: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))  # step, IS, FD
+    # Which network moved last: "both" after training steps, "d" or "g" after a single
+    # D-only / G-only update (the lecture's Step D / Step G), "" before any update.
+    last_update: str = ""
 
     def column(self, name: str, recent: bool = False) -> np.ndarray:
         return column(self.recent if recent else self.history, name)
@@ -158,6 +161,7 @@ class Telemetry:
         self._step = 0
         self._rate = 0.0
         self._frame: EvalFrame | None = None
+        self._last_update = ""
         self._clear_series()
         self._cached: Snapshot | None = None
 
@@ -175,6 +179,7 @@ class Telemetry:
             self._step = 0
             self._rate = 0.0
             self._message = ""
+            self._last_update = ""
             self._version += 1
 
     def truncate_after(self, step: int) -> None:
@@ -196,6 +201,15 @@ class Telemetry:
             self._recent.extend(np.column_stack([steps, times, stats]))
             self._step = int(steps[-1])
             self._rate = float(rate)
+            self._last_update = "both"
+            self._version += 1
+
+    def record_update(self, network: str) -> None:
+        """A single update of one network ("d" or "g") outside a training step."""
+        if network not in ("d", "g"):
+            raise ValueError(f"network must be 'd' or 'g', got {network!r}")
+        with self._lock:
+            self._last_update = network
             self._version += 1
 
     def record_frame(self, frame: EvalFrame) -> None:
@@ -258,6 +272,7 @@ class Telemetry:
                 frame=self._frame,
                 coverage=_frozen(self._coverage.view()),
                 digit_scores=_frozen(self._digit_scores.view()),
+                last_update=self._last_update,
             )
             self._cached = snap
             return snap

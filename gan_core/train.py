@@ -13,6 +13,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         args.steps = 5000
     try:
         config = config_from_args(args)
-        csv_bytes = open(args.csv, "rb").read() if args.csv else None
+        csv_bytes = Path(args.csv).read_bytes() if args.csv else None
         runner = Runner(config, csv_bytes=csv_bytes, max_steps=args.steps, eval_interval_s=1.0)
     except (ConfigError, DataError, OSError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     runner.start()
     try:
         while True:
-            time.sleep(min(args.every, 0.2) if args.every > 0.2 else args.every)
+            time.sleep(min(args.every, 0.2))
             snap = runner.snapshot()
             elapsed = time.perf_counter() - t0
             done = snap.state in ("finished", "error", "paused") or (

@@ -1,5 +1,5 @@
-"""Shared fixtures for the gan_core tests: one torch thread, tiny configs, and a
-check that no training thread outlives the test that started it."""
+"""Shared fixtures for the tests: one torch thread, the tiny config, and a check
+(autouse: every test) that no 'gan-*' training thread outlives the test that started it."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import app_support
-from gan_core.config import TrainConfig
+from configs import tiny_config
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -27,7 +27,7 @@ def _gan_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("gan-") and t.is_alive()]
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def no_leaked_threads():
     """Fail the test if a 'gan-*' training thread is still alive when it ends."""
     before = set(_gan_threads())
@@ -37,13 +37,6 @@ def no_leaked_threads():
         time.sleep(0.01)
     leaked = sorted(t.name for t in set(_gan_threads()) - before)
     assert not leaked, f"training threads left running: {leaked}"
-
-
-def tiny_config(**overrides) -> TrainConfig:
-    """A 2-D run small enough that a step takes well under a millisecond."""
-    base = dict(dataset="ring8", width=8, depth=1, batch_size=16, z_dim=2, seed=0, device="cpu")
-    base.update(overrides)
-    return TrainConfig(**base)
 
 
 @pytest.fixture

@@ -241,9 +241,23 @@ def test_digit_inception_score_collapse_fires_and_healthy_progress_does_not():
     falling = snapshot(config=config, n_modes=None, coverage=[], digit_is=[2, 4, 6, 7, 7, 4, 3.5, 3.2])
     alert = only(detect(falling), "mode_collapse")
     assert "3.50" in alert.evidence and "7.00" in alert.evidence
-    assert_fix_applies(alert, config)
+    assert alert.fix == {} and "Reset" in alert.suggestion  # its D has BatchNorm: WGAN-GP needs a reset
     rising = snapshot(config=config, n_modes=None, coverage=[], digit_is=[1.5, 3, 5, 6.5, 7, 7.2, 7.1])
     assert detect(rising) == []
+
+
+def test_collapse_fix_offers_wgan_gp_only_where_the_run_accepts_it():
+    digits = dict(dataset="digits", n_modes=None, coverage=[], digit_is=[2, 4, 6, 7, 7, 4, 3.5, 3.2])
+    with_bn = TrainConfig(dataset="digits")  # D built with BatchNorm: WGAN-GP needs a reset
+    assert with_bn.d_batchnorm
+    alert = only(detect(snapshot(config=with_bn, **{k: v for k, v in digits.items() if k != "dataset"})),
+                 "mode_collapse")
+    assert alert.fix == {} and alert.fix_label == ""
+    # A digits run that started with WGAN-GP (no BatchNorm) and switched away may switch back.
+    no_bn = TrainConfig(dataset="digits", loss="wgan-gp").with_live(loss="hinge")
+    alert = only(detect(snapshot(config=no_bn, **{k: v for k, v in digits.items() if k != "dataset"})),
+                 "mode_collapse")
+    assert assert_fix_applies(alert, no_bn).loss == "wgan-gp"
 
 
 def test_alert_rejects_an_unknown_severity():
@@ -270,10 +284,12 @@ def run_real(config: TrainConfig, steps: int, every: int = 100) -> list[list[Ale
 
 
 def test_real_healthy_run_raises_no_alert():
+    """Long enough that every detector is past its warm-up for the last checks."""
     torch.set_num_threads(1)
     config = TrainConfig(dataset="ring8_wide", width=16, depth=2, batch_size=64, z_dim=2, device="cpu")
-    seen = run_real(config, 600)
-    assert not any(a.kind == "divergence" for found in seen for a in found)
+    every = 250
+    seen = run_real(config, alerts.COLLAPSE_WARMUP_STEPS + 2 * every, every)
+    assert (len(seen) - 2) * every >= alerts.COLLAPSE_WARMUP_STEPS  # the last two checks judge everything
     assert [a.kind for found in seen for a in found] == []
 
 

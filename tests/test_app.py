@@ -76,6 +76,31 @@ def test_bad_live_value_is_a_clear_error_and_changes_nothing(handlers):
     assert handlers.manager.get("a").runner.config == before
 
 
+def test_wgan_gp_on_digits_needs_a_new_d_and_start_builds_one(handlers):
+    """The engine's rule reaches the page: a live switch is refused with its message, and
+    Start with WGAN-GP builds a new run whose D has no BatchNorm."""
+    digits = ["digits", *SETUP[1:]]
+    handlers.start(*digits, request=req("a"))
+    handlers.pause(request=req("a"))
+    first = handlers.manager.get("a").runner
+    assert first.engine.config.d_batchnorm
+    with pytest.raises(gr.Error, match="WGAN-GP needs a discriminator without BatchNorm"):
+        handlers.live("wgan-gp", -3.0, -3.0, 1, 0.0, False, request=req("a"))
+    assert first.config.loss == "nonsaturating"
+    status = handlers.start("digits", *SETUP[1:4], "wgan-gp", *SETUP[5:], request=req("a"))
+    assert "New run" in status and "WGAN-GP needs a discriminator without BatchNorm" in status
+    handlers.pause(request=req("a"))
+    second = handlers.manager.get("a").runner
+    assert second is not first
+    assert second.config.loss == "wgan-gp" and not second.config.d_batchnorm
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in second.engine.D.modules())
+    # That D takes any loss: switching live and pressing Start again continues the same run.
+    handlers.live("hinge", -3.0, -3.0, 1, 0.0, False, request=req("a"))
+    handlers.start("digits", *SETUP[1:4], "hinge", *SETUP[5:], request=req("a"))
+    handlers.pause(request=req("a"))
+    assert handlers.manager.get("a").runner is second
+
+
 def test_bad_setup_values_are_rejected(handlers):
     with pytest.raises(gr.Error, match="unknown dataset"):
         handlers.start("nope", *SETUP[1:], request=req("a"))
@@ -160,7 +185,7 @@ def test_lesson_preset_loads_its_documented_configuration(handlers):
     from classroom.presets import PRESETS
 
     for name, preset in PRESETS.items():
-        *values, lesson_text = handlers.choose_lesson(name)
+        *values, lesson_text = handlers.choose_lesson(name, request=req("a"))
         assert lesson_text["visible"] and preset.watch in lesson_text["value"]
         config = Controls(*values, lesson=name).config()
         # Fields without a control (packing, Adam betas, …) come from the preset.
@@ -168,7 +193,7 @@ def test_lesson_preset_loads_its_documented_configuration(handlers):
 
 
 def test_lesson_start_uses_preset_fields_without_controls(handlers):
-    values = handlers.choose_lesson("oscillation")[:-1]
+    values = handlers.choose_lesson("oscillation", request=req("a"))[:-1]
     handlers.start(*values, None, "oscillation", request=req("a"))
     config = handlers.manager.get("a").runner.config
     assert config.beta1 == 0.9 and config.dataset == "ring8_wide"
@@ -199,10 +224,11 @@ def test_malformed_share_link_falls_back_to_defaults(handlers):
 
 
 def test_alert_fix_button_applies_the_suggested_change(handlers):
-    values = handlers.choose_lesson("strong_d")[:-1]
+    values = handlers.choose_lesson("strong_d", request=req("a"))[:-1]
     handlers.start(*values, None, "strong_d", request=req("a"))
     runner = handlers.manager.get("a").runner
-    wait_until(lambda: runner.snapshot().step > 600, timeout=30)
+    # The alerts' warm-up is 500 steps. A generous timeout: a hang guard, not a speed target.
+    wait_until(lambda: runner.snapshot().step > 600, timeout=600)
     handlers.pause(request=req("a"))
 
     def alerted():

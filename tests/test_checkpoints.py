@@ -17,17 +17,12 @@ from safetensors.torch import save as st_save
 from gan_core.checkpoints import (
     FORMAT_VERSION, Checkpoint, CheckpointError, CheckpointRing, capture, load_run, restore, save_run,
 )
+from configs import tiny_config as tiny
 from gan_core.config import TrainConfig
 from gan_core.data import DIGITS_FILE
 from gan_core.engine import Engine
 
 needs_digits = pytest.mark.skipif(not DIGITS_FILE.exists(), reason=f"{DIGITS_FILE} not built yet")
-
-
-def tiny(**overrides) -> TrainConfig:
-    base = dict(dataset="ring8", width=8, depth=2, batch_size=16, z_dim=3, seed=0, device="cpu")
-    base.update(overrides)
-    return TrainConfig(**base)
 
 
 def tiny_digits(**overrides) -> TrainConfig:
@@ -104,7 +99,7 @@ def test_restore_keeps_parameter_and_grad_tensors_that_the_fast_step_references(
     ckpt = capture(e)
     params = [*e.G.parameters(), *e.D.parameters()]
     ids = [(id(p), p.data_ptr(), id(p.grad), p.grad.data_ptr()) for p in params]
-    hand_g, hand_d = e._hand
+    hand_g, hand_d = e._hand.g, e._hand.d
     for _ in range(5):
         e.step()
     restore(e, ckpt)
@@ -183,13 +178,13 @@ def test_ring_drops_the_oldest_and_keeps_stable_indices():
     infos = ring.list()
     assert [(i.index, i.step) for i in infos] == [(1, 20), (2, 30), (3, 40)]
     assert "step 40" in infos[-1].label
-    assert ring.get(2).step == 30 and ring.latest().step == 40
+    assert ring.get(2).step == 30 and len(ring) == 3
     with pytest.raises(CheckpointError, match="#0 is not kept"):
         ring.get(0)
     ring.drop_after(25)
     assert [i.step for i in ring.list()] == [20]
     ring.clear()
-    assert len(ring) == 0 and ring.latest() is None
+    assert len(ring) == 0 and ring.list() == []
 
 
 def test_ring_respects_its_byte_budget_but_keeps_the_newest():
@@ -251,15 +246,54 @@ def test_csv_run_round_trips_with_its_exact_points(tmp_path):
 
 
 @needs_digits
-def test_digit_run_switched_to_wgan_gp_live_loads_with_its_batchnorm_discriminator(tmp_path):
-    e = Engine(tiny_digits())  # D built with BatchNorm
+def test_digit_run_started_with_wgan_gp_and_switched_live_loads_without_batchnorm(tmp_path):
+    e = Engine(tiny_digits(loss="wgan-gp"))  # D built without BatchNorm
     e.step()
-    e.apply(e.config.with_live(loss="wgan-gp"))
+    e.apply(e.config.with_live(loss="hinge"))
     e.step()
     e.drain_stats()
     loaded = load_run(save_run(e, tmp_path / "d.safetensors"), device="cpu")
-    assert loaded.config.loss == "wgan-gp"
+    assert loaded.config.loss == "hinge" and loaded.config.d_batchnorm is False
     assert_same_trajectory(trajectory(e, 2), trajectory(loaded, 2))
+
+
+@needs_digits
+@pytest.mark.parametrize("started_with", ["nonsaturating", "wgan-gp"])
+def test_files_from_before_d_batchnorm_take_it_from_the_saved_tensors(tmp_path, started_with):
+    e = Engine(tiny_digits(loss=started_with))
+    e.apply(e.config.with_live(loss="hinge"))  # the saved loss no longer tells
+    e.step()
+    e.drain_stats()
+    path = save_run(e, tmp_path / "old.safetensors")
+
+    def drop_field(meta):
+        config = json.loads(meta["config"])
+        del config["d_batchnorm"]
+        meta["config"] = json.dumps(config)
+
+    loaded = load_run(rewrite(path, metadata=drop_field), device="cpu")
+    assert loaded.config.d_batchnorm == (started_with != "wgan-gp")
+    assert_same_trajectory(trajectory(e, 2), trajectory(loaded, 2))
+
+
+def test_update_counters_are_saved_restored_and_derived_for_older_files(tmp_path):
+    e = Engine(tiny(n_critic=2))
+    e.step(), e.d_update(), e.g_update()
+    e.drain_stats()
+    assert (e.step_count, e.d_updates, e.g_updates) == (3, 3, 2)
+    ckpt = capture(e)
+    e.step()
+    restore(e, ckpt)
+    assert (e.step_count, e.d_updates, e.g_updates) == (3, 3, 2)
+    path = save_run(e, tmp_path / "run.safetensors")
+    loaded = load_run(path, device="cpu")
+    assert (loaded.step_count, loaded.d_updates, loaded.g_updates) == (3, 3, 2)
+    old = rewrite(path, metadata=lambda m: [m.pop("d_updates"), m.pop("g_updates")])
+    loaded = load_run(old, device="cpu")  # older files: Adam's step counts
+    assert (loaded.d_updates, loaded.g_updates) == (3, 2)
+    bad = rewrite(path, metadata=lambda m: m.update(g_updates="-2"))
+    with pytest.raises(CheckpointError, match="g_updates must be a whole number"):
+        load_run(bad, device="cpu")
 
 
 def test_loading_never_unpickles(tmp_path, monkeypatch):

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from gan_core.config import LIVE_FIELDS, RANGES, ConfigError, TrainConfig, default_config
+from gan_core.config import FROZEN_FIELDS, LIVE_FIELDS, RANGES, ConfigError, TrainConfig, can_continue, default_config
 from gan_core.data import DATASET_NAMES
 from gan_core.losses import LOSSES
 
@@ -89,12 +89,48 @@ def test_with_live_changes_live_fields_and_validates():
         cfg.with_live(label_smoothing=0.5)
 
 
+def test_frozen_fields_are_every_field_that_is_not_live():
+    assert FROZEN_FIELDS == set(TrainConfig().to_dict()) - set(LIVE_FIELDS)
+    # The networks, the data and the EMA copy of G are built once; the rest is read every step.
+    assert FROZEN_FIELDS == {"dataset", "z_dim", "width", "depth", "pack", "d_batchnorm", "seed", "device",
+                             "ema_decay"}
+
+
 def test_with_live_refuses_frozen_fields_naming_them():
-    frozen = [f for f in TrainConfig().to_dict() if f not in LIVE_FIELDS]
-    assert set(frozen) == {"dataset", "z_dim", "width", "depth", "pack", "gp_weight", "seed", "device",
-                           "ema_decay", "lr_decay_steps", "lr_decay_final"}
     with pytest.raises(ConfigError, match="seed, width cannot change while training"):
         TrainConfig().with_live(width=32, seed=1, d_lr=1e-4)
+    for field in FROZEN_FIELDS:
+        with pytest.raises(ConfigError, match=f"{field} cannot change"):
+            TrainConfig().with_live(**{field: getattr(TrainConfig(), field)})  # even to the same value
+
+
+def test_d_batchnorm_follows_the_starting_loss_and_wgan_gp_refuses_it():
+    assert TrainConfig(dataset="digits").d_batchnorm is True
+    assert TrainConfig(dataset="digits", loss="wgan-gp").d_batchnorm is False
+    assert TrainConfig(dataset="ring8").d_batchnorm is False
+    # A live loss change keeps the networks, so the field keeps its value.
+    assert TrainConfig(dataset="digits", loss="wgan-gp").with_live(loss="hinge").d_batchnorm is False
+    with pytest.raises(ConfigError, match="WGAN-GP needs a discriminator without BatchNorm"):
+        TrainConfig(dataset="digits").with_live(loss="wgan-gp")
+    with pytest.raises(ConfigError, match="WGAN-GP needs a discriminator without BatchNorm"):
+        TrainConfig(dataset="digits", loss="wgan-gp", d_batchnorm=True)
+    with pytest.raises(ConfigError, match="digits discriminator only"):
+        TrainConfig(dataset="ring8", d_batchnorm=True)
+    with pytest.raises(ConfigError, match="d_batchnorm must be"):
+        TrainConfig(dataset="digits", d_batchnorm="yes")
+
+
+def test_can_continue_needs_equal_frozen_fields_and_an_accepted_live_change():
+    ring = TrainConfig(dataset="ring8")
+    assert can_continue(ring, TrainConfig(dataset="ring8", loss="hinge", d_lr=1e-4, gp_weight=1.0))
+    assert not can_continue(ring, TrainConfig(dataset="ring8", width=16))
+    assert not can_continue(ring, TrainConfig(dataset="ring8", ema_decay=0.9))
+    digits_bn = TrainConfig(dataset="digits")
+    assert not can_continue(digits_bn, TrainConfig(dataset="digits", loss="wgan-gp"))  # needs a new D
+    # The controls resolve d_batchnorm from their current loss; the running D keeps its own.
+    digits_no_bn = TrainConfig(dataset="digits", loss="wgan-gp").with_live(loss="hinge")
+    assert can_continue(digits_no_bn, TrainConfig(dataset="digits", loss="hinge"))
+    assert can_continue(digits_no_bn, TrainConfig(dataset="digits", loss="wgan-gp"))
 
 
 def test_dict_round_trip_and_unknown_keys():

@@ -122,11 +122,6 @@ def test_unknown_toy_and_csv_without_bytes_raise_data_error():
         make_dataset("csv")
 
 
-def test_to_same_device_is_identity():
-    ds = make_toy("ring8")
-    assert ds.to("cpu") is ds
-
-
 # ---------------------------------------------------------------- digits
 
 def test_missing_digits_file_says_how_to_rebuild(tmp_path):

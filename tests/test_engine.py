@@ -10,7 +10,9 @@ import pytest
 import torch
 
 from gan_core import engine as engine_mod
-from gan_core.config import TrainConfig
+from gan_core import evaluation
+from configs import tiny_config as tiny
+from gan_core.config import FROZEN_FIELDS, LIVE_FIELDS, ConfigError, TrainConfig
 from gan_core.data import DIGITS_FILE
 from gan_core.engine import (N_EVAL_POINTS, N_STATS, R1_EVERY, STAT_FIELDS, SURFACE_RES, Engine, adam_step,
                              resolve_device)
@@ -18,12 +20,6 @@ from gan_core.losses import LOSSES
 from gan_core.models import MLP
 
 needs_digits = pytest.mark.skipif(not DIGITS_FILE.exists(), reason=f"{DIGITS_FILE} not built yet")
-
-
-def tiny(**overrides) -> TrainConfig:
-    base = dict(dataset="ring8", width=8, depth=2, batch_size=16, z_dim=3, seed=0, device="cpu")
-    base.update(overrides)
-    return TrainConfig(**base)
 
 
 def params(e: Engine) -> list[torch.Tensor]:
@@ -93,10 +89,65 @@ def test_live_lr_change_keeps_adam_state_and_the_next_step_uses_the_new_lr():
     assert float(e.d_opt.state[d_params[0]]["step"]) == 4
 
 
-def test_apply_refuses_frozen_fields():
+@pytest.mark.parametrize("field, value", [("width", 16), ("ema_decay", 0.5), ("seed", 3), ("pack", 2)])
+def test_apply_refuses_every_kind_of_frozen_field(field, value):
     e = Engine(tiny())
-    with pytest.raises(ValueError, match="width"):
-        e.apply(TrainConfig(**{**e.config.to_dict(), "width": 16}))
+    assert field in FROZEN_FIELDS
+    with pytest.raises(ConfigError, match=f"{field} cannot change"):
+        e.apply(TrainConfig(**{**e.config.to_dict(), field: value}))
+    assert e.config == tiny()  # nothing applied
+
+
+def test_apply_and_with_live_agree_on_every_field():
+    """Each field is either accepted by both or refused by both (one frozen set)."""
+    e = Engine(tiny(ema_decay=0.9))
+    changed = dict(loss="hinge", g_lr=2e-3, d_lr=2e-3, beta1=0.6, beta2=0.99, n_critic=2, label_smoothing=0.1,
+                   two_sided_smoothing=True, batch_size=32, gp_weight=5.0, r1_gamma=1.0, lr_decay_steps=100,
+                   lr_decay_final=0.5, dataset="grid25", z_dim=4, width=16, depth=1, pack=2, ema_decay=0.5,
+                   seed=1, device="auto")
+    # Every field is tried; d_batchnorm can only differ on digits (its own test below).
+    assert set(changed) | {"d_batchnorm"} == set(e.config.to_dict())
+    for field, value in changed.items():
+        other = TrainConfig(**{**e.config.to_dict(), field: value})
+        assert getattr(other, field) != getattr(e.config, field)
+        try:
+            e.config.with_live(**{field: value})
+            accepted_by_config = True
+        except ConfigError:
+            accepted_by_config = False
+        try:
+            Engine(e.config).apply(other)
+            accepted_by_engine = True
+        except ConfigError:
+            accepted_by_engine = False
+        assert accepted_by_config == accepted_by_engine == (field in LIVE_FIELDS), field
+
+
+def test_live_lr_decay_change_takes_effect_at_the_next_step():
+    e = Engine(tiny(g_lr=1e-3, d_lr=1e-3))
+    run(e, 10)
+    e.apply(e.config.with_live(lr_decay_steps=20, lr_decay_final=0.0))
+    run(e, 1)  # scheduled at step 10 of 20: half the lr
+    assert e.g_opt.param_groups[0]["lr"] == pytest.approx(0.5e-3)
+    e.apply(e.config.with_live(lr_decay_steps=0))
+    run(e, 1)
+    assert e.g_opt.param_groups[0]["lr"] == pytest.approx(1e-3)
+
+
+@needs_digits
+def test_wgan_gp_on_a_digits_d_with_batchnorm_is_refused_and_start_with_it_builds_none():
+    small = dict(dataset="digits", width=4, z_dim=4, batch_size=8, device="cpu")
+    bn = Engine(TrainConfig(**small))
+    assert bn.config.d_batchnorm and any(isinstance(m, torch.nn.BatchNorm2d) for m in bn.D.modules())
+    with pytest.raises(ConfigError, match="WGAN-GP needs a discriminator without BatchNorm"):
+        bn.apply(bn.config.with_live(loss="wgan-gp"))
+    assert bn.loss.name == "nonsaturating"
+    wgan = Engine(TrainConfig(loss="wgan-gp", **small))
+    assert not wgan.config.d_batchnorm
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in wgan.D.modules())
+    wgan.apply(wgan.config.with_live(loss="hinge"))  # a D without BatchNorm takes any loss
+    wgan.apply(wgan.config.with_live(loss="wgan-gp"))
+    assert np.isfinite(run(wgan, 1)).all()
 
 
 def test_live_batch_size_change_reallocates_buffers_and_keeps_training():
@@ -134,8 +185,15 @@ def test_lazy_r1_adds_a_d_update_every_r1_every_steps_only(dataset):
     d_plain, d_r1 = list(plain.D.parameters()), list(r1.D.parameters())
     assert any(not torch.equal(a, b) for a, b in zip(d_plain, d_r1))
     assert all(torch.equal(a, b) for a, b in zip(plain.G.parameters(), r1.G.parameters()))
-    assert r1.config.r1_gamma == 5.0 and r1.config.with_live(r1_gamma=0.0).r1_gamma == 0.0  # live field
     assert np.isfinite(r1.drain_stats()).all()
+
+
+def test_r1_gamma_and_gp_weight_change_live_and_take_effect_at_the_next_step():
+    e = Engine(tiny(r1_gamma=0.0))
+    e.apply(e.config.with_live(r1_gamma=5.0, gp_weight=3.0))
+    d_adam_steps = lambda: int(e.d_opt.state[e.d_params[0]]["step"])
+    run(e, R1_EVERY)
+    assert d_adam_steps() == R1_EVERY + 1  # the penalty update now runs
 
 
 def test_r1_penalty_flattens_d_on_the_data():
@@ -150,7 +208,7 @@ def test_r1_penalty_flattens_d_on_the_data():
 
     before = slope()
     for _ in range(50):
-        e._r1_step()
+        e._r1_update()
     assert slope() < 0.5 * before
 
 
@@ -214,6 +272,56 @@ def test_n_critic_discriminator_steps_per_generator_step(fast):
     assert e.step_count == 4
 
 
+@pytest.mark.parametrize("fast", [True, False])
+def test_step_is_k_d_updates_then_one_g_update(fast):
+    """step() and n_critic × d_update() + g_update() train identically (same RNG stream)."""
+    cfg = tiny(n_critic=2, ema_decay=0.9)
+    a, b = Engine(cfg), Engine(cfg)
+    a._use_fast = b._use_fast = fast
+    a.step()
+    b.d_update(), b.d_update(), b.g_update()
+    assert all(torch.equal(x, y) for x, y in zip(params(a), params(b)))
+    assert all(torch.equal(x, y) for x, y in zip(a.G_ema.parameters(), b.G_ema.parameters()))
+    assert (a.d_updates, a.g_updates, a.step_count) == (2, 1, 1)
+    assert (b.d_updates, b.g_updates, b.step_count) == (2, 1, 3)  # three rows: one per call
+    row_a, rows_b = a.drain_stats()[0], b.drain_stats()
+    np.testing.assert_array_equal(row_a, rows_b[-1])  # the G row carries the last D update's values
+
+
+def test_d_only_and_g_only_rows_repeat_the_other_players_last_values():
+    e = Engine(tiny())
+    col = lambda rows, name: rows[:, STAT_FIELDS.index(name)]
+    g_cols, d_cols = ("g_loss", "d_fake_g", "g_grad_norm"), ("d_loss", "d_real", "d_fake", "d_grad_norm")
+    e.d_update()  # before any G update its columns are zeros
+    first = e.drain_stats()
+    assert all(col(first, name)[0] == 0.0 for name in g_cols)
+    assert all(col(first, name)[0] != 0.0 for name in d_cols)
+    g_before = [p.detach().clone() for p in e.G.parameters()]
+    e.step()
+    d_before = [p.detach().clone() for p in e.D.parameters()]
+    e.d_update(), e.g_update()
+    rows = e.drain_stats()
+    for name in g_cols:  # D-only row: G's columns as after the step
+        assert col(rows, name)[1] == col(rows, name)[0]
+    for name in d_cols:  # G-only row: D's columns as after the D-only update
+        assert col(rows, name)[2] == col(rows, name)[1]
+    assert not all(torch.equal(p, q) for p, q in zip(e.G.parameters(), g_before))
+    assert not all(torch.equal(p, q) for p, q in zip(e.D.parameters(), d_before))
+
+
+def test_d_update_leaves_g_alone_and_g_update_leaves_d_alone():
+    e = Engine(tiny(ema_decay=0.9))
+    g0, ema0 = [p.detach().clone() for p in e.G.parameters()], [p.clone() for p in e.G_ema.parameters()]
+    e.d_update()
+    assert all(torch.equal(p, q) for p, q in zip(e.G.parameters(), g0))
+    assert all(torch.equal(p, q) for p, q in zip(e.G_ema.parameters(), ema0))  # no G update, no EMA update
+    d0 = [p.detach().clone() for p in e.D.parameters()]
+    e.g_update()
+    assert all(torch.equal(p, q) for p, q in zip(e.D.parameters(), d0))
+    assert not all(torch.equal(p, q) for p, q in zip(e.G.parameters(), g0))
+    assert (e.d_updates, e.g_updates) == (1, 1)
+
+
 def test_same_seed_same_run_different_seed_different_run():
     a, b, c = Engine(tiny(seed=5)), Engine(tiny(seed=5)), Engine(tiny(seed=6))
     sa, sb, sc = run(a, 5), run(b, 5), run(c, 5)
@@ -253,12 +361,16 @@ def test_first_step_d_loss_matches_a_reference_recomputation():
 def test_stats_buffer_full_raises_a_clear_error(monkeypatch):
     monkeypatch.setattr(engine_mod, "STATS_CAPACITY", 4)
     e = Engine(tiny())
-    run_steps = [e.step() for _ in range(4)]
-    assert len(run_steps) == 4
-    with pytest.raises(RuntimeError, match="drain_stats"):
+    for _ in range(4):
         e.step()
-    e.drain_stats()
+    before = params(e)
+    for one_more in (e.step, e.d_update, e.g_update):
+        with pytest.raises(RuntimeError, match="drain_stats"):
+            one_more()
+    assert e.step_count == 4 and all(torch.equal(a, b) for a, b in zip(before, params(e)))  # refused, not run
+    assert e.drain_stats().shape == (4, N_STATS)
     e.step()
+    assert e.step_count == 5
 
 
 @pytest.mark.parametrize("pack", [1, 2])
@@ -309,6 +421,7 @@ def test_dcgan_digits_step_and_evaluate(loss):
     frame = e.evaluate()
     assert frame.step == 1
     assert frame.fake.shape == (64, 28, 28) and frame.real.shape == (64, 28, 28)
+    assert frame.generator == "G" and frame.fake_raw is None
     assert frame.surface is None and frame.g_field is None and frame.modes_covered is None
     assert frame.d_real_values.shape == (256,) and frame.d_fake_values.shape == (64,)
     assert (frame.value_estimate is None) == (loss == "wgan-gp")
@@ -349,8 +462,8 @@ def test_evaluate_surface_is_d_on_the_grid_and_g_field_lowers_the_g_loss():
     fake = torch.from_numpy(frame.fake.copy())
     push = torch.from_numpy(frame.g_field.copy())
     with torch.no_grad():
-        before = loss.g_loss(e._d_single(fake))
-        after = loss.g_loss(e._d_single(fake + 1e-3 * push / push.norm(dim=1).max()))
+        before = loss.g_loss(evaluation.d_single(e, fake))
+        after = loss.g_loss(evaluation.d_single(e, fake + 1e-3 * push / push.norm(dim=1).max()))
     assert after < before
 
 
@@ -379,7 +492,7 @@ def test_parameters_finite_detects_nan():
 
 def test_resolve_device():
     assert resolve_device("cpu") == torch.device("cpu")
-    assert resolve_device("auto").type in ("cpu", "cuda")
+    assert resolve_device("auto") == torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="no CUDA GPU"):
             resolve_device("cuda")
@@ -399,6 +512,23 @@ def test_g_ema_tracks_a_manual_exponential_moving_average():
         torch.testing.assert_close(p, e, rtol=1e-5, atol=1e-6)
     assert not any(p.requires_grad for p in engine.G_ema.parameters())
     assert not torch.equal(engine.sample(8, ema=True), engine.sample(8))
+
+
+def test_frames_show_the_ema_of_g_when_kept_with_raw_g_beside_it():
+    e = Engine(tiny(ema_decay=0.99, pack=2))
+    run(e, 30)
+    frame = e.evaluate()
+    assert frame.generator == "G (EMA of weights)"
+    with torch.no_grad():
+        ema, raw = e.G_ema(e.eval_noise) * e.data.scale, e.G(e.eval_noise) * e.data.scale
+        cov = evaluation.mode_coverage(e.G_ema(e.coverage_noise) * e.data.scale, e.data.modes, e.data.sigma)
+    np.testing.assert_array_equal(frame.fake, ema.numpy())
+    np.testing.assert_array_equal(frame.fake_raw, raw.numpy())
+    assert not np.array_equal(frame.fake, frame.fake_raw)
+    assert (frame.modes_covered, frame.hq_percent) == (cov.modes_covered, cov.hq_percent)
+    assert len(e.coverage_noise) == 2500  # as many samples as the quality benchmark scores
+    plain = Engine(tiny()).evaluate()
+    assert plain.generator == "G" and plain.fake_raw is None
 
 
 def test_no_ema_by_default_and_sample_falls_back_to_g():

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from gan_core import engine as engine_mod
-from gan_core.config import ConfigError
+from gan_core.config import ConfigError, TrainConfig
 from gan_core.runner import Runner
 
 
@@ -110,21 +110,36 @@ def test_stop_joins_the_thread(make_runner, wait_until):
     runner.stop()  # idempotent
 
 
-def test_stop_during_a_long_single_step_request_returns_promptly(make_runner, wait_until):
+def test_stop_during_a_long_single_step_request_finishes_the_current_step_only(make_runner, wait_until):
     runner = make_runner()
     real_step = runner.engine.step
+    in_step, release = threading.Event(), threading.Event()
 
-    def slow_step():
-        time.sleep(0.002)
+    def held_step():
+        in_step.set()
+        release.wait(30)  # hold the training thread inside a step until stop() was asked
         real_step()
 
-    runner.engine.step = slow_step
-    runner.step(3000)  # ~6 s of work
-    wait_until(lambda: runner.engine.step_count > 5, what="steps started")
-    t0 = time.perf_counter()
-    runner.stop(timeout=2.0)  # "it finishes the current step"
-    assert time.perf_counter() - t0 < 1.0
-    assert not runner.is_alive and runner.engine.step_count < 3000
+    runner.engine.step = held_step
+    runner.step(3000)
+    assert in_step.wait(30), "the training thread never started a step"
+    stopper = threading.Thread(target=runner.stop, kwargs=dict(timeout=30), name="test-stopper")
+    stopper.start()
+    wait_until(lambda: runner._stop, what="stop requested")  # stop() set its flag and is waiting
+    assert runner.is_alive  # ... for the step in progress
+    release.set()
+    stopper.join(30)
+    assert not stopper.is_alive() and not runner.is_alive
+    assert runner.engine.step_count < 3000  # "it finishes the current step", not the request
+
+
+def test_update_refuses_wgan_gp_for_a_digits_d_with_batchnorm(make_runner):
+    runner = make_runner(TrainConfig(dataset="digits", width=4, z_dim=4, batch_size=8, device="cpu"))
+    with pytest.raises(ConfigError, match="WGAN-GP needs a discriminator without BatchNorm"):
+        runner.update(loss="wgan-gp")
+    assert runner.config.loss == runner.engine.config.loss == "nonsaturating"  # nothing queued or applied
+    runner.update(loss="hinge")  # other losses are fine
+    assert runner.engine.config.loss == "hinge"
 
 
 def test_start_resume_restart_after_stop(make_runner, wait_until):

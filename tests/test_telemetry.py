@@ -181,3 +181,20 @@ def test_snapshots_are_consistent_while_another_thread_writes():
     assert checked >= 50
     final = tel.snapshot()
     assert final.step == total["n"] and final.history_bin > 1  # decimation happened under load
+
+
+def test_last_update_says_which_network_moved():
+    tel = Telemetry()
+    assert tel.snapshot().last_update == ""
+    record(tel, 1, 3)
+    assert tel.snapshot().last_update == "both"
+    before = tel.snapshot().version
+    tel.record_update("d")
+    snap = tel.snapshot()
+    assert snap.last_update == "d" and snap.version > before
+    tel.record_update("g")
+    assert tel.snapshot().last_update == "g"
+    with pytest.raises(ValueError, match="'d' or 'g'"):
+        tel.record_update("both")
+    tel.reset()
+    assert tel.snapshot().last_update == ""

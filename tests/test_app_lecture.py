@@ -1,0 +1,141 @@
+"""Handler-level tests of the lecture controls: speed (slow motion), drawing a dataset, and
+(through gradio_client) the speed API. Tiny configs; see test_browser_lecture.py for the page."""
+
+from __future__ import annotations
+
+import threading
+
+import gradio as gr
+import numpy as np
+import pytest
+import torch
+
+from app_support import running_app, wait_until
+from classroom.handlers import Handlers
+from classroom.sessions import SessionManager
+
+# dataset, size, batch, seed, loss, log10 G lr, log10 D lr, k, smoothing, two-sided, upload, lesson
+SETUP = ["ring8", "small", 64, 0, "nonsaturating", -3.0, -3.0, 1, 0.0, False, None, ""]
+
+
+def req(sid: str) -> gr.Request:
+    return gr.Request(session_hash=sid)
+
+
+@pytest.fixture
+def handlers():
+    torch.set_num_threads(1)
+    manager = SessionManager(max_active=2, max_sessions=4)
+    yield Handlers(manager)
+    manager.release_all()
+    assert not [t for t in threading.enumerate() if t.name.startswith("gan-")], "leaked training threads"
+
+
+def test_speed_set_before_start_holds_from_the_first_step_and_across_reset(handlers):
+    handlers.set_speed("1", request=req("a"))
+    status = handlers.start(*SETUP, request=req("a"))
+    runner = handlers.manager.get("a").runner
+    assert runner.speed_limit == 1.0
+    wait_until(lambda: runner.snapshot().step >= 1)
+    assert runner.snapshot().step <= 2 and "slow motion: 1/s" in handlers.status(req("a"))
+    handlers.reset(*SETUP, request=req("a"))
+    assert handlers.manager.get("a").runner.speed_limit == 1.0, "a new run keeps the chosen speed"
+    handlers.set_speed("max", request=req("a"))
+    assert handlers.manager.get("a").runner.speed_limit is None
+    assert "Running" in status and "slow motion" not in handlers.status(req("a"))
+
+
+def test_speed_change_acts_on_the_running_run(handlers):
+    handlers.start(*SETUP, request=req("a"))
+    runner = handlers.manager.get("a").runner
+    wait_until(lambda: runner.snapshot().step > 20)
+    handlers.set_speed("10", request=req("a"))
+    assert handlers.manager.get("a").runner is runner and runner.speed_limit == 10.0
+
+
+@pytest.mark.parametrize("bad", ["0", "-5", "fast", "nan", "1e9", True])
+def test_bad_speed_is_a_clear_error(handlers, bad):
+    handlers.start(*SETUP, request=req("a"))
+    handlers.set_speed("10", request=req("a"))
+    with pytest.raises(gr.Error, match="Speed must be"):
+        handlers.set_speed(bad, request=req("a"))
+    assert handlers.manager.get("a").runner.speed_limit == 10.0
+
+
+def sketch_with(alpha: np.ndarray) -> dict:
+    layer = np.zeros((*alpha.shape, 4), np.uint8)
+    layer[..., 3] = alpha
+    composite = np.full((*alpha.shape, 3), 255, np.uint8)
+    composite[alpha > 0] = 0
+    return {"background": np.full_like(composite, 255), "layers": [layer], "composite": composite}
+
+
+def test_drawing_becomes_the_csv_dataset_and_start_trains_on_it(handlers):
+    alpha = np.zeros((100, 100), np.uint8)
+    alpha[20:30, 10:90] = 255  # a horizontal bar: wide in x, thin in y
+    dataset, upload, note = handlers.use_drawing(sketch_with(alpha), request=req("a"))
+    assert dataset == "csv" and "2,000 points" in note
+    setup = list(SETUP)
+    setup[0], setup[10] = "csv", upload["value"]
+    handlers.start(*setup, request=req("a"))
+    runner = handlers.manager.get("a").runner
+    points = runner.engine.data.points.numpy()
+    assert len(points) == 2000
+    assert np.ptp(points[:, 0]) > 5 * np.ptp(points[:, 1]), "trains on the drawn bar"
+    wait_until(lambda: runner.snapshot().step > 10)
+
+
+def test_empty_or_missing_drawing_is_a_clear_message(handlers):
+    with pytest.raises(gr.Error, match="canvas is empty"):
+        handlers.use_drawing(sketch_with(np.zeros((50, 50), np.uint8)), request=req("a"))
+    with pytest.raises(gr.Error, match="canvas is empty"):
+        handlers.use_drawing(None, request=req("a"))
+    with pytest.raises(gr.Error, match="canvas is empty"):
+        handlers.use_drawing({"background": None, "layers": [], "composite": None}, request=req("a"))
+    dot = np.zeros((50, 50), np.uint8)
+    dot[10, 10] = 255
+    with pytest.raises(gr.Error, match="larger shape"):
+        handlers.use_drawing(sketch_with(dot), request=req("a"))
+    assert handlers.manager.get("a") is None, "nothing was started"
+
+
+def test_speed_through_the_api():
+    from gradio_client import Client
+
+    with running_app() as (url, manager):
+        client = Client(url, verbose=False)
+        client.predict("1", api_name="/set_speed")
+        client.predict(*SETUP[:10], None, "", api_name="/start")
+        (session,) = [manager.get(sid) for sid in list(manager._sessions)]
+        assert session.runner.speed_limit == 1.0
+        with pytest.raises(Exception, match="not in the list of choices"):  # Gradio checks the Radio
+            client.predict("-3", api_name="/set_speed")
+        client.predict("max", api_name="/set_speed")
+        assert session.runner.speed_limit is None
+
+
+def test_step_d_and_step_g_through_the_api():
+    """Step D only while paused: D's update count +1 and G's weights unchanged; Step G only: the converse."""
+    from gradio_client import Client
+
+    weights = lambda net: [p.detach().clone() for p in net.parameters()]
+    same = lambda a, b: all(x.equal(y) for x, y in zip(a, b, strict=True))
+    with running_app() as (url, manager):
+        client = Client(url, verbose=False)
+        client.predict(*SETUP[:10], None, "", api_name="/step")  # builds the run, one step, paused
+        (session,) = [manager.get(sid) for sid in list(manager._sessions)]
+        runner = session.runner
+        wait_until(lambda: runner.state() == "paused" and runner.snapshot().step == 1)
+        engine = runner.engine
+        g0, d0, d_count, g_count = weights(engine.G), weights(engine.D), engine.d_updates, engine.g_updates
+        status = client.predict(*SETUP[:10], None, "", api_name="/step_d")
+        assert "D updated once" in status and "G unchanged" in status
+        assert (engine.d_updates, engine.g_updates) == (d_count + 1, g_count)
+        assert same(weights(engine.G), g0) and not same(weights(engine.D), d0)
+
+        g1, d1 = weights(engine.G), weights(engine.D)
+        status = client.predict(*SETUP[:10], None, "", api_name="/step_g")
+        assert "G updated once" in status and "D unchanged" in status
+        assert (engine.d_updates, engine.g_updates) == (d_count + 1, g_count + 1)
+        assert same(weights(engine.D), d1) and not same(weights(engine.G), g1)
+        assert runner.state() == "paused" and runner.engine is engine

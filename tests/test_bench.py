@@ -1,0 +1,37 @@
+"""Tests for gan_core/bench.py's plumbing (never its figures: targets live in the JSON):
+the CLI's default, and that the speed baselines run the engine's own networks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gan_core import bench
+from gan_core.config import default_config
+from gan_core.engine import Engine
+
+
+def test_no_arguments_means_speed_and_quality():
+    assert bench.parse_args([]).what == ["speed", "quality"]
+    assert bench.parse_args(["all"]).what == ["speed", "quality", "digits"]
+    assert bench.parse_args(["digits", "--seeds", "0,1"]).what == ["digits"]
+    with pytest.raises(SystemExit):
+        bench.parse_args(["nonsense"])
+
+
+def test_the_textbook_baseline_trains_the_engines_networks_from_the_same_start():
+    config = default_config("ring8", device="cpu")
+    engine = Engine(config)
+    G, D = bench._nets_like_the_engine(config, torch.device("cpu"))
+    assert type(G) is type(engine.G) and type(D) is type(engine.D) and D.pack == config.pack == 2
+    assert G.leak == engine.G.leak == 0.0  # ReLU G, as in the engine
+    for mine, theirs in ((G, engine.G), (D, engine.D)):
+        assert all(torch.equal(a, b) for a, b in zip(mine.state_dict().values(), theirs.state_dict().values()))
+
+
+def test_a_tiny_speed_round_reports_three_rates_their_ratios_and_the_decision():
+    result = bench.bench_speed(seconds=0.02, rounds=1, with_runner=False)
+    assert result["columns"] == ["textbook", "engine_autograd", "engine_hand_backward"]
+    assert all(rate > 0 for rate in result["steps_per_s"].values())
+    assert set(result["ratios_per_cpu_s"]) == {"autograd_vs_textbook", "hand_vs_autograd", "hand_vs_textbook"}
+    assert result["hand_backward_decision"].split(":")[0] in ("keep", "delete")

@@ -1,0 +1,96 @@
+"""Real-browser tests of the lecture controls (Debian chromium via Playwright): slow motion
+and drawing a dataset with the mouse. Skips without chromium locally, fails when CI=true."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import numpy as np
+import pytest
+
+from app_support import running_app, wait_until
+from test_browser import CHROMIUM_ARGS, _chromium
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def page():
+    from playwright.sync_api import sync_playwright
+
+    with running_app() as (url, manager), sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(url)
+            yield page, manager
+        finally:
+            browser.close()
+
+
+def shown_step(page) -> int | None:
+    """The step counter as the status line shows it."""
+    match = re.search(r"step ([\d,]+)", page.locator("#status").inner_text())
+    return int(match.group(1).replace(",", "")) if match else None
+
+
+def test_slow_motion_one_step_per_second(page):
+    page, manager = page
+    page.get_by_label("1 step/s").check()
+    page.get_by_role("button", name="Start").click()
+    first = wait_until(lambda: (s := shown_step(page)) is not None and s >= 1 and s, timeout=30, what="first step")
+    t0 = time.monotonic()
+    wait_until(lambda: shown_step(page) >= first + 3, timeout=20, what="3 more steps at 1 step/s")
+    elapsed = time.monotonic() - t0
+    # Three steps one second apart, seen through a 0.4 s timer: about 3 s. The throttle bounds it
+    # from below (it must not run faster); the wait above bounds it from above, generously,
+    # because a busy CI machine can delay the page's timer.
+    assert elapsed >= 2.0, f"3 steps took only {elapsed:.1f} s at 1 step/s"
+    assert "slow motion: 1/s" in page.locator("#status").inner_text()
+    (session,) = [manager.get(sid) for sid in list(manager._sessions)]
+    engine = session.runner.engine
+    page.get_by_label("Full speed").check()
+    wait_until(lambda: shown_step(page) > first + 200, timeout=30, what="full speed again")
+    assert session.runner.engine is engine, "changing the speed must not restart the run"
+
+
+def test_draw_strokes_then_start_trains_on_them(page):
+    page, manager = page
+    page.get_by_text("Draw your own data").click()
+    page.locator("#sketch button[aria-label='Brush']").first.click()
+    canvas = page.locator("#sketch canvas").first
+    wait_until(lambda: canvas.bounding_box() is not None, what="the canvas")
+    box = canvas.bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    # A horizontal zig-zag: much wider than tall.
+    page.mouse.move(cx - 90, cy)
+    page.mouse.down()
+    for i in range(1, 37):
+        page.mouse.move(cx - 90 + 5 * i, cy + (8 if i % 2 else -8), steps=3)
+    page.mouse.up()
+    page.get_by_role("button", name="Use my drawing as the data").click()
+    wait_until(lambda: "Your drawing is the data" in page.locator("#status").inner_text(), timeout=20)
+    page.get_by_role("button", name="Start").click()
+    wait_until(lambda: manager._sessions and (shown_step(page) or 0) > 10, timeout=30, what="training")
+    (session,) = [manager.get(sid) for sid in list(manager._sessions)]
+    data = session.runner.engine.data
+    assert data.name == "csv" and len(data.points) == 2000
+    points = data.points.numpy()
+    assert np.ptp(points[:, 0]) > 2.5 * np.ptp(points[:, 1]), "the zig-zag's shape, not a built-in dataset"
+
+
+def test_step_d_only_then_step_g_only_on_the_page(page):
+    page, manager = page
+    page.get_by_role("button", name="Step", exact=True).click()
+    wait_until(lambda: (shown_step(page) or 0) >= 1, timeout=30, what="one step")
+    (session,) = [manager.get(sid) for sid in list(manager._sessions)]
+    engine = session.runner.engine
+    d_count, g_count = engine.d_updates, engine.g_updates
+    page.get_by_role("button", name="Step D only").click()
+    wait_until(lambda: "D updated once" in page.locator("#status").inner_text(), timeout=20)
+    assert (engine.d_updates, engine.g_updates) == (d_count + 1, g_count)
+    page.get_by_role("button", name="Step G only").click()
+    wait_until(lambda: "G updated once" in page.locator("#status").inner_text(), timeout=20)
+    assert (engine.d_updates, engine.g_updates) == (d_count + 1, g_count + 1)
+    assert session.runner.state() == "paused"

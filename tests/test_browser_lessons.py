@@ -1,0 +1,103 @@
+"""Browser tests of issue 14 (a lesson that behaves), in Debian's chromium via Playwright:
+choosing a lesson, Start after a change, the checkpoint menu, teacher mode's A/B controls."""
+
+from __future__ import annotations
+
+import pytest
+
+from app_support import running_app, wait_until
+from test_browser import CHROMIUM_ARGS, _chromium
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def page_and_manager():
+    from playwright.sync_api import sync_playwright
+
+    with running_app() as (url, manager), sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.url_base = url
+            yield page, manager
+        finally:
+            browser.close()
+
+
+def only_session(manager):
+    return wait_until(lambda: next(iter(manager._sessions.values()), None), what="a session")
+
+
+def choose(page, label: str, option: str) -> None:
+    page.get_by_label(label).click()
+    page.get_by_role("option", name=option).click()
+
+
+def status(page) -> str:
+    return page.locator("#status").inner_text()
+
+
+def test_a_lesson_chosen_mid_run_is_staged_and_start_trains_it_fresh(page_and_manager):
+    page, manager = page_and_manager
+    page.goto(page.url_base)
+    page.get_by_role("button", name="Start").click()
+    session = only_session(manager)
+    old = session.runner
+    wait_until(lambda: old.snapshot().step > 300, timeout=30)
+    choose(page, "Lesson", "Mode collapse")
+    wait_until(lambda: "Press Start" in status(page), timeout=20)
+    staged = only_session(manager).runner
+    assert staged is not old and staged.snapshot().step == 0
+    healthy_g_lr = old.config.g_lr
+    # Touch one slider: it must reach the staged lesson run, not the old run.
+    box = page.get_by_label("number input for D learning rate (log10)")
+    box.fill("-3.2")
+    box.press("Enter")
+    wait_until(lambda: abs(staged.config.d_lr - 10 ** -3.2) < 1e-5, timeout=20)
+    assert old.config.g_lr == healthy_g_lr and staged.config.g_lr == pytest.approx(1e-2)
+    page.get_by_role("button", name="Start").click()
+    wait_until(lambda: staged.snapshot().step > 50, timeout=30)
+    assert only_session(manager).runner is staged
+    # Another lesson, then Start (without staging, e.g. after Free play): a fresh run, said on the page.
+    seed = page.get_by_label("Seed")
+    seed.fill("5")
+    seed.press("Tab")
+    page.get_by_role("button", name="Start").click()
+    wait_until(lambda: "New run: the setup changed (seed)" in status(page), timeout=20)
+    assert only_session(manager).runner is not staged
+
+
+def test_checkpoint_menu_keeps_the_visitors_choice_while_training(page_and_manager):
+    page, manager = page_and_manager
+    page.goto(page.url_base)
+    page.get_by_role("button", name="Start").click()
+    runner = only_session(manager).runner
+    wait_until(lambda: runner.snapshot().step > 100, timeout=30)
+    for _ in range(3):
+        runner.checkpoint_now()
+    page.get_by_text("Rewind, save, timelapse and share").click()
+    menu = page.get_by_label("Checkpoints (one every 10 s)")
+    wait_until(lambda: "#3" in (menu.input_value() or ""), timeout=20)
+    menu.click()
+    page.get_by_role("option", name="#1 ").click()
+    wait_until(lambda: (menu.input_value() or "").startswith("#1 "), timeout=10)
+    page.wait_for_timeout(500)  # let the pick reach the server
+    runner.checkpoint_now()  # a new checkpoint arrives (the runner adds one every 10 s)
+    wait_until(lambda: any(i.index == 4 for i in runner.checkpoints.list()))
+    page.wait_for_timeout(1500)  # a few ticks
+    assert (menu.input_value() or "").startswith("#1 "), menu.input_value()
+    page.get_by_role("button", name="Rewind to checkpoint").click()
+    picked = runner.checkpoints.get(1).step
+    wait_until(lambda: f"Rewound to step {picked:,}" in status(page), timeout=20)
+
+
+def test_teacher_mode_hides_the_ab_learning_rates_too(page_and_manager):
+    page, manager = page_and_manager
+    page.goto(page.url_base + "?hide=g_lr,d_lr")
+    wait_until(lambda: page.get_by_label("number input for D steps per G step (k)").count() == 1, timeout=20)
+    page.get_by_text("A/B compare: run a second GAN beside this one").click()
+    wait_until(lambda: page.get_by_label("number input for B: D steps per G step (k)").is_visible(), timeout=10)
+    for label in ("G learning rate (log10)", "D learning rate (log10)",
+                  "B: G learning rate (log10)", "B: D learning rate (log10)"):
+        assert page.get_by_label(f"number input for {label}").count() == 0, label
