@@ -43,7 +43,7 @@ from typing import NamedTuple
 import torch
 
 from .config import TrainConfig
-from .engine import STATS_CAPACITY, Engine
+from .engine import Engine
 
 
 class CohortKey(NamedTuple):
@@ -314,10 +314,7 @@ class Cohort:
         if not self.members:
             return
         for e in self.members:
-            if e.rows >= STATS_CAPACITY:
-                raise RuntimeError("statistics buffer full: call drain_stats() more often")
-            if e.config.lr_decay_steps:
-                e._decay_lr()
+            e._begin_step()  # the engine's own checks and lr decay for this step
         hyper = self._hyperparameters()
         with torch.no_grad():
             d_stats = None
@@ -376,6 +373,11 @@ class Cohort:
             e.stats[e.rows].copy_(rows[i])
             e.rows += 1
             e.step_count += 1
+            e.d_updates += e.config.n_critic
+            e.g_updates += 1
+            # What Engine keeps for a later lone D or G update's stats row (STAT_FIELDS order).
+            e._last_d = (rows[i, 0], rows[i, 2], rows[i, 3])
+            e._last_g = (rows[i, 1], rows[i, 4])
             # Engine._update_ema's warm-up rule; weight 0 leaves a member without EMA alone.
             t = e.step_count
             ema_weight.append(0.0 if e.G_ema is None else 1.0 - min(e.config.ema_decay, (1 + t) / (10 + t)))

@@ -42,6 +42,7 @@ from .checkpoints import CheckpointRing, capture, restore, save_run
 from .cohort import Cohort, cohort_key, solo_reason
 from .config import TrainConfig
 from .engine import STATS_CAPACITY, Engine
+from .runner import MAX_SPEED_LIMIT
 from .telemetry import Telemetry
 from .timelapse import TimelapseRecorder
 
@@ -187,7 +188,7 @@ class _Worker:
     def _cohort_wanted(run: "CohortRunner"):
         """The cohort key `run` would train in now, or None (paused, stepping singly, or solo-only)."""
         with run.trainer.cond:
-            running = run._wants_rounds() and not run._paused and not run._stop
+            running = run._wants_rounds() and not run._paused and not run._stop and run._speed_limit is None
         if running and solo_reason(run.engine.config) is None:
             return cohort_key(run.engine.config, run.engine.device)
         return None
@@ -260,10 +261,14 @@ class _Worker:
             for cohort in cohorts:
                 cohort.step()
             for run in list(solo):
+                if not run._due():
+                    continue
                 run.engine.step()
                 stepped[run] = stepped.get(run, 0) + 1
                 if not run._take_budget_step():
                     solo.remove(run)
+            if not cohorts and not any(r._due(consume=False) for r in solo):
+                time.sleep(0.002)  # only slowed runs, none due yet
             rounds += 1
             if time.perf_counter() >= deadline or any(r._interrupt() for r in in_cohort) \
                     or any(r._interrupt() for r in solo):
@@ -311,6 +316,8 @@ class CohortRunner:
         self._commands: list[tuple] = []
         self._worker: _Worker | None = None
         self._moving: _Worker | None = None
+        self._speed_limit: float | None = None  # steps/s for slow motion; such a run steps solo
+        self._next_step_at = 0.0
         self._detached = threading.Event()
         # Worker-thread bookkeeping:
         self._last_eval = self._last_checkpoint = 0.0
@@ -387,6 +394,67 @@ class CohortRunner:
             self.trainer.cond.notify_all()
         if not attached:
             self.start(paused=True)  # keeps the steps owed
+
+    def step_d(self) -> int:
+        """One discriminator update only (G unchanged), then stay paused; returns D's update count."""
+        return self._single_update("d")
+
+    def step_g(self) -> int:
+        """One generator update only (D unchanged), then stay paused; returns G's update count."""
+        return self._single_update("g")
+
+    def _single_update(self, network: str) -> int:
+        """As `Runner._single_update`: pause, one `Engine.d_update()` / `g_update()`, say which moved."""
+
+        def do_update() -> int:
+            with self.trainer.cond:
+                self._paused = True
+                self._pending_steps = 0
+            self._apply_pending()
+            engine = self._engine
+            if network == "d":
+                engine.d_update()
+                count, moved, still = engine.d_updates, "D", "G"
+            else:
+                engine.g_update()
+                count, moved, still = engine.g_updates, "G", "D"
+            stats = engine.drain_stats()
+            self.telemetry.record_steps(np.array([engine.step_count]), np.array([time.perf_counter() - self._t0]),
+                                        stats, 0.0)
+            self.telemetry.record_update(network)
+            if np.isfinite(stats).all() and engine.parameters_finite():
+                message = f"{moved} updated once (step {engine.step_count:,}, {moved} update #{count:,}): {still} unchanged."
+            else:
+                message = (f"{moved}'s weights became NaN/Inf after a single update. Lower the learning "
+                           "rates, then reset or rewind.")
+            self.telemetry.set_status("paused", message, step=engine.step_count)
+            self._publish_frame(safe=True)
+            return count
+
+        return self._call(do_update)
+
+    @property
+    def speed_limit(self) -> float | None:
+        with self.trainer.cond:
+            return self._speed_limit
+
+    def set_speed(self, steps_per_s: float | None) -> None:
+        """Limit this run to `steps_per_s` (None: full speed). A slowed run leaves its cohort and
+        steps on its own at that pace; `step()` while paused is not throttled."""
+        if steps_per_s is not None:
+            if isinstance(steps_per_s, bool) or not isinstance(steps_per_s, (int, float)) \
+                    or not 0 < steps_per_s <= MAX_SPEED_LIMIT:
+                raise ValueError(f"speed must be between 0 and {MAX_SPEED_LIMIT:g} steps per second "
+                                 f"(or None for full speed), got {steps_per_s!r}")
+            steps_per_s = float(steps_per_s)
+        with self.trainer.cond:
+            self._speed_limit = steps_per_s
+            self._next_step_at = 0.0
+            self.trainer.cond.notify_all()
+
+    def publish_frame(self) -> None:
+        """Evaluate the current weights and publish the frame (a new or loaded run before Start)."""
+        self._call(lambda: self._publish_frame(safe=True))
 
     def update(self, **changes: Any) -> TrainConfig:
         with self.trainer.cond:
@@ -506,6 +574,19 @@ class CohortRunner:
         """Something a chunk should stop for (unlocked peek; acted on under the lock)."""
         return bool(self._commands) or self._stop or self._pending_config is not None or self._moving is not None \
             or (self._paused and self._pending_steps == 0)
+
+    def _due(self, consume: bool = True) -> bool:
+        """A slowed run steps when its next slot comes (paused single steps are never throttled)."""
+        with self.trainer.cond:
+            limit = self._speed_limit
+            if limit is None or self._paused:
+                return True
+            now = time.perf_counter()
+            if now < self._next_step_at:
+                return False
+            if consume:
+                self._next_step_at = max(self._next_step_at + 1.0 / limit, now - 0.5)
+            return True
 
     def _take_budget_step(self) -> bool:
         """Count one solo step against a step(n) budget; False when the run should stop stepping."""

@@ -40,7 +40,7 @@ def trainer_threads() -> list[str]:
 def test_runs_share_two_threads_and_all_advance(runs, trainer, wait_until):
     for r in runs:
         r.start()
-    wait_until(lambda: all(steps(r) >= 200 for r in runs), what="every run trained 200 steps")
+    wait_until(lambda: all(steps(r) >= 50 for r in runs), what="every run trained 50 steps")
     assert len(trainer_threads()) == 2
     stats = trainer.stats()
     assert sum(w["runs"] for w in stats["workers"]) == 4
