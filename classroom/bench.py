@@ -4,6 +4,7 @@
     python -m classroom.bench page               # runner steps/s with and without a page drawing 2.5×/s
     python -m classroom.bench load --clients 30  # 30 simulated visitors against `python app.py`
     python -m classroom.bench presets            # each lesson preset's symptom after ~30 s
+    python -m classroom.bench classroom --students 30   # a class pressing Start at once (bench_classroom.py)
 
 Engine benchmarks (speed, quality, digits) are `python -m gan_core.bench`.
 """
@@ -234,8 +235,9 @@ def bench_presets(seconds: float) -> dict:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m classroom.bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", nargs="*", default=["ticks", "page"], choices=["ticks", "page", "load", "presets"])
+    p.add_argument("what", nargs="*", default=["ticks", "page"], choices=["ticks", "page", "load", "presets", "classroom"])
     p.add_argument("--clients", type=int, default=30, help="simulated visitors (load)")
+    p.add_argument("--students", type=int, default=30, help="simulated students (classroom)")
     p.add_argument("--max-runs", type=int, default=None, help="admission cap for the load test's server")
     p.add_argument("--seconds", type=float, default=None, help="time budget per measurement")
     args = p.parse_args(argv)
@@ -248,6 +250,10 @@ def main(argv: list[str] | None = None) -> int:
             result["page"] = bench_page(args.seconds or 5.0)
         elif name == "presets":
             result["presets"] = bench_presets(args.seconds or 30.0)
+        elif name == "classroom":
+            from .bench_classroom import bench_classroom
+
+            result["classroom"] = bench_classroom(args.students, args.seconds or 90.0)
         elif name == "load":
             result["load"] = bench_load(args.clients, args.seconds or 20.0, args.max_runs)
         print(json.dumps({name: result[name]}), file=sys.stderr, flush=True)
