@@ -48,6 +48,7 @@ from .timelapse import TimelapseRecorder
 
 log = logging.getLogger(__name__)
 
+FRAME_S_PER_RUN = 0.1  # seconds between a run's frames, per run sharing its thread
 NAN_MESSAGE = ("Paused at step {step}: a loss or weight became NaN/Inf (training diverged). "
                "Lower the learning rates, then reset or rewind.")
 
@@ -158,6 +159,9 @@ class _Worker:
             cpu = time.thread_time() - cpu0
             for run in stepped:
                 run.cpu_seconds += cpu / max(1, len(stepped))
+                # A frame costs ~10-20 ms (surface, coverage, G's arrows): in a full class they come
+                # rarer, so frames stay a small share of the thread (15 runs: one each 1.5 s).
+                run._eval_every = max(run.eval_interval_s, FRAME_S_PER_RUN * len(runs))
                 self._after_chunk(run)
             now = time.perf_counter()
             rate_steps += sum(stepped.values())
@@ -291,7 +295,7 @@ class CohortRunner:
     """One run trained by a `Trainer`; the same public API as `runner.Runner`."""
 
     def __init__(self, config: TrainConfig, *, trainer: Trainer, csv_bytes: bytes | None = None,
-                 eval_interval_s: float = 0.5, checkpoint_interval_s: float = 10.0,
+                 eval_interval_s: float = 0.25, checkpoint_interval_s: float = 10.0,
                  max_steps: int | None = None, engine: Engine | None = None, name: str = "gan-run",
                  chunk_s: float | None = None, score_interval_s: float | None = None) -> None:
         self.trainer = trainer
@@ -321,6 +325,7 @@ class CohortRunner:
         self._detached = threading.Event()
         # Worker-thread bookkeeping:
         self._last_eval = self._last_checkpoint = 0.0
+        self._eval_every = eval_interval_s
         self._rate = 0.0
         self._rate_steps, self._rate_t = self._engine.step_count, time.perf_counter()
         self._t0 = time.perf_counter()
@@ -619,7 +624,7 @@ class CohortRunner:
         if not paused and tel.state != "running":
             tel.set_status("running", "")
         tel.record_steps(steps, np.full(len(stats), now - self._t0), stats, self._rate)
-        due_eval = paused or now - self._last_eval >= self.eval_interval_s
+        due_eval = paused or now - self._last_eval >= self._eval_every
         due_ckpt = now - self._last_checkpoint >= self.checkpoint_interval_s
         if not np.isfinite(stats).all():
             if cohort is not None:
