@@ -304,7 +304,7 @@ def bench_digits(seconds: float, seed: int = 0) -> dict:
                 checks=checks, first_is_7=first[7], first_is_8=first[8])
 
 
-BENCHMARKS = ("speed", "quality", "digits", "cohort")
+BENCHMARKS = ("speed", "quality", "digits", "cohort", "cohort_setting")
 DEFAULT_BENCHMARKS = ["speed", "quality"]
 
 
@@ -313,7 +313,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     # Checked by hand: on Python 3.11 argparse tests an empty nargs="*" positional (its
     # default) against `choices` as one value and exits with "invalid choice: []".
-    p.add_argument("what", nargs="*", metavar="{speed,quality,digits,cohort,all}",
+    p.add_argument("what", nargs="*", metavar="{speed,quality,digits,cohort,cohort_setting,all}",
                    help=f"benchmarks to run (default: {' '.join(DEFAULT_BENCHMARKS)})")
     p.add_argument("--seconds", type=float, default=None, help="time budget per measurement")
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the speed benchmark")
@@ -341,6 +341,10 @@ def main(argv: list[str] | None = None) -> int:
             from .bench_cohort import bench_cohort
 
             result["cohort"] = bench_cohort(args.seconds or 3.0)
+        elif name == "cohort_setting":
+            from .bench_cohort import bench_classroom_setting
+
+            result["cohort_setting"] = bench_classroom_setting()
         elif name == "digits":
             runs = [bench_digits(args.seconds or 300.0, int(x)) for x in args.seeds.split(",")]
             result["digits"] = runs[0] if len(runs) == 1 else runs

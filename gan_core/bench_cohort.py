@@ -1,6 +1,7 @@
 """Cohort benchmarks: per-run speed of many 2-D runs trained as cohorts vs one solo run.
 
-    python -m gan_core.bench cohort [--seconds 3] [--runs 30]
+    python -m gan_core.bench cohort [--seconds 3]
+    python -m gan_core.bench cohort_setting      # which ring-8 batch / lr a full class should use
 
 Prints JSON (and `docs/benchmarks/cohort.json` is a saved copy):
 - `implementations`: one cohort step by hand (`cohort.Cohort`: baddbmm + hand
@@ -167,3 +168,38 @@ def bench_cohort(seconds: float = 3.0, n_runs: int = 30, rounds: int = 3,
             median_ratio_two_threads=float(np.median([r["two_threads_ratio"] for r in table])),
             target="per-run speed with 30 runs >= 0.40 x solo")
     return result
+
+
+SETTINGS = ((256, 1e-3, 50_000), (128, 2e-3, 10_000), (128, 3e-3, 8_000), (64, 2e-3, 8_000))
+
+
+def bench_classroom_setting(max_steps: int = 10_000, seeds: int = 5, check_every: int = 250) -> dict:
+    """Steps until the raw G (what the status line scores) first shows 8/8 modes and >= 90 % HQ,
+    for candidate ring-8 (batch, lr, lr decay steps) settings; each setting's seeds train as one
+    cohort. Pick the cheapest setting (work per step ~ batch) that gets most seeds there."""
+    from .metrics import mode_coverage
+
+    result = {}
+    for batch, lr, decay in SETTINGS:
+        configs = [default_config("ring8", batch_size=batch, g_lr=lr, d_lr=lr, lr_decay_steps=decay, seed=s,
+                                  device="cpu") for s in range(seeds)]
+        engines = [Engine(c) for c in configs]
+        cohort = Cohort(cohort_key(configs[0], "cpu"))
+        for e in engines:
+            cohort.join(e)
+        first: list = [None] * seeds
+        last: list = [None] * seeds
+        while engines[0].step_count < max_steps:
+            for _ in range(check_every):
+                cohort.step()
+            for i, e in enumerate(engines):
+                e.drain_stats()
+                cohort.export(e)
+                with torch.no_grad():
+                    cov = mode_coverage(e.G(e.coverage_noise) * e.data.scale, e.data.modes, e.data.sigma)
+                if first[i] is None and cov.modes_covered == 8 and cov.hq_percent >= 90:
+                    first[i] = e.step_count
+                last[i] = (cov.modes_covered, round(cov.hq_percent, 1))
+        result[f"batch {batch}, lr {lr:g}, decay {decay}"] = dict(first_step_8_of_8_and_90_hq=first,
+                                                                  at_max_steps=last)
+    return dict(max_steps=max_steps, seeds=seeds, settings=result)
