@@ -48,7 +48,7 @@ from .timelapse import TimelapseRecorder
 
 log = logging.getLogger(__name__)
 
-FRAME_S_PER_RUN = 0.1  # seconds between a run's frames, per run sharing its thread
+FRAME_SHARE = 0.2  # at most this share of a trainer thread's time goes to evaluation frames
 NAN_MESSAGE = ("Paused at step {step}: a loss or weight became NaN/Inf (training diverged). "
                "Lower the learning rates, then reset or rewind.")
 
@@ -123,6 +123,7 @@ class _Worker:
         self.cohorts: dict = {}  # CohortKey -> Cohort; worker thread only
         self.cohort_sizes: tuple[int, ...] = ()  # published copy for stats()
         self.run_steps_per_s = 0.0
+        self.frame_s = 0.015  # running mean of one evaluation frame's wall time (worker thread)
 
     def load(self) -> float:
         return sum(step_cost(r._config) for r in self.runs if r._wants_rounds() and r._moving is None)
@@ -159,9 +160,10 @@ class _Worker:
             cpu = time.thread_time() - cpu0
             for run in stepped:
                 run.cpu_seconds += cpu / max(1, len(stepped))
-                # A frame costs ~10-20 ms (surface, coverage, G's arrows): in a full class they come
-                # rarer, so frames stay a small share of the thread (15 runs: one each 1.5 s).
-                run._eval_every = max(run.eval_interval_s, FRAME_S_PER_RUN * len(runs))
+                # A frame costs ~10-20 ms on an idle core (surface, coverage, G's arrows), far more on a
+                # busy box: frames come rarer as the class grows or the box slows, so that they take
+                # at most FRAME_SHARE of the thread and training keeps the rest.
+                run._eval_every = max(run.eval_interval_s, len(runs) * self.frame_s / FRAME_SHARE)
                 self._after_chunk(run)
             now = time.perf_counter()
             rate_steps += sum(stepped.values())
@@ -284,7 +286,9 @@ class _Worker:
     def _after_chunk(self, run: "CohortRunner") -> None:
         cohort = self._cohort_of(run)
         try:
-            run._after_chunk(cohort)
+            frame_s = run._after_chunk(cohort)
+            if frame_s is not None:
+                self.frame_s = 0.8 * self.frame_s + 0.2 * frame_s
         except Exception as exc:  # a failed evaluation is reported on that run only
             log.exception("run %s failed", run.name)
             tb = traceback.format_exception_only(type(exc), exc)[-1].strip()
@@ -608,8 +612,9 @@ class CohortRunner:
             self.trainer.cond.notify_all()
         self.telemetry.set_status(state, message)
 
-    def _after_chunk(self, cohort: Cohort | None) -> None:
-        """Drain statistics, check for NaN, publish frames and checkpoints (worker thread)."""
+    def _after_chunk(self, cohort: Cohort | None) -> float | None:
+        """Drain statistics, check for NaN, publish frames and checkpoints (worker thread);
+        returns the seconds a frame took, if one was drawn."""
         engine, tel = self._engine, self.telemetry
         now = time.perf_counter()
         stats = engine.drain_stats()
@@ -634,9 +639,12 @@ class CohortRunner:
             return
         if (due_eval or due_ckpt) and cohort is not None:
             cohort.export(engine)
+        frame_s = None
         if due_eval:
+            t0 = time.perf_counter()
             self._publish_frame()
             self._last_eval = time.perf_counter()
+            frame_s = self._last_eval - t0
         if due_ckpt:
             self.checkpoints.add(capture(engine))
             self._last_checkpoint = time.perf_counter()
@@ -645,6 +653,7 @@ class CohortRunner:
             self._pause_with(f"Reached {self.max_steps} steps.", "finished")
         elif paused and tel.state == "running":
             tel.set_status("paused")
+        return frame_s
 
     def _publish_frame(self, safe: bool = False) -> None:
         try:
