@@ -369,6 +369,7 @@ class CohortRunner:
             attached = self._worker is not None
         if not attached and len(self.checkpoints) == 0:
             self.checkpoints.add(capture(self._engine))  # step 0 (or the loaded step): always rewindable
+            self._last_checkpoint = time.perf_counter()  # the next one checkpoint_interval_s from now
         with self.trainer.cond:
             self._paused = paused
             self._stop = False

@@ -10,6 +10,8 @@ import math
 import threading
 
 import gradio as gr
+
+from gan_core.config import default_config
 import pytest
 import torch
 
@@ -220,7 +222,7 @@ def test_malformed_share_link_falls_back_to_defaults(handlers):
     fake = gr.Request(session_hash="b")
     fake.query_params = {"dataset": "ring8", "batch": "-5", "g_lr": "oops"}
     out = handlers.on_load(fake)
-    assert out[2]["value"] == 256  # default batch, not the link's
+    assert out[2]["value"] == default_config("ring8").batch_size  # the default batch, not the link's
 
 
 def test_alert_fix_button_applies_the_suggested_change(handlers):
