@@ -15,7 +15,7 @@ import gradio as gr  # noqa: E402
 
 from gan_core.config import default_config  # noqa: E402
 from classroom.sessions import SessionManager, configure_threads  # noqa: E402
-from classroom import text  # noqa: E402
+from classroom import liveplot, overview, plots, text  # noqa: E402
 from classroom.handlers import (  # noqa: E402
     DATASET_CHOICES, HIDEABLE, LOSS_CHOICES, PRESET_CHOICES, SIZE_CHOICES, SPEED_CHOICES, Handlers, defaults_for,
 )
@@ -24,16 +24,33 @@ TICK_S = 0.4  # ~2.5 live updates per second
 CSS = """
 .gradio-container {font-size: 16px;}
 #status {font-size: 17px; min-height: 3.2em;}
-"""
+/* Large text for the back row: Gradio's own size variables, scaled ~1.3x (the plots scale
+   their fonts in liveplot.py; the overview graph is an SVG that scales with its width). */
+.gan-large .gradio-container {font-size: 21px;
+  --text-xxs: 12px; --text-xs: 14px; --text-sm: 17px; --text-md: 19px; --text-lg: 22px;
+  --text-xl: 27px; --text-xxl: 32px; --block-label-text-size: 17px; --block-info-text-size: 16px;
+  --block-title-text-size: 19px; --input-text-size: 19px; --button-large-text-size: 21px;
+  --button-small-text-size: 18px; --section-header-text-size: 19px; --checkbox-label-text-size: 18px;}
+.gan-large #status {font-size: 24px;}
+""" + overview.OVERVIEW_CSS
+# Runs in the page when the toggle changes: CSS class for Gradio's text, an event for the plots.
+LARGE_TEXT_JS = """(on) => { document.documentElement.classList.toggle('gan-large', on);
+  window.ganTextScale = on ? 1.3 : 1; window.dispatchEvent(new Event('gan-text-scale')); return []; }"""
 
 
 def build_demo(manager: SessionManager | None = None) -> gr.Blocks:
     handlers = Handlers(manager or SessionManager())
+    liveplot.serve_plotly_js()
+    blank = plots.placeholders()
     start_cfg = default_config("ring8")
     loss0, g0, d0, k0, s0, two0, batch0 = defaults_for("ring8")
 
     with gr.Blocks(title="GAN Classroom") as demo:
-        gr.Markdown(text.INTRO)
+        with gr.Row():
+            with gr.Column(scale=5):
+                gr.Markdown(text.INTRO)
+            with gr.Column(scale=1, min_width=220):
+                large_text = gr.Checkbox(False, label="Large text (for the back row)", elem_id="large-text")
         with gr.Row(equal_height=False):
             with gr.Column(scale=1, min_width=330):
                 lesson = gr.Dropdown(PRESET_CHOICES, value="", label="Lesson",
@@ -43,7 +60,7 @@ def build_demo(manager: SessionManager | None = None) -> gr.Blocks:
                     gr.Markdown("### 1 · Setup")
                     dataset = gr.Dropdown(DATASET_CHOICES, value="ring8", label="Dataset",
                                           info="What G must learn to imitate.")
-                    upload = gr.File(label="Your 2-D points (.csv: x,y per line)", file_types=[".csv", ".txt"],
+                    upload = gr.File(label="Your 2-D points (.csv: x,y per line, at most 2 MB)", file_types=[".csv", ".txt"],
                                      type="filepath", visible=False)
                     size = gr.Radio(SIZE_CHOICES, value="small", label="Network size",
                                     info="Hidden units of G and D (small is fastest).")
@@ -60,16 +77,18 @@ def build_demo(manager: SessionManager | None = None) -> gr.Blocks:
                     resume_btn = gr.Button("Resume")
                 with gr.Row():
                     step_btn = gr.Button("Step")
-                    step_d_btn = gr.Button("Step D only")
-                    step_g_btn = gr.Button("Step G only")
                     reset_btn = gr.Button("Reset", variant="stop")
+                with gr.Row():  # GAN Lab's per-network steps, one update of one player
+                    step_d_btn = gr.Button("Step D only", min_width=100)
+                    step_g_btn = gr.Button("Step G only", min_width=100)
                 speed = gr.Radio(SPEED_CHOICES, value="max", label="Speed",
                                  info="Slow motion for a lecture: at 10 or 1 step/s every step is drawn.")
                 with gr.Group():
                     gr.Markdown("### 2 · Live controls (act on the running GAN)")
                     loss = gr.Dropdown(LOSS_CHOICES, value=loss0, label="Loss")
                     g_lr = gr.Slider(-5, -1, value=g0, step=0.01, label="G learning rate (log10)",
-                                     info="−3 means 0.001")
+                                     info="−3 means 0.001. Most setups decay both rates late in a run: "
+                                          "the status line shows the rate in effect now.")
                     d_lr = gr.Slider(-5, -1, value=d0, step=0.01, label="D learning rate (log10)")
                     k = gr.Slider(1, 10, value=k0, step=1, label="D steps per G step (k)")
                     smoothing = gr.Slider(0.0, 0.45, value=s0, step=0.05, label="Label smoothing",
@@ -81,14 +100,24 @@ def build_demo(manager: SessionManager | None = None) -> gr.Blocks:
                 status = gr.Markdown("**Ready.** Choose a dataset and press **Start**.", elem_id="status")
                 alerts = gr.Markdown(visible=False, elem_id="alerts")
                 fix_btn = gr.Button("Apply fix", visible=False, variant="secondary", size="sm")
+                with gr.Accordion("Model overview (live numbers; the network that moved is highlighted)",
+                                  open=True):
+                    overview_graph = gr.HTML(overview.overview_svg(None), elem_id="overview",
+                                             apply_default_css=False, js_on_load=None)
                 with gr.Row():
-                    samples_plot = gr.Plot(label="Samples", show_label=False, elem_id="samples-plot")
-                    hist_plot = gr.Plot(label="D output histogram", show_label=False, elem_id="hist-plot")
+                    samples_plot = liveplot.live_plot("samples-plot", blank["samples"])
+                    hist_plot = liveplot.live_plot("hist-plot", blank["d_hist"])
                 with gr.Row():
-                    loss_plot = gr.Plot(label="Losses", show_label=False, elem_id="loss-plot")
-                    means_plot = gr.Plot(label="Mean D output", show_label=False, elem_id="means-plot")
-                coverage_plot = gr.Plot(label="Mode coverage", show_label=False, elem_id="coverage-plot")
-                compare_plot = gr.Plot(label="A/B comparison", show_label=False, visible=False, elem_id="compare-plot")
+                    loss_plot = liveplot.live_plot("loss-plot", blank["losses"])
+                    means_plot = liveplot.live_plot("means-plot", blank["d_means"])
+                coverage_plot = liveplot.live_plot("coverage-plot", blank["coverage"])
+                with gr.Column(visible=False) as compare_box:  # A/B: samples and coverage of both runs
+                    with gr.Row():
+                        compare_samples_a = liveplot.live_plot("compare-samples-a")
+                        compare_samples_b = liveplot.live_plot("compare-samples-b")
+                    with gr.Row():
+                        compare_losses = liveplot.live_plot("compare-plot")
+                        compare_coverage = liveplot.live_plot("compare-coverage")
                 with gr.Accordion("A/B compare: run a second GAN beside this one", open=False):
                     gr.Markdown("Run **B** starts from the same seed, weights and noise as **A** (the controls "
                                 "on the left) with the changes below; both loss curves share one plot.")
@@ -148,21 +177,24 @@ def build_demo(manager: SessionManager | None = None) -> gr.Blocks:
         gr.Button(visible=False).click(handlers.live, live, status, api_name="set_live", **fast)
         server_json = gr.JSON(visible=False)
         gr.Button(visible=False).click(handlers.server_stats, None, server_json, api_name="server_stats", **fast)
-        timer.tick(handlers.tick, None, [status, *plots_out, alerts, fix_btn, checkpoint, compare_plot],
+        compare_out = [compare_box, compare_samples_a, compare_samples_b, compare_losses, compare_coverage]
+        timer.tick(handlers.tick, None, [status, overview_graph, *plots_out, alerts, fix_btn, checkpoint, *compare_out],
                    api_name="tick", **fast)
         compare_btn.click(handlers.start_compare, [*setup, b_loss, b_g_lr, b_d_lr, b_k, b_smoothing], status,
                           api_name="start_compare", **fast)
-        stop_compare_btn.click(handlers.stop_compare, None, compare_plot, api_name="stop_compare", **fast)
+        stop_compare_btn.click(handlers.stop_compare, None, compare_box, api_name="stop_compare", **fast)
+        large_text.change(None, large_text, None, js=LARGE_TEXT_JS)
         lesson.input(handlers.choose_lesson, lesson, [*controls, lesson_text], api_name="lesson", **fast)
         fix_btn.click(handlers.apply_fix, None, live, api_name="apply_fix", **fast)
         rewind_btn.click(handlers.rewind, checkpoint, status, api_name="rewind", **fast)
         save_btn.click(handlers.save, None, saved_file, api_name="save", **fast)
-        load_file.upload(handlers.load, load_file, [status, *controls], api_name="load", **fast)
+        load_file.upload(handlers.load, load_file, [status, *controls, lesson, lesson_text], api_name="load", **fast)
         gif_btn.click(handlers.timelapse, None, gif_file, api_name="timelapse", concurrency_limit=2,
                       show_progress="minimal")
         share_btn.click(handlers.share_link, [lesson, *controls, hide], share_url, api_name="share_link", **fast)
         checkpoint.input(handlers.pick_checkpoint, checkpoint, None, api_name=False, **fast)
         b_controls = [b_loss, b_g_lr, b_d_lr, b_k, b_smoothing]  # hidden with their A control (teacher mode)
+        upload.upload(handlers.check_csv, upload, None, api_name="check_csv", **fast)
         demo.load(handlers.on_load, None, [*controls, lesson, lesson_text, upload, *b_controls], api_name=False,
                   **fast)
         demo.unload(handlers.unload)

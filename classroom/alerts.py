@@ -16,6 +16,16 @@ a dict of live `TrainConfig` fields the UI can apply with one button
 - oscillation        D and G take turns winning instead of settling: the
                      smoothed gap D(x) − D(G(z)), or D's loss, swings back
                      and forth (Mescheder et al., 2018, on non-convergence).
+- d_collapsed        D outputs one constant everywhere, not 0.5: it stopped
+                     judging (e.g. after a too-large D learning rate), so G
+                     gets no signal. Not "G has won": that is D = 0.5 on data-like fakes.
+
+Each fix is the one the matching lesson teaches (`presets.py`), and
+`python -m classroom.bench presets` measures that it helps: learning rates
+above the dataset's recommended value come back to it (oscillation, a D
+that collapsed, a G much faster than D), a minimax D that wins is met with
+the non-saturating loss and equal footing (k = 1, equal learning rates). When several symptoms show at once,
+`detect` lists first the one whose fix treats the cause (DETECTORS order).
 
 Every detector waits for a warm-up (the first few hundred steps of any GAN
 are turbulent) and looks at a window of recent full-resolution steps, so a
@@ -36,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gan_core.config import RANGES, ConfigError, TrainConfig
+from gan_core.config import RANGES, ConfigError, TrainConfig, default_config
 from gan_core.losses import LOSSES
 from gan_core.records import STAT_FIELDS, column
 
@@ -61,7 +71,12 @@ D_LR_FIX_FACTOR = 0.25  # "slow D down": d_lr × ¼ (TTUR, Heusel et al., 2017, 
 GAP_BAND = 0.1  # smoothed D(x) − D(G(z)) must leave ±0.1 around its median to count as a swing
 LOSS_BAND = 0.15  # smoothed D loss must leave ±15% of its equilibrium value (or median) to count as a swing
 MIN_SWINGS = 4  # swings in WINDOW steps: two full back-and-forth cycles (healthy runs: 0)
-OSC_LR_FIX_FACTOR = 0.5  # halve both learning rates: smaller steps damp the rotation
+OSC_LR_FIX_FACTOR = 0.5  # both lrs already at or below the recommended value: halve them
+
+# --- D collapsed to a constant ---------------------------------------------------------
+D_FLAT_SPREAD = 0.01  # std of D's outputs on the fixed real and fake samples below this: one value
+D_FLAT_OFF = 0.05  # …that is at least this far from the equilibrium 0.5 (0.5 everywhere is G winning)
+D_FLAT_GAP = 0.02  # and D(x) − D(G(z)) averaged over the recent steps below this: D does not separate
 
 # --- mode collapse -------------------------------------------------------------------
 COLLAPSE_WARMUP_STEPS = 2000  # G starts as one blob; give it time to spread before judging
@@ -82,12 +97,12 @@ SEVERITIES = ("info", "warning", "error")
 class Alert:
     """One diagnosed symptom, written for students, with a one-click fix."""
 
-    kind: str  # divergence | mode_collapse | d_overpowering | vanishing_gradient | oscillation
+    kind: str  # divergence | mode_collapse | d_overpowering | vanishing_gradient | oscillation | d_collapsed
     title: str
     explanation: str  # what is happening and why
     suggestion: str  # what to try
     fix: dict[str, Any] = field(default_factory=dict)  # live TrainConfig changes; {} if none applies
-    fix_label: str = ""  # e.g. "d_lr 0.001 → 0.00025", for the button
+    fix_label: str = ""  # plain words for the button, e.g. "D's learning rate 0.001 → 0.00025"
     severity: str = "warning"  # info | warning | error
     evidence: str = ""  # the numbers that triggered it
 
@@ -116,6 +131,15 @@ def _clamped(name: str, value: float) -> float | int:
     return int(round(value)) if isinstance(lo, int) and isinstance(hi, int) else float(f"{value:.3g}")
 
 
+# How a fix's fields read on the button (students see these, not the code names).
+FIELD_WORDS = {"g_lr": "G's learning rate", "d_lr": "D's learning rate", "n_critic": "D steps per G step",
+               "label_smoothing": "label smoothing", "loss": "loss", "beta1": "Adam's β₁"}
+
+
+def _words(name: str, value: Any) -> str:
+    return LOSSES[value].title.split(" (")[0] if name == "loss" else f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def _fix(config: TrainConfig, **changes: Any) -> tuple[dict[str, Any], str]:
     """Changes clamped to their valid ranges, minus no-ops, and a label for the button;
     no fix at all if the run would refuse it (`with_live` is the one rule)."""
@@ -127,10 +151,25 @@ def _fix(config: TrainConfig, **changes: Any) -> tuple[dict[str, Any], str]:
             fix[name] = value
     try:
         config.with_live(**fix)
-    except ConfigError:  # e.g. WGAN-GP for a digits D with BatchNorm
+    except ConfigError:  # a fix the engine would refuse is never offered
         return {}, ""
-    label = ", ".join(f"{k} {getattr(config, k)!s} → {v!s}" for k, v in fix.items())
+    label = ", ".join(f"{FIELD_WORDS.get(k, k)} {_words(k, getattr(config, k))} → {_words(k, v)}"
+                      for k, v in fix.items())
     return fix, label
+
+
+def recommended_lr(config: TrainConfig) -> float:
+    """The dataset's recommended learning rate (`default_config`, measured in BENCHMARKS.md)."""
+    base = default_config(config.dataset)
+    return min(base.g_lr, base.d_lr)
+
+
+def _lrs_down(config: TrainConfig) -> tuple[dict[str, Any], str]:
+    """Learning rates above the recommended value back to it; if none is, both halved."""
+    lr = recommended_lr(config)
+    if max(config.g_lr, config.d_lr) > lr:
+        return _fix(config, g_lr=min(config.g_lr, lr), d_lr=min(config.d_lr, lr))
+    return _fix(config, g_lr=config.g_lr * OSC_LR_FIX_FACTOR, d_lr=config.d_lr * OSC_LR_FIX_FACTOR)
 
 
 def _window(snapshot: Snapshot, n: int) -> np.ndarray:
@@ -191,7 +230,12 @@ def detect_d_overpowering(snapshot: Snapshot) -> Alert | None:
         evidence += f"; G's gradient norm {recent_norm:.3g} (earlier up to {earlier_norm:.3g})"
 
     if config.loss == "minimax":
-        fix, label = _fix(config, loss="nonsaturating")
+        # The "D too strong" lesson's fix: the non-saturating loss gives G its gradient back, and
+        # equal footing (one D step per G step, both at D's rate, at most the recommended one)
+        # stops D running away again. Measured (bench presets, 20 CPU-s from the alert): the loss
+        # switch alone left D(G(z)) ≈ 0.2 with 38% HQ; slowing D to G's 1e-4 instead reached 1 mode.
+        lr = min(config.d_lr, recommended_lr(config))
+        fix, label = _fix(config, loss="nonsaturating", n_critic=1, g_lr=lr, d_lr=lr)
         return Alert(
             kind="vanishing_gradient" if vanished else "d_overpowering",
             title="Generator's gradient vanishes: the minimax loss saturates" if vanished
@@ -201,7 +245,9 @@ def detect_d_overpowering(snapshot: Snapshot) -> Alert | None:
                          "worst, its gradient is smallest, so G learns almost nothing "
                          "(Goodfellow et al., 2014, §3)."),
             suggestion=("Switch to the non-saturating loss: G maximises log D(G(z)) instead, which has a "
-                        "strong gradient exactly when D rejects the fakes. Same fixed point, better gradients."),
+                        "strong gradient exactly when D rejects the fakes (same fixed point, better "
+                        "gradients), and put the players on equal footing: one D step per G step, equal "
+                        "learning rates."),
             fix=fix, fix_label=label, severity="warning", evidence=evidence,
         )
     if config.n_critic > 1:
@@ -223,13 +269,10 @@ def detect_d_overpowering(snapshot: Snapshot) -> Alert | None:
     )
 
 
-def detect_oscillation(snapshot: Snapshot) -> Alert | None:
-    config = snapshot.config
-    if config is None or snapshot.step < WARMUP_STEPS or config.loss == "wgan-gp":
-        return None  # WGAN-GP's critic values have no fixed scale or equilibrium to swing around
-    rows = _window(snapshot, WINDOW)
-    if len(rows) < MIN_WINDOW:
-        return None
+def _swing_counts(rows: np.ndarray, config: TrainConfig) -> tuple[int, int]:
+    """Large swings of the smoothed D(x) − D(G(z)) gap and of the smoothed D loss in `rows`."""
+    if len(rows) <= SMOOTH:
+        return 0, 0
     loss = LOSSES[config.loss]
     gap_swings = loss_swings = 0
     if loss.d_equilibrium == 0.5:  # D's output reads as P(real): the gap is on a fixed 0…1 scale
@@ -242,17 +285,34 @@ def detect_oscillation(snapshot: Snapshot) -> Alert | None:
     scale = loss.d_loss_equilibrium or abs(centre)
     if scale > 0:
         loss_swings = _swings(d_loss - centre, LOSS_BAND * scale)
+    return gap_swings, loss_swings
+
+
+def swing_count(rows: np.ndarray, config: TrainConfig) -> int:
+    """The oscillation detector's measure: large swings in these (finite) rows."""
+    rows = rows[np.isfinite(rows[:, 2:]).all(1)] if len(rows) else rows
+    return max(_swing_counts(rows, config))
+
+
+def detect_oscillation(snapshot: Snapshot) -> Alert | None:
+    config = snapshot.config
+    if config is None or snapshot.step < WARMUP_STEPS or config.loss == "wgan-gp":
+        return None  # WGAN-GP's critic values have no fixed scale or equilibrium to swing around
+    rows = _window(snapshot, WINDOW)
+    if len(rows) < MIN_WINDOW:
+        return None
+    gap_swings, loss_swings = _swing_counts(rows, config)
     if max(gap_swings, loss_swings) < MIN_SWINGS:
         return None
-    fix, label = _fix(config, g_lr=config.g_lr * OSC_LR_FIX_FACTOR, d_lr=config.d_lr * OSC_LR_FIX_FACTOR)
+    fix, label = _lrs_down(config)
     return Alert(
         kind="oscillation",
         title="D and G are oscillating instead of converging",
         explanation=("The two players take turns winning: D gets ahead, G chases it, D switches, and the "
                      "losses swing back and forth instead of settling. Gradient steps on a two-player game "
                      "can circle around the equilibrium rather than approach it (Mescheder et al., 2018)."),
-        suggestion=("Take smaller steps: lower both learning rates (or lower Adam's β₁ so momentum "
-                    "carries the players less far past each other)."),
+        suggestion=(f"Take smaller steps: bring both learning rates back to {recommended_lr(config):g} (or "
+                    "lower Adam's β₁ so momentum carries the players less far past each other)."),
         fix=fix, fix_label=label, severity="warning",
         evidence=(f"{max(gap_swings, loss_swings)} large swings in the last {len(rows)} steps "
                   f"(D(x) − D(G(z)) gap: {gap_swings}, D loss: {loss_swings})"),
@@ -260,10 +320,12 @@ def detect_oscillation(snapshot: Snapshot) -> Alert | None:
 
 
 def _collapse_fix(config: TrainConfig) -> tuple[dict[str, Any], str]:
-    if config.loss != "wgan-gp":
-        return _fix(config, loss="wgan-gp")  # none for a D with BatchNorm: only a reset gives WGAN-GP
-    if config.n_critic < 5:
-        return _fix(config, n_critic=5)  # Gulrajani et al. (2017), Alg. 1: 5 critic steps per G step
+    """The mode-collapse lesson's fix: slow G down. A G faster than D hops between the few
+    modes D has not learned yet (Goodfellow, 2016, §5.1.1); at D's pace it spreads out."""
+    if config.g_lr > config.d_lr:
+        return _fix(config, g_lr=config.d_lr)
+    if config.g_lr > recommended_lr(config):
+        return _fix(config, g_lr=recommended_lr(config))
     return _fix(config, g_lr=config.g_lr * 0.5)
 
 
@@ -271,9 +333,10 @@ def detect_mode_collapse(snapshot: Snapshot) -> Alert | None:
     config = snapshot.config
     if config is None or snapshot.step < WARMUP_STEPS:
         return None
-    suggestion = ("Try WGAN-GP (its critic keeps giving G useful gradients towards every mode, Gulrajani et "
-                  "al., 2017). For 2-D data, resetting with pack > 1 (PacGAN, Lin et al., 2018) lets D see "
-                  "several samples at once and punish a G that repeats itself.")
+    suggestion = ("Lower G's learning rate (at most D's), so D can keep up and push G off its few favourite "
+                  "outputs. Other remedies to explore: the WGAN-GP loss (its critic keeps giving G gradients "
+                  "towards every mode, Gulrajani et al., 2017) or, for 2-D data, pack > 1 (PacGAN, Lin et al., "
+                  "2018: D sees several samples at once and punishes a G that repeats itself).")
     cov = snapshot.coverage
     n_modes = snapshot.frame.n_modes if snapshot.frame is not None else None
     if n_modes and len(cov) >= COLLAPSE_RECENT_ROWS:
@@ -308,9 +371,9 @@ def detect_mode_collapse(snapshot: Snapshot) -> Alert | None:
         low = snapshot.step >= IS_WARMUP_STEPS and current_is <= IS_LOW
         if fell or low:
             fix, label = _collapse_fix(config)
-            if not fix and config.loss != "wgan-gp":
-                suggestion += (" This run's discriminator has BatchNorm, which WGAN-GP cannot use: choose "
-                               "WGAN-GP as the loss, then press Reset for a new D without it.")
+            if config.d_batchnorm and config.loss != "wgan-gp":
+                suggestion += (" This run's discriminator has BatchNorm, which WGAN-GP cannot use: to try "
+                               "WGAN-GP, choose it as the loss, then press Reset for a new D without it.")
             return Alert(
                 kind="mode_collapse",
                 title="Mode collapse: the generator draws only a few kinds of digit",
@@ -323,13 +386,49 @@ def detect_mode_collapse(snapshot: Snapshot) -> Alert | None:
     return None
 
 
-DETECTORS = (detect_divergence, detect_mode_collapse, detect_d_overpowering, detect_oscillation)
+def detect_d_collapsed(snapshot: Snapshot) -> Alert | None:
+    """D gives (almost) the same answer for every input, and that answer is not 0.5."""
+    config, frame = snapshot.config, snapshot.frame
+    if config is None or frame is None or snapshot.step < WARMUP_STEPS:
+        return None
+    loss = LOSSES[config.loss]
+    if not loss.is_probability:
+        return None  # raw critic scores have no fixed scale to call "flat"
+    outputs = np.concatenate([frame.d_real_values, frame.d_fake_values])
+    outputs = outputs[np.isfinite(outputs)]
+    rows = _window(snapshot, MIN_WINDOW)
+    if len(outputs) == 0 or len(rows) < MIN_WINDOW:
+        return None
+    spread, level = float(np.std(outputs)), float(np.mean(outputs))
+    gap = float(np.mean(column(rows, "d_real") - column(rows, "d_fake")))
+    if spread >= D_FLAT_SPREAD or abs(level - loss.d_equilibrium) <= D_FLAT_OFF or abs(gap) >= D_FLAT_GAP:
+        return None
+    fix, label = _lrs_down(config)
+    return Alert(
+        kind="d_collapsed",
+        title=f"D has collapsed: it outputs {level:.2f} for everything",
+        explanation=("The discriminator gives the same answer for real and fake samples alike — the surface is "
+                     "flat and its histogram is one bar — but not the 0.5 of an equilibrium. D has stopped "
+                     "judging (a too-large learning rate can do this), so G gets no useful signal. "
+                     "This is not G winning: then D would say 0.5 and G's points would match the data."),
+        suggestion=(f"Lower D's learning rate (to {recommended_lr(config):g} or less). If D does not recover, "
+                    "rewind to a checkpoint from before the change."),
+        fix=fix, fix_label=label, severity="warning",
+        evidence=f"D's outputs {level:.3f} ± {spread:.4f}; mean D(x) − D(G(z)) = {gap:+.3f} over {len(rows)} steps",
+    )
+
+
+DETECTORS = (detect_divergence, detect_d_collapsed, detect_oscillation, detect_mode_collapse,
+             detect_d_overpowering)
+# When several symptoms show, the first in this order offers its fix: a collapsed D or too-high
+# learning rates cause the others (an oscillating D overpowers G half the time; a collapsing G
+# looks like oscillation while it hops), so treating them first treats the rest.
 
 
 def detect(snapshot: Snapshot) -> list[Alert]:
-    """All current symptoms in `snapshot`, most severe first (at most one per kind)."""
+    """All current symptoms in `snapshot`, most severe first, then in DETECTORS order (one per kind)."""
     diverged = detect_divergence(snapshot)
     if diverged is not None:
         return [diverged]  # after a NaN the other statistics mean nothing
     alerts = [a for a in (d(snapshot) for d in DETECTORS if d is not detect_divergence) if a is not None]
-    return sorted(alerts, key=lambda a: -SEVERITIES.index(a.severity))
+    return sorted(alerts, key=lambda a: -SEVERITIES.index(a.severity))  # stable: DETECTORS order within one

@@ -3,7 +3,9 @@
     python -m classroom.bench ticks              # tick handler latency with 50k steps of history
     python -m classroom.bench page               # runner steps/s with and without a page drawing 2.5×/s
     python -m classroom.bench load --clients 30  # 30 simulated visitors against `python app.py`
-    python -m classroom.bench presets            # each lesson preset's symptom after ~30 s
+    python -m classroom.bench presets            # each lesson preset's symptom after ~30 s, and
+                                                 # its alert's fix against no fix (30 s each)
+    python -m classroom.bench browser --seconds 120  # the page's memory and CPU in headless Chromium
     python -m classroom.bench classroom --students 30   # a class pressing Start at once (bench_classroom.py)
 
 Engine benchmarks (speed, quality, digits) are `python -m gan_core.bench`.
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -25,6 +28,7 @@ import torch
 
 from gan_core.bench import _env, runner_steps_per_s
 from gan_core.config import default_config
+from gan_core.records import STAT_FIELDS
 from gan_core.runner import Runner
 
 from .alerts import detect
@@ -160,6 +164,66 @@ def bench_load(clients: int, seconds: float, max_runs: int | None = None) -> dic
         server.wait(10)
 
 
+def bench_browser(seconds: float, sample_s: float = 10.0, viewport=(1400, 1000)) -> dict:
+    """Launch `python app.py`, open it in headless Chromium, press Start and sample the
+    renderer every `sample_s`: JS heap (before and after a forced GC), DOM counters,
+    renderer RSS and CPU. Reports the raw samples and one summary row per minute."""
+    from playwright.sync_api import sync_playwright
+
+    from .browser_probe import PageProbe, launch
+
+    root = Path(__file__).resolve().parent.parent
+    port = _free_port()
+    env = dict(os.environ, GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False")
+    server = subprocess.Popen([sys.executable, "app.py"], cwd=root, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _connect(f"http://127.0.0.1:{port}/").close()
+        with sync_playwright() as p:
+            browser = launch(p)
+            try:
+                page = browser.new_page(viewport=dict(width=viewport[0], height=viewport[1]))
+                page.goto(f"http://127.0.0.1:{port}/")
+                page.get_by_role("button", name="Start").wait_for()
+                probe = PageProbe(page)
+                samples = [probe.sample()]
+                page.get_by_role("button", name="Start").click()
+                page.wait_for_function("() => document.querySelector('#status').innerText.includes('Running')",
+                                       timeout=60_000)
+                t_start = time.monotonic()
+                while time.monotonic() - t_start < seconds:
+                    time.sleep(max(0.0, sample_s - (time.monotonic() - probe.t0 - samples[-1].t_s)))
+                    samples.append(probe.sample())
+                step = page.locator("#status").inner_text()
+            finally:
+                browser.close()
+    finally:
+        server.terminate()
+        server.wait(10)
+    return dict(seconds=seconds, sample_s=sample_s, viewport=list(viewport), status_at_end=step,
+                per_minute=_per_minute(samples), samples=[s.as_dict() for s in samples])
+
+
+def _per_minute(samples) -> list[dict]:
+    """One row per minute after Start (samples[1]): memory at the minute's last sample,
+    renderer CPU over the minute in % of one core."""
+    start, rows = samples[1] if len(samples) > 1 else samples[0], []
+    begin, minute = start, 1
+    while True:
+        inside = [s for s in samples if begin.t_s < s.t_s <= start.t_s + 60 * minute + 1.0]
+        if not inside:
+            return rows
+        end = inside[-1]
+        rows.append(dict(minute=minute, t_s=round(end.t_s - start.t_s, 1),
+                         heap_after_gc_mb=round(end.heap_after_gc_mb, 1), heap_mb=round(end.heap_mb, 1),
+                         renderer_rss_mb=round(end.renderer_rss_mb, 1), chromium_rss_mb=round(end.chromium_rss_mb, 1),
+                         dom_nodes=end.dom_nodes, js_event_listeners=end.js_event_listeners,
+                         **{f"{name}_cpu_percent": round(100 * (getattr(end, f"{name}_cpu_s") - getattr(begin, f"{name}_cpu_s"))
+                                                         / (end.t_s - begin.t_s), 1)
+                            for name in ("renderer", "gpu", "chromium")}))
+        begin, minute = end, minute + 1
+
+
 def _free_port() -> int:
     import socket
 
@@ -232,15 +296,106 @@ def bench_presets(seconds: float) -> dict:
     return out
 
 
+# Lessons whose symptom has a one-click fix, and the alert kinds that name that symptom.
+FIX_LESSONS = {"mode_collapse": ("mode_collapse",), "strong_d": ("d_overpowering", "vanishing_gradient"),
+               "oscillation": ("oscillation",)}
+
+
+def _symptoms(snap, since_step: int) -> dict:
+    """The symptoms a fix should improve, measured on the second half of what was recorded
+    after `since_step`: modes covered and HQ% (evaluations), mean D(x) / D(G(z)) and the
+    oscillation detector's swing count (full-resolution steps)."""
+    from .alerts import WINDOW, swing_count
+
+    cov = snap.coverage[snap.coverage[:, 0] > since_step]
+    cov = cov[len(cov) // 2:]
+    rows = snap.recent[snap.recent[:, 0] > since_step]
+    rows = rows[len(rows) // 2:]
+    col = lambda name: rows[:, 2 + STAT_FIELDS.index(name)]
+    swings = swing_count(rows[-WINDOW:], snap.config) if len(rows) else None
+    return dict(
+        steps=int(snap.step - since_step),
+        modes_mean=round(float(cov[:, 1].mean()), 2) if len(cov) else None,
+        hq_percent_mean=round(float(cov[:, 2].mean()), 1) if len(cov) else None,
+        d_real_mean=round(float(np.nanmean(col("d_real"))), 3) if len(rows) else None,
+        d_fake_mean=round(float(np.nanmean(col("d_fake"))), 3) if len(rows) else None,
+        swings_last_500=swings,
+        alerts=[a.kind for a in detect(snap)],
+    )
+
+
+def _train_for(runner: Runner, cpu_seconds: float) -> None:
+    """Train for `cpu_seconds` of the training thread's CPU time: branches compared on a shared,
+    busy machine get the same compute (on an idle core, CPU time ≈ wall time)."""
+    start = runner.cpu_seconds
+    runner.resume()
+    while runner.cpu_seconds - start < cpu_seconds:
+        time.sleep(0.05)
+    runner.pause()
+    while runner.state() == "running":
+        time.sleep(0.01)
+
+
+def bench_fixes(seconds: float = 30.0, lessons=tuple(FIX_LESSONS), fixes: dict | None = None,
+                max_wait_s: float = 90.0) -> dict:
+    """Does each lesson's one-click fix help? Train the lesson until its symptom's alert fires
+    (at most `max_wait_s`), checkpoint, then from that same checkpoint train `seconds` (CPU
+    seconds) with no change and `seconds` with the fix the page's button applies (the first
+    alert with a fix), and compare the symptoms. `fixes` maps a lesson to candidate fixes
+    ({label: changes}) to measure as well."""
+    out = {}
+    for name in lessons:
+        # No timed checkpoints: the ring keeps only the one every branch starts from.
+        runner = Runner(PRESETS[name].config, eval_interval_s=0.25, checkpoint_interval_s=math.inf)
+        runner.start()
+        t0, alert = time.perf_counter(), None
+        while alert is None and time.perf_counter() - t0 < max_wait_s:
+            time.sleep(1.0)
+            found = detect(runner.snapshot())
+            if any(a.kind in FIX_LESSONS[name] for a in found):
+                alert = next((a for a in found if a.fix), None)
+        runner.pause()
+        while runner.state() == "running":
+            time.sleep(0.01)
+        result = dict(alert=alert and alert.kind, fix=alert and alert.fix, fix_label=alert and alert.fix_label,
+                      seconds_to_alert=round(time.perf_counter() - t0, 1))
+        checkpoint = runner.checkpoint_now()
+        start = runner.snapshot().step
+        result["at_alert"] = _symptoms(runner.snapshot(), max(0, start - 2000))
+        branches = {"no_fix": {}}
+        branches.update({"with_fix": alert.fix} if alert else {})
+        branches.update((fixes or {}).get(name) or {})
+        for label, changes in branches.items():
+            runner.rewind(checkpoint)
+            if changes:
+                runner.update(**changes)
+            _train_for(runner, seconds)
+            result[label] = _symptoms(runner.snapshot(), start)
+        runner.stop()
+        out[name] = result
+        print(json.dumps({name: result}), file=sys.stderr, flush=True)
+    return out
+
+
+APP_BENCHMARKS = ("ticks", "page", "load", "presets", "browser", "classroom")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m classroom.bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", nargs="*", default=["ticks", "page"], choices=["ticks", "page", "load", "presets", "classroom"])
+    # Checked by hand, as in gan_core.bench: Python 3.11's argparse rejects an empty nargs="*"
+    # positional that has `choices`.
+    p.add_argument("what", nargs="*", metavar="{" + ",".join(APP_BENCHMARKS) + "}",
+                   help="benchmarks to run (default: ticks page)")
     p.add_argument("--clients", type=int, default=30, help="simulated visitors (load)")
     p.add_argument("--students", type=int, default=30, help="simulated students (classroom)")
     p.add_argument("--max-runs", type=int, default=None, help="admission cap for the load test's server")
     p.add_argument("--seconds", type=float, default=None, help="time budget per measurement")
     args = p.parse_args(argv)
+    unknown = [w for w in args.what if w not in APP_BENCHMARKS]
+    if unknown:
+        p.error(f"unknown benchmark {unknown[0]!r}; choose from {', '.join(APP_BENCHMARKS)}")
+    args.what = args.what or ["ticks", "page"]
     torch.set_num_threads(1)
     result: dict = dict(env=_env())
     for name in args.what:
@@ -250,6 +405,9 @@ def main(argv: list[str] | None = None) -> int:
             result["page"] = bench_page(args.seconds or 5.0)
         elif name == "presets":
             result["presets"] = bench_presets(args.seconds or 30.0)
+            result["fixes"] = bench_fixes(args.seconds or 30.0)
+        elif name == "browser":
+            result["browser"] = bench_browser(args.seconds or 120.0)
         elif name == "classroom":
             from .bench_classroom import bench_classroom
 

@@ -8,6 +8,7 @@ values into `TrainConfig`s and runner calls, turn engine errors into
 import hashlib
 import math
 import tempfile
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlencode
@@ -15,14 +16,15 @@ from urllib.parse import urlencode
 import gradio as gr
 import numpy as np
 
-from gan_core.checkpoints import CheckpointError, load_run
+from gan_core.checkpoints import CheckpointError, load_run_extras, read_run
 from gan_core.config import FROZEN_FIELDS, LIVE_FIELDS, ConfigError, TrainConfig, can_continue, default_config
-from gan_core.data import CSV_MAX_BYTES, IMAGE_DATASETS, DataError
+from gan_core.data import CSV_MAX_BYTES, IMAGE_DATASETS, DataError, parse_points_csv
 from gan_core.losses import LOSSES
 from gan_core.runner import MAX_SPEED_LIMIT
 from gan_core.strokes import points_csv, points_from_strokes
+from gan_core.timelapse import TimelapseRecorder
 
-from . import gif, plots
+from . import gif, overview, plots
 from .alerts import detect
 from .presets import PRESETS, get_preset
 from .sessions import ServerBusy, SessionManager
@@ -42,6 +44,15 @@ LOSS_CHOICES = [(loss.title, name) for name, loss in LOSSES.items()]
 SIZE_CHOICES = ["small", "medium", "large"]
 WIDTHS = {"toy": {"small": 32, "medium": 64, "large": 128}, "digits": {"small": 16, "medium": 32, "large": 64}}
 PLOT_NAMES = ("samples", "d_hist", "losses", "d_means", "coverage")
+COMPARE_PLOTS = ("compare_samples_a", "compare_samples_b", "compare_losses", "compare_coverage")
+TICK_OUTPUTS = ("status", "overview", *PLOT_NAMES, "alerts", "fix_button", "checkpoint_menu", "compare_box",
+                *COMPARE_PLOTS)
+# The history curves redraw at most once a second while a run races: a second more of a long
+# history hardly moves a 600-point curve, and each redraw costs the browser ~20 ms per plot.
+# In slow motion (fewer new steps than this per tick), paused or stepping, every tick draws.
+HISTORY_PLOTS = ("losses", "d_means", "coverage")
+HISTORY_REDRAW_S = 1.0
+SLOW_STEPS_PER_TICK = 50
 COMPARE_SUFFIX = "/B"  # session id of a visitor's second (B) run
 # What defines a run: the fields that cannot change mid-run, plus the batch size (live in the engine,
 # but a Setup control on this page), the lesson and the CSV file's content. Start with the same setup
@@ -92,7 +103,7 @@ class Controls:
                                         self.two_sided))
             preset = PRESETS.get(self.lesson or "")
             if preset is not None and preset.config.dataset == self.dataset:
-                return replace(preset.config, **values)
+                return replace(preset.config, d_batchnorm=None, **values)  # D follows the chosen loss
             return default_config(self.dataset, **values)
         except (ConfigError, TypeError, ValueError) as exc:
             raise gr.Error(str(exc)) from None
@@ -135,7 +146,8 @@ def _read_upload(path: str | None) -> bytes | None:
     file = Path(path)
     size = file.stat().st_size
     if size > CSV_MAX_BYTES:
-        raise gr.Error(f"The file is {size:,} bytes; the limit is {CSV_MAX_BYTES:,} bytes.")
+        raise gr.Error(f"The file is {size:,} bytes; the limit is {CSV_MAX_BYTES / 1e6:g} MB "
+                       f"({CSV_MAX_BYTES:,} bytes).")
     return file.read_bytes()
 
 
@@ -152,6 +164,11 @@ def setup_changes(old: dict, new: dict) -> list[str]:
     changed = [name for name in new if old.get(name) != new[name]]
     words = [SETUP_WORDS.get(name, name.replace("_", " ")) for name in changed]
     return list(dict.fromkeys(words))
+
+
+def _fmt_percent(p: float) -> str:
+    """0.3%, not 0%: a mode counts as covered with a single good sample (VEEGAN), so tiny shares matter."""
+    return f"{p:.0f}%" if p >= 10 or p == 0 else f"{p:.1f}%" if p >= 0.1 else f"{p:.2f}%"
 
 
 def _fmt_lr(lr: float) -> str:
@@ -370,15 +387,19 @@ class Handlers:
         rate = f"{snap.steps_per_s:,.0f} steps/s" + (f" (slow motion: {limit:g}/s)" if limit else "")
         parts = [head, f"step **{snap.step:,}**", rate,
                  "GPU" if snap.device.startswith("cuda") else "CPU",
-                 f"G lr {_fmt_lr(cfg.g_lr)} · D lr {_fmt_lr(cfg.d_lr)}"
-                 + (f" (× {scale:.2f} decay)" if (scale := session.runner.engine.lr_scale()) < 1 else "")
-                 + f" · k={cfg.n_critic}"
+                 f"G lr {_fmt_lr(cfg.g_lr)} · D lr {_fmt_lr(cfg.d_lr)} · k={cfg.n_critic}"
                  + (f" · smoothing {cfg.label_smoothing:g}" if cfg.label_smoothing else "")]
+        scale = session.runner.engine.lr_scale()
+        if scale < 0.99:  # say so once the decay is visible in two digits
+            parts.append(f"lr decay: now G {_fmt_lr(cfg.g_lr * scale)} · D {_fmt_lr(cfg.d_lr * scale)} "
+                         f"({scale:.0%} of the sliders' values, {cfg.lr_decay_final:.0%} by step "
+                         f"{cfg.lr_decay_steps:,})")
         frame = snap.frame
         if frame is not None and frame.modes_covered is not None:
-            parts.append(f"modes **{frame.modes_covered}/{frame.n_modes}**, {frame.hq_percent:.0f}% high quality")
+            parts.append(f"modes covered **{frame.modes_covered}/{frame.n_modes}** "
+                         f"({_fmt_percent(frame.hq_percent)} of samples high quality)")
         if frame is not None and frame.value_estimate is not None:
-            parts.append(f"V(D,G) = {frame.value_estimate:.2f} (equilibrium −log 4 = −1.39)")
+            parts.append(f"game value V(D,G) = {frame.value_estimate:.2f} (−1.39 when D can only guess)")
         text = " · ".join(parts)
         if session.extras.get("notice"):
             text += f"\n\n> **{session.extras['notice']}**"
@@ -387,29 +408,57 @@ class Handlers:
         return text
 
     def tick(self, request: gr.Request):
-        """Timer: redraw only when the run published something new.
+        """Timer: redraw only what changed since this visitor's last tick.
 
-        Outputs: status, the five plots, the alerts text, the fix button, the rewind menu,
-        the A/B plot.
+        Outputs (TICK_OUTPUTS): status, the five plots, the alerts text, the fix button, the
+        rewind menu, the A/B plot. Plots are figure JSON for `liveplot.live_plot`; a plot whose
+        JSON equals what this visitor already has is skipped, so a paused run or a slow
+        metric costs the browser nothing.
         """
         sid = self._sid(request)
         self.manager.admit()
         session = self.manager.get(sid)
-        n_out = 1 + len(PLOT_NAMES) + 4
         if session is None:
-            return tuple(gr.skip() for _ in range(n_out))
+            return tuple(gr.skip() for _ in TICK_OUTPUTS)
         snap = session.runner.snapshot()
         session_b = self.manager.get(sid + COMPARE_SUFFIX)
         key = (snap.version, self.manager.queue_position(sid), session_b and session_b.runner.telemetry.version)
         if session.extras.get("sent") == key:
-            return tuple(gr.skip() for _ in range(n_out))
-        session.extras["sent"] = key
-        return (self.status(request), *figures(snap), *self._alerts(session, snap), self._rewind_menu(session),
-                self._compare_figure(sid, snap))
+            return tuple(gr.skip() for _ in TICK_OUTPUTS)
+        due = self._plots_due(session, snap)
+        if due == set(PLOT_NAMES):
+            session.extras["sent"] = key  # else the next tick draws what this one deferred
+        plots_out = [self._if_changed(session, name, FIGURES[name](snap).to_json()) if name in due else gr.skip()
+                     for name in PLOT_NAMES]
+        graph = overview.overview_svg(snap)
+        graph_out = gr.skip() if session.extras.get("overview") == graph else graph
+        session.extras["overview"] = graph
+        return (self.status(request), graph_out, *plots_out, *self._alerts(session, snap),
+                self._rewind_menu(session), *self._compare(session, session_b, snap, due))
+
+    @staticmethod
+    def _plots_due(session, snap) -> set[str]:
+        """The plots to redraw this tick (see HISTORY_REDRAW_S)."""
+        last_step, last_t = session.extras.get("history_drawn", (None, 0.0))
+        now = time.monotonic()
+        if (snap.state != "running" or last_step is None or snap.step - last_step < SLOW_STEPS_PER_TICK
+                or now - last_t >= HISTORY_REDRAW_S):
+            session.extras["history_drawn"] = (snap.step, now)
+            return set(PLOT_NAMES)
+        return set(PLOT_NAMES) - set(HISTORY_PLOTS)
+
+    @staticmethod
+    def _if_changed(session, name: str, figure_json: str):
+        """The figure's JSON, or gr.skip() if this visitor's page already shows exactly it."""
+        sent = session.extras.setdefault("plots_sent", {})
+        if sent.get(name) == figure_json:
+            return gr.skip()
+        sent[name] = figure_json
+        return figure_json
 
     def _alerts(self, session, snap) -> tuple:
         alerts = detect(snap)
-        text = "\n\n".join(f"**{a.title}** — {a.explanation} *Try:* {a.suggestion}" for a in alerts)
+        text = "\n\n".join(f"**{a.title}** — {a.explanation} *What to do:* {a.suggestion}" for a in alerts)
         with_fix = next((a for a in alerts if a.fix), None)
         if session.extras.get("alert_text") == text:
             text_out = gr.skip()
@@ -421,7 +470,9 @@ class Handlers:
         if session.extras.get("fix_label") == label:
             return text_out, gr.skip()
         session.extras["fix_label"] = label
-        return text_out, gr.update(value=label or "Apply fix", visible=with_fix is not None)
+        # A full-size, coloured button: the one action the alert asks for (issue 14).
+        return text_out, gr.update(value=label or "Apply fix", visible=with_fix is not None, variant="primary",
+                                   size="lg")
 
     def _rewind_menu(self, session):
         """The checkpoint menu: newest first, keeping the visitor's own pick while it is kept."""
@@ -476,17 +527,46 @@ class Handlers:
         return str(session.runner.save(folder))
 
     def load(self, path, request: gr.Request):
-        """Load a saved run (safetensors + JSON: no code is executed); it starts paused."""
+        """Load a saved run (safetensors + JSON: no code is executed), paused at its real step with
+        the history the file carries, a checkpoint there and a fresh look at G and D.
+
+        Outputs: status, the ten controls, the lesson menu (Free play) and its text.
+        """
         if path is None:
-            return (gr.skip(),) * 11
+            return (gr.skip(),) * 13
         size = Path(path).stat().st_size
+        sid = self._sid(request)
         try:
-            engine = load_run(path, device="auto")
-            sid = self._sid(request)
+            engine, history = read_run(path, device="auto")
+            # The time-lapse saved with the run (checked before the visitor's run is replaced),
+            # so a GIF made later still starts at step 0.
+            timelapse = TimelapseRecorder.from_tensors(load_run_extras(path, "timelapse"), engine.step_count)
             session = self._with_speed(sid, self.manager.create(sid, engine.config, engine=engine))
+            session.runner.adopt_timelapse(timelapse)
         except (CheckpointError, ConfigError, ValueError) as exc:
             raise gr.Error(f"Cannot load this file ({size:,} bytes): {exc}") from None
-        return (self.status(request), *control_values(session.runner.config))
+        runner, step = session.runner, engine.step_count
+        if history is not None:
+            runner.telemetry.restore(history, step)
+        runner.telemetry.set_status("paused", f"Loaded a saved run at step {step:,}: press Resume (or Start) "
+                                              "to continue it.", step=step)
+        runner.checkpoint_now()  # rewindable to the loaded step
+        runner.publish_frame()
+        session.extras["setup"] = setup_of(engine.config, "", None)
+        if engine.config.dataset == "csv":
+            session.extras["setup"]["csv"] = "loaded"  # its points are in the file, not an upload
+        self.manager.release(sid + COMPARE_SUFFIX)
+        return (self.status(request), *control_values(session.runner.config), "", _lesson_text(""))
+
+    def check_csv(self, path):
+        """Validate an uploaded CSV at once (not only on Start) and say what was read."""
+        if path is None:
+            return
+        try:
+            points = parse_points_csv(_read_upload(path))
+        except DataError as exc:
+            raise gr.Error(f"This CSV cannot be used: {exc}") from None
+        gr.Info(f"Read {len(points):,} points from the CSV. Press Start to train on them.")
 
     def timelapse(self, request: gr.Request):
         session = self._session(request)
@@ -532,14 +612,32 @@ class Handlers:
         self.manager.release(self._sid(request) + COMPARE_SUFFIX)
         return gr.update(visible=False)
 
-    def _compare_figure(self, sid: str, snap_a):
-        session_b = self.manager.get(sid + COMPARE_SUFFIX)
+    def _compare(self, session, session_b, snap_a, due: set[str]) -> tuple:
+        """The A/B box's visibility and its four plots: both runs' samples side by side,
+        their losses and their coverage (history plots follow the same pace as above)."""
         if session_b is None:
-            return gr.update(visible=False)
+            for name in COMPARE_PLOTS:
+                session.extras.get("plots_sent", {}).pop(name, None)
+            shown = session.extras.pop("compare_shown", False)
+            return (gr.update(visible=False) if shown else gr.skip(), *(gr.skip() for _ in COMPARE_PLOTS))
         b = session_b.runner
+        snap_b = b.snapshot()
         diff = {f: getattr(b.config, f) for f in LIVE_FIELDS if getattr(b.config, f) != getattr(snap_a.config, f)}
         label = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in diff.items()) or "same"
-        return gr.update(value=plots.compare_figure(snap_a, b.snapshot(), "A", f"B ({label})"), visible=True)
+        history = "losses" in due
+        figures = {
+            "compare_samples_a": lambda: plots.samples_figure(snap_a, label="A"),
+            "compare_samples_b": lambda: plots.samples_figure(snap_b, label=f"B ({label})"),
+            "compare_losses": lambda: plots.compare_figure(snap_a, snap_b, "A", f"B ({label})") if history else None,
+            "compare_coverage": lambda: plots.compare_coverage_figure(snap_a, snap_b, "A", "B") if history else None,
+        }
+        out = []
+        for name in COMPARE_PLOTS:
+            fig = figures[name]()
+            out.append(gr.skip() if fig is None else self._if_changed(session, name, fig.to_json()))
+        shown = session.extras.get("compare_shown", False)
+        session.extras["compare_shown"] = True
+        return (gr.skip() if shown else gr.update(visible=True), *out)
 
     def on_load(self, request: gr.Request):
         """Read a shared setup from the URL: control values, lesson and hidden controls."""
@@ -655,6 +753,9 @@ def _page_url(request: gr.Request) -> str:
     return f"{proto}://{host}/"
 
 
+FIGURES = {"samples": plots.samples_figure, "d_hist": plots.d_output_figure, "losses": plots.loss_figure,
+           "d_means": plots.d_means_figure, "coverage": plots.coverage_figure}
+
+
 def figures(snap) -> tuple:
-    return (plots.samples_figure(snap), plots.d_output_figure(snap), plots.loss_figure(snap),
-            plots.d_means_figure(snap), plots.coverage_figure(snap))
+    return tuple(FIGURES[name](snap) for name in PLOT_NAMES)

@@ -11,10 +11,19 @@ CONTROLS_HELP = """
 **Setup** (used by *Start* and *Reset*): the data to imitate, the network size, the batch size and
 the random seed. The same seed gives the same run.
 
+**Lecture controls**: *Speed* slows the running GAN to 100, 10 or 1 step per second without
+restarting it (at 10 and 1 every step is drawn). *Step* runs one full step (k D updates, then one
+G update); *Step D only* / *Step G only* update one player once while the other stays frozen:
+after a D step the background sharpens, after a G step the orange points move along the arrows.
+*Draw your own data* turns a drawing into 2,000 points (like a CSV upload): press Start to train on it.
+
 **Live controls** change the *running* GAN at the next step — no restart, weights and Adam's
 memory are kept:
 - **Learning rates** (log₁₀ scale, −3 = 0.001): how big a step each player takes.
   Make D's 10× larger and watch D(G(z)) fall: D gets too strong and G's gradient vanishes.
+  Most setups also use **lr decay**: the rate in effect shrinks linearly during the run (e.g. to 5%
+  of the slider's value by step 50,000 on the rings) so the end of a run settles. The status line
+  shows the rate in effect now whenever it differs from the sliders.
 - **k, D steps per G step**: D trains *k* times for every G update (Goodfellow et al., 2014).
   WGAN-GP uses k = 5 so the critic stays close to optimal.
 - **Label smoothing**: train D towards 0.9 instead of 1 on real data (Salimans et al., 2016).
@@ -29,7 +38,10 @@ PLOTS_HELP = """
   from the *EMA of G's weights* when the run keeps one (a smoothed G, what the benchmarks score);
   the histograms of D show the raw G that D is playing against.
   The background is D's opinion (red = "fake", blue = "real"); black ticks show where G's gradient
-  pushes each fake point. When G has won, the background is flat at 0.5 and D cannot tell.
+  pushes each fake point. When G has won, the orange points sit on the blue ones and the background
+  is flat at **0.5**: D cannot tell. A background flat at *another* value (say 0.38), with one bar in
+  the histogram, means something else: **D has collapsed** to a constant (often after a too-large D
+  learning rate) and gives G no signal — an alert says so and offers to lower D's learning rate.
   The purple grid is **G's manifold**: where G sends a flat square grid of noise vectors
   z = (z₁, z₂, 0, …, 0) with z₁, z₂ from −2 to 2 (a 2-D slice through the noise space; the other
   coordinates stay 0). Watch G stretch and fold this sheet to lay it over the data.
@@ -39,6 +51,13 @@ PLOTS_HELP = """
 - **Losses**: D's and G's losses. They need not go down — it is a game — but they should hover
   near the dashed equilibrium values (D: 2·log 2 ≈ 1.39, G: log 2 ≈ 0.69). D loss → 0 means D is
   too strong; wild swings mean the learning rates are too high (oscillation).
-- **Mode coverage**: for the ring and grid we know the true modes. A mode counts as covered if some
-  sample lands within 3σ of it (VEEGAN/PacGAN metric). **Mode collapse** = G covers only a few modes.
+- **Mode coverage**: for the ring and grid we know the true modes. A sample is *high quality* if it lands
+  within 3σ of a mode; a mode counts as covered if at least one high-quality sample is nearest to it
+  (VEEGAN/PacGAN metric, 2,500 samples). So early on, many modes can be "covered" while only 0.3% of
+  samples are good: read both numbers. **Mode collapse** = G covers only a few modes.
+- **Game value V(D,G)** (status line) = E log D(x) + E log(1 − D(G(z))), the quantity D maximises and
+  G minimises (Goodfellow et al., 2014, Eq. 1). At the equilibrium D outputs 0.5 everywhere, so
+  V = 2·log 0.5 = −log 4 ≈ −1.39. Higher (nearer 0) means D is telling real from fake.
+- **Dotted vertical lines** on the loss and mean-D plots mark live changes (loss, learning rates, k,
+  smoothing) at the step they took effect.
 """

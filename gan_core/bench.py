@@ -63,8 +63,9 @@ def textbook_stepper(config: TrainConfig):
 
     Per step: D on a real batch and a fake batch (`fake.detach()`), BCE, `backward()`,
     `optimizer.step()`; then G on D(fake) of the *same* fakes (pytorch/examples reuses them;
-    the engine draws fresh noise for G); `torch.optim.Adam` with its default (foreach)
-    kernel; `.item()` on four logged values every step. The same EMA of G (an in-place
+    the engine draws fresh noise for G); `torch.optim.Adam` with its default implementation
+    (a per-parameter loop on the CPU, foreach on CUDA; the engine calls the fused kernel);
+    `.item()` on four logged values every step. The same EMA of G (an in-place
     lerp per parameter) and linear lr decay (`LambdaLR`) as the engine's config, so all
     three rates do the same work.
     """
@@ -194,8 +195,8 @@ def bench_speed(seconds: float, rounds: int = 5, with_runner: bool = True) -> di
         model=(f"ring8 default: G = MLP ReLU {config.depth}x{config.width} (z={config.z_dim}), D = PacGAN{config.pack} "
                f"MLP LeakyReLU {config.depth}x{config.width}, batch {config.batch_size}, EMA {config.ema_decay}, "
                f"lr decay over {config.lr_decay_steps} steps, all three"),
-        textbook="pytorch/examples dcgan loop: zero_grad/backward/step, torch.optim.Adam (foreach), "
-                 "G step reuses the D step's fakes, .item() x4 per step",
+        textbook="pytorch/examples dcgan loop: zero_grad/backward/step, torch.optim.Adam default "
+                 "(per-parameter loop on CPU), G step reuses the D step's fakes, .item() x4 per step",
         columns=list(names),
         rounds_steps_per_s=[[round(x) for x in r] for r in wall],
         rounds_steps_per_cpu_s=[[round(x) for x in r] for r in cpu],

@@ -24,8 +24,12 @@ Threads: `capture` and `restore` touch the engine, so call them from the
 thread that owns it (the training thread) or while that thread is stopped.
 `CheckpointRing` has its own lock and may be shared.
 
-Not here: when to capture (the runner decides), telemetry history (rewinding
-the plots is `telemetry.py`'s job), anything UI.
+A run file may also carry the plots' data (`telemetry.History`: the decimated
+per-step history, coverage, digit scores and live-change events), bounded and
+validated like everything else, so a loaded run shows where it came from.
+
+Not here: when to capture (the runner decides), rewinding the plots
+(`telemetry.py`), anything UI.
 """
 
 from __future__ import annotations
@@ -47,11 +51,14 @@ from . import __version__
 from .config import FROZEN_FIELDS, ConfigError, TrainConfig
 from .data import CSV_MAX_ROWS, CSV_MIN_ROWS, PointDataset
 from .engine import Engine
+from .records import N_STATS
+from .telemetry import HISTORY_CAPACITY, MAX_EVENT_CHARS, MAX_EVENTS, History
 
 log = logging.getLogger(__name__)
 
 FORMAT_NAME = "gan-classroom-run"
 FORMAT_VERSION = 1  # bump when the tensor layout or metadata keys change
+EXTRA_PREFIXES = ("timelapse",)  # tensor folders a run file may carry besides the run itself
 MAX_RUN_FILE_BYTES = 50_000_000  # a default digits run is ~8 MB; refuse anything far larger
 MAX_HEADER_BYTES = 1_000_000  # the safetensors JSON header; ours is a few kB
 RING_CAPACITY = 20
@@ -330,12 +337,57 @@ class CheckpointRing:
 #   data/points                                    the (standardised) points of a CSV run
 # Metadata (strings): format, format_version, step, config (JSON),
 # optimizers (JSON: param_groups' lr/betas/eps/weight_decay), rng_device, created,
-# d_updates, g_updates (optional: absent in older files).
+# d_updates, g_updates (optional: absent in older files),
+# telemetry (JSON, optional: {"history_bin": n, "events": [[step, text], …]}).
+# Optional tensors: telemetry/<history|coverage|digit_scores>, the plots' data, float64.
 
-def _encode(engine: Engine, ckpt: Checkpoint) -> bytes:
+_TELEMETRY_TABLES = {"history": 2 + N_STATS, "coverage": 3, "digit_scores": 3}  # name → columns
+
+
+def _encode_history(history: History, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    for name in _TELEMETRY_TABLES:
+        table = history.rows if name == "history" else getattr(history, name)
+        tensors[f"telemetry/{name}"] = torch.from_numpy(table.astype("float64", copy=True)).contiguous()
+    metadata["telemetry"] = json.dumps({"history_bin": int(history.bin_size),
+                                        "events": [[int(s), str(t)] for s, t in history.events]})
+
+
+def _decode_history(tensors: dict[str, torch.Tensor], meta: dict[str, str], step: int) -> History | None:
+    """The plots' data of a run file, checked (shapes, sizes, steps); None if it has none."""
+    if "telemetry" not in meta:
+        return None
+    info = _json(meta, "telemetry")
+    if not isinstance(info, dict) or not isinstance(info.get("events"), list) or len(info["events"]) > MAX_EVENTS:
+        raise CheckpointError("run file metadata 'telemetry' is malformed")
+    bin_size = info.get("history_bin")
+    if isinstance(bin_size, bool) or not isinstance(bin_size, int) or not 1 <= bin_size <= 2**40:
+        raise CheckpointError(f"run file telemetry history_bin must be a whole number ≥ 1, got {bin_size!r}")
+    events = []
+    for event in info["events"]:
+        if not (isinstance(event, list) and len(event) == 2 and isinstance(event[0], int)
+                and not isinstance(event[0], bool) and 0 <= event[0] <= step
+                and isinstance(event[1], str) and len(event[1]) <= MAX_EVENT_CHARS):
+            raise CheckpointError("run file telemetry events must be [step, short text] pairs")
+        events.append((event[0], event[1]))
+    tables = {}
+    for name, cols in _TELEMETRY_TABLES.items():
+        t = tensors.get(f"telemetry/{name}")
+        if t is None or t.ndim != 2 or t.shape[1] != cols or len(t) > HISTORY_CAPACITY or t.dtype != torch.float64:
+            raise CheckpointError(f"run file 'telemetry/{name}' must be (≤ {HISTORY_CAPACITY}, {cols}) float64")
+        table = t.numpy()
+        steps = table[:, 0]
+        if not (torch.isfinite(t[:, 0]).all() and (steps >= 0).all() and (steps <= step).all()
+                and (len(steps) < 2 or (steps[1:] >= steps[:-1]).all())):
+            raise CheckpointError(f"run file 'telemetry/{name}' steps must rise from 0 to the run's step")
+        tables[name] = table
+    return History(tables["history"], bin_size, tables["coverage"], tables["digit_scores"], tuple(events))
+
+
+def _encode(engine: Engine, ckpt: Checkpoint, history: History | None = None,
+            extra_tensors: dict[str, torch.Tensor] | None = None) -> bytes:
     from safetensors.torch import save
 
-    tensors: dict[str, torch.Tensor] = {}
+    tensors: dict[str, torch.Tensor] = {k: v.contiguous() for k, v in (extra_tensors or {}).items()}
     for net, state in zip(_NETS, (ckpt.g_state, ckpt.d_state)):
         tensors.update({f"{net}/{k}": v.contiguous() for k, v in state.items()})
     optimizers = {}
@@ -368,20 +420,29 @@ def _encode(engine: Engine, ckpt: Checkpoint) -> bytes:
         "g_updates": str(ckpt.g_updates),
         "gan_core_version": __version__,
     }
+    if history is not None:
+        _encode_history(history, tensors, metadata)
     return save(tensors, metadata=metadata)
 
 
 def save_run(engine: Engine, target: str | os.PathLike | io.BufferedIOBase, *,
-             max_bytes: int = MAX_RUN_FILE_BYTES) -> Path | None:
+             max_bytes: int = MAX_RUN_FILE_BYTES, history: History | None = None,
+             extra_tensors: dict[str, torch.Tensor] | None = None) -> Path | None:
     """Write the engine's run to one `.safetensors` file; returns its path.
 
     `target` is a directory (the file is named after the dataset and step), a
     file path, or a writable binary file object (then returns None). Files are
     written atomically (temporary file, then rename). Raises `CheckpointError`
     if the file would exceed `max_bytes`, because `load_run` would refuse it.
+    `history` (optional) is the plots' data to carry along (`Telemetry.history()`).
+    `extra_tensors` (keys under an `EXTRA_PREFIXES` folder, e.g. the time-lapse's
+    `timelapse/…`) travel in the same file; read them back with `load_run_extras`.
     Call from the engine's owning thread or while it is stopped.
     """
-    data = _encode(engine, capture(engine))
+    bad = sorted(k for k in extra_tensors or {} if k.split("/")[0] not in EXTRA_PREFIXES)
+    if bad:
+        raise CheckpointError(f"extra run-file tensors must sit under {EXTRA_PREFIXES}, got {bad[:3]}")
+    data = _encode(engine, capture(engine), history, extra_tensors)
     if len(data) > max_bytes:
         raise CheckpointError(f"this run needs {len(data) / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB "
                               "limit for run files; use a smaller width")
@@ -497,7 +558,7 @@ def _load_tensors(data: bytes) -> dict[str, torch.Tensor]:
         tensors = load(data)
     except (SafetensorError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"run file tensors are unreadable: {exc}") from None
-    known_prefixes = (*_NETS, *_OPTS, "rng", "eval", "data", "G_ema")
+    known_prefixes = (*_NETS, *_OPTS, "rng", "eval", "data", "G_ema", "telemetry", *EXTRA_PREFIXES)
     unknown = sorted(k for k in tensors if k.split("/")[0] not in known_prefixes)
     if unknown:
         raise CheckpointError(f"run file has unexpected tensors: {', '.join(unknown[:5])}")
@@ -562,7 +623,14 @@ def _check_eval_tensors(engine: Engine, tensors: dict[str, torch.Tensor]) -> Non
 
 def load_run(path: str | os.PathLike, device: str = "auto", *,
              max_bytes: int = MAX_RUN_FILE_BYTES) -> Engine:
-    """Rebuild an `Engine` from a file written by `save_run`, ready to continue.
+    """Rebuild an `Engine` from a file written by `save_run` (see `read_run`)."""
+    return read_run(path, device, max_bytes=max_bytes)[0]
+
+
+def read_run(path: str | os.PathLike, device: str = "auto", *,
+             max_bytes: int = MAX_RUN_FILE_BYTES) -> tuple[Engine, History | None]:
+    """Rebuild an `Engine` from a file written by `save_run`, ready to continue, and the
+    plots' data the file carries (None for a file saved without it).
 
     Reads the file with `json` and `safetensors` only — no pickle, no code runs.
     `device` overrides the saved one ("auto", "cpu", "cuda"). On the device type
@@ -577,6 +645,8 @@ def load_run(path: str | os.PathLike, device: str = "auto", *,
     if not isinstance(optimizers, dict):
         raise CheckpointError("run file metadata 'optimizers' must be a JSON object")
     tensors = _load_tensors(data)
+    step = _count(meta, "step")
+    history = _decode_history(tensors, meta, step)
     config = _config_from_file(meta, tensors, device)
     points = _csv_points(config, tensors)
     try:
@@ -588,7 +658,7 @@ def load_run(path: str | os.PathLike, device: str = "auto", *,
                                    device=engine.device)
     _check_eval_tensors(engine, tensors)
     restore(engine, Checkpoint(
-        step=_count(meta, "step"),
+        step=step,
         config=config,
         g_state={k[2:]: v for k, v in tensors.items() if k.startswith("G/")},
         d_state={k[2:]: v for k, v in tensors.items() if k.startswith("D/")},
@@ -605,4 +675,24 @@ def load_run(path: str | os.PathLike, device: str = "auto", *,
         saved = tensors.get(f"eval/{name}")
         if saved is not None:
             getattr(engine, name).copy_(saved)  # the same fixed noise as before saving, on any device
-    return engine
+    return engine, history
+
+
+def load_run_extras(path: str | os.PathLike, prefix: str, *,
+                    max_bytes: int = MAX_RUN_FILE_BYTES) -> dict[str, torch.Tensor]:
+    """The tensors under `prefix/` of a run file (e.g. "timelapse"), {} if it has none.
+
+    Reads only those tensors, with safetensors (no pickle); call after `load_run` accepted the file.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    if prefix not in EXTRA_PREFIXES:
+        raise CheckpointError(f"unknown extra tensors {prefix!r}; run files carry {EXTRA_PREFIXES}")
+    path = Path(path)
+    if path.stat().st_size > max_bytes:
+        raise CheckpointError(f"run file is over {max_bytes / 1e6:.0f} MB, the limit for run files")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k: f.get_tensor(k) for k in f.keys() if k.startswith(prefix + "/")}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"run file tensors are unreadable: {exc}") from None

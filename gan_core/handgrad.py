@@ -1,11 +1,11 @@
 """The 2-D GAN updates back-propagated by hand: the engine's fast path for the MLPs.
 
-At the classroom's size (three hidden layers of 32 units, batch 256) a step is
-microseconds of arithmetic wrapped in Python and allocation overhead, and
-autograd's graph building is a large share of it. Here the forward pass keeps
-its activations and the backward pass is written out (no graph, no host syncs);
-measured 1.9× the engine's own autograd step on the default ring-8 model per CPU-second
-(`python -m gan_core.bench speed`, docs/benchmarks/speed.json).
+At the classroom's size (three hidden layers of 32 units, batch 256) every
+matrix product is tiny, so per-operation overhead (Python, allocation,
+autograd's graph) dominates a step. Here the forward pass keeps its
+activations and the backward pass is written out: no graph, no host syncs.
+Measured 1.9× the engine's own autograd step on the default ring-8 model, per
+CPU-second (`python -m gan_core.bench speed`, docs/benchmarks/speed.json).
 
 - `HandMLP`: forward/backward of a `models.MLP` on its own parameter tensors.
 - `HandGAN.d_backward` / `g_backward`: the gradients of one D update and one

@@ -11,6 +11,10 @@ bounded however long the run, and the whole run from step 0 stays visible
 The latest `RECENT` steps are also kept at full resolution in a ring buffer
 for detectors that need raw variability (oscillation, collapse).
 
+Live changes (loss, learning rates, k, smoothing, …) are kept as *events*
+(step, short text) so the plots can mark where the rules of the game changed.
+`history()` / `restore()` carry the plots' data through a saved run file.
+
 Not here: computing the numbers (`engine.py`), drawing them (`plots.py`).
 """
 
@@ -26,6 +30,23 @@ from .records import STAT_FIELDS, EvalFrame, column
 
 HISTORY_CAPACITY = 4096  # rows of the decimated whole-run history
 RECENT = 2048  # full-resolution recent steps
+MAX_EVENTS = 200  # live changes kept (oldest dropped)
+MAX_EVENT_CHARS = 80
+# Short names of live config fields for event labels on the plots.
+EVENT_WORDS = {"loss": "loss", "g_lr": "G lr", "d_lr": "D lr", "beta1": "β₁", "beta2": "β₂", "n_critic": "k",
+               "label_smoothing": "smoothing", "two_sided_smoothing": "two-sided", "batch_size": "batch",
+               "r1_gamma": "R1 γ"}
+
+
+def describe_change(old: Any, new: Any) -> str:
+    """A short label for a live config change, e.g. "D lr 0.001→0.01, k 1→5" ("" if none)."""
+    parts = []
+    for name, word in EVENT_WORDS.items():
+        a, b = getattr(old, name, None), getattr(new, name, None)
+        if a != b:
+            fmt = lambda v: f"{v:g}" if isinstance(v, float) else str(v)
+            parts.append(f"{word} → {b}" if name == "loss" else f"{word} {fmt(a)}→{fmt(b)}")
+    return ", ".join(parts)[:MAX_EVENT_CHARS]
 
 
 def _frozen(a: np.ndarray) -> np.ndarray:
@@ -137,9 +158,21 @@ class Snapshot:
     # Which network moved last: "both" after training steps, "d" or "g" after a single
     # D-only / G-only update (the lecture's Step D / Step G), "" before any update.
     last_update: str = ""
+    events: tuple = ()  # ((step, "D lr 0.001→0.01"), …): live changes, oldest first
 
     def column(self, name: str, recent: bool = False) -> np.ndarray:
         return column(self.recent if recent else self.history, name)
+
+
+@dataclass(frozen=True)
+class History:
+    """What a saved run file carries of the plots (see `checkpoints.save_run`)."""
+
+    rows: np.ndarray  # (n, 2 + N_STATS) the decimated history
+    bin_size: int  # steps per row
+    coverage: np.ndarray  # (m, 3) step, modes covered, HQ%
+    digit_scores: np.ndarray  # (k, 3) step, IS, FD
+    events: tuple = ()  # ((step, text), …)
 
 
 class Telemetry:
@@ -171,6 +204,7 @@ class Telemetry:
         self._recent = RingBuffer(n, self._recent_capacity)
         self._coverage = RingBuffer(3, self._history_capacity)  # step, modes covered, HQ%
         self._digit_scores = RingBuffer(3, self._history_capacity)  # step, classifier IS, FD
+        self._events: list[tuple[int, str]] = []
 
     def reset(self) -> None:
         with self._lock:
@@ -190,6 +224,7 @@ class Telemetry:
                 buffer.truncate_after(step)
             if self._frame is not None and self._frame.step > step:
                 self._frame = None
+            self._events = [e for e in self._events if e[0] <= step]
             self._step = step
             self._version += 1
 
@@ -217,6 +252,36 @@ class Telemetry:
             self._frame = frame
             if frame.modes_covered is not None:
                 self._coverage.extend(np.array([[frame.step, frame.modes_covered, frame.hq_percent]]))
+            self._version += 1
+
+    def record_change(self, step: int, old: Any, new: Any) -> None:
+        """Remember a live config change at `step` (no-op when no live field changed)."""
+        text = describe_change(old, new)
+        if not text:
+            return
+        with self._lock:
+            self._events = [*self._events, (int(step), text)][-MAX_EVENTS:]
+            self._version += 1
+
+    def history(self) -> History:
+        """The plots' data, for a run file."""
+        snap = self.snapshot()
+        return History(snap.history, snap.history_bin, snap.coverage, snap.digit_scores, snap.events)
+
+    def restore(self, history: History, step: int) -> None:
+        """Put a run file's plot data back (the full-resolution recent steps are not saved)."""
+        with self._lock:
+            self._clear_series()
+            rows = np.asarray(history.rows, dtype=float)[-self._history_capacity:]
+            self._history.data[: len(rows)] = rows
+            self._history.size = len(rows)
+            self._history.bin_size = int(history.bin_size)
+            for buffer, table in ((self._coverage, history.coverage), (self._digit_scores, history.digit_scores)):
+                if len(table):
+                    buffer.extend(np.asarray(table, dtype=float))
+            self._events = [(int(s), str(t)) for s, t in history.events][-MAX_EVENTS:]
+            self._frame = None
+            self._step = int(step)
             self._version += 1
 
     def record_digit_scores(self, step: int, inception_score: float, frechet_distance: float) -> None:
@@ -273,6 +338,7 @@ class Telemetry:
                 coverage=_frozen(self._coverage.view()),
                 digit_scores=_frozen(self._digit_scores.view()),
                 last_update=self._last_update,
+                events=tuple(self._events),
             )
             self._cached = snap
             return snap

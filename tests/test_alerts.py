@@ -17,16 +17,17 @@ from gan_core.telemetry import Snapshot, Telemetry
 LOG2 = np.log(2.0)
 
 
-def frame(step: int, n_modes: int | None = 8, fake: np.ndarray | None = None) -> EvalFrame:
+def frame(step: int, n_modes: int | None = 8, fake: np.ndarray | None = None, d_values: float = 0.5) -> EvalFrame:
     pts = np.zeros((16, 2), np.float32)
-    return EvalFrame(step=step, d_real_values=np.full(16, 0.5), d_fake_values=np.full(16, 0.5), real=pts,
+    return EvalFrame(step=step, d_real_values=np.full(16, d_values), d_fake_values=np.full(16, d_values), real=pts,
                      fake=pts if fake is None else fake, surface=None, surface_extent=None, g_field=None,
                      value_estimate=None, modes_covered=n_modes, n_modes=n_modes, hq_percent=80.0)
 
 
 def snapshot(steps: int = 3000, *, config: TrainConfig | None = None, message: str = "", seed: int = 0,
              coverage: list[tuple[int, float]] | None = None, digit_is: list[float] | None = None,
-             n_modes: int | None = 8, fake: np.ndarray | None = None, **columns) -> Snapshot:
+             n_modes: int | None = 8, fake: np.ndarray | None = None, d_values: float = 0.5,
+             **columns) -> Snapshot:
     """A snapshot of `steps` steps. Columns default to a healthy BCE run at equilibrium
     (D ≈ 0.5, losses ≈ 2 log 2 and log 2, with per-step noise); pass an array or a
     function of the step array to override one. Coverage: (modes, HQ%) per evaluation."""
@@ -51,7 +52,7 @@ def snapshot(steps: int = 3000, *, config: TrainConfig | None = None, message: s
         scores = np.array([[s, v, 50.0] for s, v in zip(np.linspace(500, steps, len(digit_is)), digit_is)])
     return Snapshot(version=1, state="running", message=message, step=steps, steps_per_s=1000.0, device="cpu",
                     config=config or TrainConfig(dataset="ring8"), history=table, history_bin=1,
-                    recent=table[-2048:], frame=frame(steps, n_modes, fake), coverage=cov, digit_scores=scores)
+                    recent=table[-2048:], frame=frame(steps, n_modes, fake, d_values), coverage=cov, digit_scores=scores)
 
 
 def only(found: list[Alert], kind: str) -> Alert:
@@ -64,7 +65,8 @@ def assert_fix_applies(alert: Alert, config: TrainConfig) -> TrainConfig:
     new = config.with_live(**alert.fix)  # raises ConfigError on a frozen field or bad value
     assert new != config
     for name in alert.fix:
-        assert name in alert.fix_label
+        assert alerts.FIELD_WORDS[name] in alert.fix_label, "plain words on the button, not code names"
+        assert "_" not in name or name not in alert.fix_label
     return new
 
 
@@ -212,7 +214,8 @@ def test_coverage_collapsing_from_its_best_fires_mode_collapse():
     cov = [(8, 70.0)] * 20 + [(4, 75.0)] * 5
     alert = only(detect(snapshot(steps=1500, config=config, coverage=cov)), "mode_collapse")
     assert "4 of 8" in alert.title and "covered 8" in alert.evidence
-    assert assert_fix_applies(alert, config).loss == "wgan-gp"
+    # G and D already at the recommended 0.001: slow G down (half), as the lesson teaches.
+    assert assert_fix_applies(alert, config).g_lr == pytest.approx(5e-4)
 
 
 def test_few_modes_after_warm_up_fire_mode_collapse_even_without_a_drop():
@@ -229,11 +232,16 @@ def test_an_early_blurry_generator_is_not_called_collapsed():
     assert detect(snapshot(steps=alerts.COLLAPSE_WARMUP_STEPS + 500, coverage=cov)) == []
 
 
-def test_collapse_fix_for_wgan_gp_adds_critic_steps():
-    config = TrainConfig(loss="wgan-gp", n_critic=1)
-    alert = only(detect(snapshot(config=config, d_loss=-0.5, coverage=[(2, 60.0)] * 10)), "mode_collapse")
-    assert alert.fix == {"n_critic": 5}
-    assert_fix_applies(alert, config)
+def test_mode_collapse_lesson_fix_lowers_gs_learning_rate_as_its_text_says():
+    from classroom.presets import get_preset
+
+    preset = get_preset("mode_collapse")
+    assert "lower G's learning rate" in preset.explanation
+    config = preset.config  # G lr 1e-2, D lr 1e-3
+    alert = only(detect(snapshot(config=config, coverage=[(3, 60.0)] * 10)), "mode_collapse")
+    assert alert.fix == {"g_lr": 1e-3}, "G at D's pace; no WGAN-GP switch with G still at 1e-2"
+    assert alert.fix_label == "G's learning rate 0.01 → 0.001"
+    assert not alert.suggestion.startswith("Try")
 
 
 def test_digit_inception_score_collapse_fires_and_healthy_progress_does_not():
@@ -241,23 +249,83 @@ def test_digit_inception_score_collapse_fires_and_healthy_progress_does_not():
     falling = snapshot(config=config, n_modes=None, coverage=[], digit_is=[2, 4, 6, 7, 7, 4, 3.5, 3.2])
     alert = only(detect(falling), "mode_collapse")
     assert "3.50" in alert.evidence and "7.00" in alert.evidence
-    assert alert.fix == {} and "Reset" in alert.suggestion  # its D has BatchNorm: WGAN-GP needs a reset
+    assert alert.fix == {"g_lr": 1e-4}  # slow G down; WGAN-GP is only a suggestion:
+    assert "Reset" in alert.suggestion  # its D has BatchNorm, so WGAN-GP needs a reset
+    assert assert_fix_applies(alert, config).g_lr == pytest.approx(1e-4), "slow G down, never a WGAN-GP switch"
     rising = snapshot(config=config, n_modes=None, coverage=[], digit_is=[1.5, 3, 5, 6.5, 7, 7.2, 7.1])
     assert detect(rising) == []
 
 
-def test_collapse_fix_offers_wgan_gp_only_where_the_run_accepts_it():
-    digits = dict(dataset="digits", n_modes=None, coverage=[], digit_is=[2, 4, 6, 7, 7, 4, 3.5, 3.2])
-    with_bn = TrainConfig(dataset="digits")  # D built with BatchNorm: WGAN-GP needs a reset
+def test_a_fix_the_engine_would_refuse_is_never_offered():
+    from classroom.alerts import _fix
+
+    with_bn = TrainConfig(dataset="digits")  # D built with BatchNorm: WGAN-GP needs a new run
     assert with_bn.d_batchnorm
-    alert = only(detect(snapshot(config=with_bn, **{k: v for k, v in digits.items() if k != "dataset"})),
-                 "mode_collapse")
-    assert alert.fix == {} and alert.fix_label == ""
+    assert _fix(with_bn, loss="wgan-gp") == ({}, "")
     # A digits run that started with WGAN-GP (no BatchNorm) and switched away may switch back.
     no_bn = TrainConfig(dataset="digits", loss="wgan-gp").with_live(loss="hinge")
-    alert = only(detect(snapshot(config=no_bn, **{k: v for k, v in digits.items() if k != "dataset"})),
-                 "mode_collapse")
-    assert assert_fix_applies(alert, no_bn).loss == "wgan-gp"
+    fix, label = _fix(no_bn, loss="wgan-gp")
+    assert fix == {"loss": "wgan-gp"} and label
+
+
+def test_oscillation_lesson_fix_brings_both_rates_back_and_wins_over_d_overpowering():
+    from classroom.presets import get_preset
+
+    config = get_preset("oscillation").config  # both lrs 2e-2
+    swings = swinging(0.2)
+    found = detect(snapshot(config=config, d_real=lambda s: 0.95 + 0.04 * np.sin(s / 19), d_fake=swings["d_fake"],
+                            d_fake_g=0.05, d_loss=swings["d_loss"]))
+    assert [a.kind for a in found] == ["oscillation", "d_overpowering"]
+    button = next(a for a in found if a.fix)  # what the page's Apply-fix button applies
+    assert button.fix == {"g_lr": 1e-3, "d_lr": 1e-3}, "the lesson: bring both learning rates back to 10⁻³"
+
+
+def test_strong_d_lesson_fix_switches_to_nonsaturating_on_equal_footing():
+    from classroom.presets import get_preset
+
+    config = get_preset("strong_d").config  # minimax, G 1e-4, D 1e-3, k = 5
+    alert = detect(snapshot(config=config, d_real=0.98, d_fake=0.02, d_fake_g=0.02))[0]
+    assert alert.kind in ("d_overpowering", "vanishing_gradient")
+    assert alert.fix == {"loss": "nonsaturating", "n_critic": 1, "g_lr": 1e-3}
+    assert "Non-saturating" in alert.fix_label and "D steps per G step 5 → 1" in alert.fix_label
+
+
+# ------------------------------------------------------------------------------ D collapsed
+
+def test_a_constant_d_away_from_one_half_fires_d_collapsed_with_a_lower_d_lr():
+    config = TrainConfig(d_lr=0.032)  # 10^-1.5, as in the issue
+    sick = snapshot(config=config, d_values=0.38, d_real=0.38, d_fake=0.38, d_fake_g=0.38)
+    alert = only(detect(sick), "d_collapsed")
+    assert "0.38" in alert.title and "not G winning" in alert.explanation
+    assert assert_fix_applies(alert, config).d_lr == pytest.approx(1e-3)
+
+
+@pytest.mark.parametrize("loss", ["nonsaturating", "hinge"])
+def test_d_at_one_half_everywhere_or_a_raw_score_is_not_d_collapsed(loss):
+    # 0.5 everywhere is the equilibrium (G has won); raw scores have no fixed scale.
+    assert detect(snapshot(config=TrainConfig(loss=loss), d_values=0.5 if loss != "hinge" else 0.38,
+                           d_loss=2.0 if loss == "hinge" else 2 * LOG2)) == []
+
+
+def test_a_real_discriminator_stuck_at_a_constant_fires_d_collapsed():
+    torch.set_num_threads(1)
+    # A D whose last layer is zero with bias logit(0.38) outputs 0.38 everywhere; at the
+    # smallest learning rate it stays (almost) constant, as a D killed by a huge rate does.
+    config = TrainConfig(dataset="ring8_wide", width=16, depth=2, batch_size=64, z_dim=2, d_lr=1e-6, device="cpu")
+    e, tel = Engine(config), Telemetry()
+    last = [m for m in e.D.modules() if isinstance(m, torch.nn.Linear)][-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.fill_(float(np.log(0.38 / 0.62)))
+    tel.set_status("running", config=config, device="cpu")
+    for _ in range(6):
+        for _ in range(100):
+            e.step()
+        stats = e.drain_stats()
+        tel.record_steps(np.arange(e.step_count - len(stats) + 1, e.step_count + 1), np.zeros(len(stats)), stats, 0.0)
+    tel.record_frame(e.evaluate())
+    found = detect(tel.snapshot())
+    assert found and found[0].kind == "d_collapsed", [a.kind for a in found]
 
 
 def test_alert_rejects_an_unknown_severity():

@@ -6,6 +6,7 @@ API test launches the app in-process and drives it with `gradio_client`.
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 
@@ -17,7 +18,7 @@ import torch
 
 from app_support import running_app, wait_until
 from classroom.sessions import SessionManager
-from classroom.handlers import Controls, Handlers
+from classroom.handlers import TICK_OUTPUTS, Controls, Handlers
 
 # dataset, size, batch, seed, loss, log10 G lr, log10 D lr, k, smoothing, two-sided, upload, lesson
 SETUP = ["ring8", "small", 64, 0, "nonsaturating", -3.0, -3.0, 1, 0.0, False, None, ""]
@@ -48,8 +49,8 @@ def test_start_trains_and_tick_draws_then_skips(handlers):
     handlers.pause(request=req("a"))
     wait_until(lambda: handlers.manager.get("a").runner.state() == "paused")
     first = handlers.tick(request=req("a"))
-    assert "step" in first[0] and len(first) == 10
-    samples = first[1].to_dict()
+    assert "step" in first[0] and len(first) == len(TICK_OUTPUTS)
+    samples = json.loads(first[TICK_OUTPUTS.index("samples")])
     assert samples["data"], "the samples figure has traces"
     second = handlers.tick(request=req("a"))  # nothing new since: every output skipped
     assert all(out == gr.skip() for out in second)
@@ -249,7 +250,7 @@ def test_rewind_save_load_and_timelapse(handlers, tmp_path):
     wait_until(lambda: runner.snapshot().step > 200)
     runner.checkpoint_now()
     out = handlers.tick(request=req("a"))
-    menu = out[-2]
+    menu = out[TICK_OUTPUTS.index("checkpoint_menu")]
     assert menu["choices"], "the rewind menu lists checkpoints"
     oldest = menu["choices"][-1][1]
     handlers.rewind(oldest, request=req("a"))
@@ -262,7 +263,7 @@ def test_rewind_save_load_and_timelapse(handlers, tmp_path):
     gif = handlers.timelapse(request=req("a"))
     assert open(gif, "rb").read(6) in (b"GIF89a", b"GIF87a")
     path = handlers.save(request=req("a"))
-    status, *controls = handlers.load(path, request=req("b"))
+    status, *controls, lesson, _ = handlers.load(path, request=req("b"))
     loaded = handlers.manager.get("b").runner
     assert loaded.engine.step_count > 50 and controls[0] == "ring8"
 
@@ -284,9 +285,13 @@ def test_ab_compare_runs_two_configs_from_the_same_seed(handlers):
     assert g0(a).keys() == g0(b).keys() and all(torch.equal(g0(a)[k], g0(b)[k]) for k in g0(a))
     wait_until(lambda: a.snapshot().step > 20 and b.snapshot().step > 20)
     out = handlers.tick(request=req("a"))
-    fig = out[-1]["value"].to_dict()
+    assert out[TICK_OUTPUTS.index("compare_box")]["visible"] is True
+    fig = json.loads(out[TICK_OUTPUTS.index("compare_losses")])
     names = {t["name"] for t in fig["data"]}
     assert "D loss, A" in names and any(n.startswith("D loss, B (d_lr=0.01") for n in names)
+    titles = [json.loads(out[TICK_OUTPUTS.index(n)])["layout"]["title"]["text"]
+              for n in ("compare_samples_a", "compare_samples_b")]
+    assert titles[0].startswith("A: ") and titles[1].startswith("B (d_lr=0.01): "), "both runs' samples"
     handlers.pause(request=req("a"))
     wait_until(lambda: a.state() == "paused" and b.state() == "paused")
     handlers.unload(request=req("a"))

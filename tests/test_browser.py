@@ -8,21 +8,21 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 from pathlib import Path
+from statistics import median
 
 import pytest
 
 from app_support import running_app, wait_until
+from classroom.browser_probe import CHROMIUM_ARGS, PageProbe, chromium_path
 
 pytestmark = pytest.mark.browser
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+LIVE_PLOTS = ("samples-plot", "hist-plot", "loss-plot", "means-plot", "coverage-plot")
 
 
 def _chromium() -> str:
-    path = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or shutil.which("chromium-browser")
+    path = chromium_path()
     missing = None
     if not path:
         missing = "Debian's chromium is not installed (apt install chromium)"
@@ -110,3 +110,51 @@ def test_start_watch_and_move_a_slider(live_app):
         finally:
             browser.close()
     assert (ARTIFACTS / "live_page.png").stat().st_size > 10_000
+
+
+def _count_redraws(page) -> None:
+    """Count every finished plotly draw of the live plots in window.__redraws."""
+    page.evaluate("""(ids) => { window.__redraws = 0;
+        for (const id of ids) document.querySelector('#' + id + ' .js-plotly-plot')
+            .on('plotly_afterplot', () => { window.__redraws += 1; }); }""", list(LIVE_PLOTS))
+
+
+def test_page_memory_stays_flat_while_training(live_app):
+    """Two minutes of the default run drawing 2.5x/s must not grow the page's JS heap.
+
+    The heap is measured after a forced GC (what the page still holds, not garbage
+    waiting for collection); the first third of the samples is compared with the
+    last. Before the fix each update left a whole plot behind (+45 MB a minute).
+    """
+    from playwright.sync_api import sync_playwright
+
+    url, manager = live_app
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(url)
+            page.get_by_role("button", name="Start").click()
+            wait_until(lambda: _trace_points(page, "loss-plot") > 10, timeout=60)
+            _count_redraws(page)
+            page.wait_for_timeout(10_000)  # warm up: caches, JIT, the first histories
+            probe = PageProbe(page)
+            samples = []
+            for _ in range(12):
+                samples.append(probe.sample())
+                page.wait_for_timeout(7_000)
+            redraws = page.evaluate("window.__redraws")
+        finally:
+            browser.close()
+    # Medians of the first and last thirds: a sample taken in the middle of a redraw
+    # holds that redraw's objects, and must not decide the test alone.
+    third = len(samples) // 3
+    heap_first = median(s.heap_after_gc_mb for s in samples[:third])
+    heap_last = median(s.heap_after_gc_mb for s in samples[-third:])
+    nodes_first = median(s.dom_nodes for s in samples[:third])
+    nodes_last = median(s.dom_nodes for s in samples[-third:])
+    assert heap_last - heap_first < 8.0, (
+        f"JS heap after GC grew from {heap_first:.1f} MB to {heap_last:.1f} MB in "
+        f"{samples[-1].t_s - samples[0].t_s:.0f} s of training ({redraws} redraws)")
+    assert nodes_last < 1.2 * nodes_first + 500, f"DOM nodes grew from {nodes_first:.0f} to {nodes_last:.0f}"
+    assert redraws >= 50, f"the plots redrew only {redraws} times: the test measured an idle page"

@@ -29,9 +29,31 @@ def only_session(manager):
     return wait_until(lambda: next(iter(manager._sessions.values()), None), what="a session")
 
 
+def until(act, done, timeout: float = 60.0, every: float = 8.0):
+    """Do `act` until `done()` is true: on a loaded machine the page's scripts may still be
+    attaching their handlers when the first click lands (a click before that is lost)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        act()
+        try:
+            return wait_until(done, timeout=min(every, max(deadline - time.monotonic(), 0.1)))
+        except AssertionError:
+            if time.monotonic() >= deadline:
+                raise
+
+
 def choose(page, label: str, option: str) -> None:
     page.get_by_label(label).click()
     page.get_by_role("option", name=option).click()
+
+
+def start(page, manager):
+    """Press Start until the run exists; returns its session."""
+    until(lambda: page.get_by_role("button", name="Start", exact=True).click(),
+          lambda: next(iter(manager._sessions.values()), None))
+    return only_session(manager)
 
 
 def status(page) -> str:
@@ -41,12 +63,9 @@ def status(page) -> str:
 def test_a_lesson_chosen_mid_run_is_staged_and_start_trains_it_fresh(page_and_manager):
     page, manager = page_and_manager
     page.goto(page.url_base)
-    page.get_by_role("button", name="Start").click()
-    session = only_session(manager)
-    old = session.runner
+    old = start(page, manager).runner
     wait_until(lambda: old.snapshot().step > 300, timeout=30)
-    choose(page, "Lesson", "Mode collapse")
-    wait_until(lambda: "Press Start" in status(page), timeout=20)
+    until(lambda: choose(page, "Lesson", "Mode collapse"), lambda: "Press Start" in status(page))
     staged = only_session(manager).runner
     assert staged is not old and staged.snapshot().step == 0
     healthy_g_lr = old.config.g_lr
@@ -56,14 +75,14 @@ def test_a_lesson_chosen_mid_run_is_staged_and_start_trains_it_fresh(page_and_ma
     box.press("Enter")
     wait_until(lambda: abs(staged.config.d_lr - 10 ** -3.2) < 1e-5, timeout=20)
     assert old.config.g_lr == healthy_g_lr and staged.config.g_lr == pytest.approx(1e-2)
-    page.get_by_role("button", name="Start").click()
+    page.get_by_role("button", name="Start", exact=True).click()
     wait_until(lambda: staged.snapshot().step > 50, timeout=30)
     assert only_session(manager).runner is staged
     # Another lesson, then Start (without staging, e.g. after Free play): a fresh run, said on the page.
     seed = page.get_by_label("Seed")
     seed.fill("5")
     seed.press("Tab")
-    page.get_by_role("button", name="Start").click()
+    page.get_by_role("button", name="Start", exact=True).click()
     wait_until(lambda: "New run: the setup changed (seed)" in status(page), timeout=20)
     assert only_session(manager).runner is not staged
 
@@ -71,14 +90,13 @@ def test_a_lesson_chosen_mid_run_is_staged_and_start_trains_it_fresh(page_and_ma
 def test_checkpoint_menu_keeps_the_visitors_choice_while_training(page_and_manager):
     page, manager = page_and_manager
     page.goto(page.url_base)
-    page.get_by_role("button", name="Start").click()
-    runner = only_session(manager).runner
+    runner = start(page, manager).runner
     wait_until(lambda: runner.snapshot().step > 100, timeout=30)
     for _ in range(3):
         runner.checkpoint_now()
-    page.get_by_text("Rewind, save, timelapse and share").click()
     menu = page.get_by_label("Checkpoints (one every 10 s)")
-    wait_until(lambda: "#3" in (menu.input_value() or ""), timeout=20)
+    until(lambda: page.get_by_text("Rewind, save, timelapse and share").click(),
+          lambda: menu.is_visible() and "#3" in (menu.input_value() or ""))
     menu.click()
     page.get_by_role("option", name="#1 ").click()
     wait_until(lambda: (menu.input_value() or "").startswith("#1 "), timeout=10)
@@ -96,8 +114,11 @@ def test_teacher_mode_hides_the_ab_learning_rates_too(page_and_manager):
     page, manager = page_and_manager
     page.goto(page.url_base + "?hide=g_lr,d_lr")
     wait_until(lambda: page.get_by_label("number input for D steps per G step (k)").count() == 1, timeout=20)
-    page.get_by_text("A/B compare: run a second GAN beside this one").click()
-    wait_until(lambda: page.get_by_label("number input for B: D steps per G step (k)").is_visible(), timeout=10)
+    # The page first renders every control, then the link's hide list arrives with the page-load event.
+    wait_until(lambda: page.get_by_label("number input for G learning rate (log10)").count() == 0, timeout=20,
+               what="the link's hidden controls to disappear")
+    until(lambda: page.get_by_text("A/B compare: run a second GAN beside this one").click(),
+          lambda: page.get_by_label("number input for B: D steps per G step (k)").is_visible())
     for label in ("G learning rate (log10)", "D learning rate (log10)",
                   "B: G learning rate (log10)", "B: D learning rate (log10)"):
         assert page.get_by_label(f"number input for {label}").count() == 0, label

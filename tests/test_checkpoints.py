@@ -441,3 +441,56 @@ def test_ema_of_g_survives_rewind_and_save_load(tmp_path):
     loaded = load_run(path, device="cpu")
     for a, b in zip(loaded.G_ema.parameters(), ema_then):
         assert torch.equal(a, b)
+
+
+# ------------------------------------------------------------------------ the plots' data in a run file
+
+def _history(step: int, n: int = 40):
+    from gan_core.records import N_STATS
+    from gan_core.telemetry import History
+
+    steps = np.linspace(step / n, step, n)
+    rows = np.column_stack([steps, steps / 100, np.random.default_rng(0).random((n, N_STATS))])
+    coverage = np.array([[step / 2, 5, 40.0], [step, 8, 90.0]])
+    return History(rows, 4, coverage, np.zeros((0, 3)), ((step // 2, "D lr 0.001→0.01"),))
+
+
+def test_run_file_carries_the_plots_history_events_and_all(tmp_path):
+    from gan_core.checkpoints import read_run
+
+    e = Engine(tiny())
+    for _ in range(160):
+        e.step()
+    history = _history(160)
+    path = save_run(e, tmp_path / "run.safetensors", history=history)
+    loaded, got = read_run(path, device="cpu")
+    assert loaded.step_count == 160
+    assert np.array_equal(got.rows, history.rows) and got.bin_size == 4
+    assert np.array_equal(got.coverage, history.coverage) and got.events == history.events
+    # Files saved without it still load (history None).
+    assert read_run(save_run(e, tmp_path / "bare.safetensors"), device="cpu")[1] is None
+
+
+@pytest.mark.parametrize("break_it, message", [
+    (lambda t, m: t.update({"telemetry/history": t["telemetry/history"][:, :3].contiguous()}), "telemetry/history"),
+    (lambda t, m: t.update({"telemetry/coverage": t["telemetry/coverage"] + 1e6}), "steps must rise"),
+    (lambda t, m: m.update(telemetry=json.dumps({"history_bin": 4, "events": [[5, "x" * 500]]})), "events"),
+    (lambda t, m: m.update(telemetry=json.dumps({"history_bin": 4, "events": [[10**9, "late"]]})), "events"),
+    (lambda t, m: m.update(telemetry=json.dumps({"history_bin": 0, "events": []})), "history_bin"),
+    (lambda t, m: m.update(telemetry=json.dumps({"history_bin": 1, "events": [[1, "e"]] * 10_000})), "malformed"),
+])
+def test_a_malformed_history_in_a_run_file_is_refused(tmp_path, break_it, message):
+    from safetensors import safe_open
+
+    e = Engine(tiny())
+    for _ in range(160):
+        e.step()
+    good = save_run(e, tmp_path / "run.safetensors", history=_history(160))
+    with safe_open(str(good), "pt") as f:
+        meta = dict(f.metadata())
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    break_it(tensors, meta)
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(st_save(tensors, metadata=meta))
+    with pytest.raises(CheckpointError, match=message):
+        load_run(bad, device="cpu")

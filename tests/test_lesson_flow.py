@@ -128,3 +128,134 @@ def test_choosing_a_lesson_stages_it_and_never_touches_the_old_run(handlers):
     status = handlers.start(*values, None, "mode_collapse", request=req("a"))
     assert handlers.manager.get("a").runner is staged and "New run" not in status
     wait_until(lambda: staged.snapshot().step > 10)
+
+
+# ------------------------------------------------------------------------------ 6, 7, 9. load, events, coverage
+
+def test_a_loaded_run_shows_its_real_step_history_and_a_checkpoint(handlers):
+    from classroom import plots
+
+    handlers.start(*SETUP, request=req("a"))
+    runner = run_until(handlers, "a", 200)
+    handlers.live("nonsaturating", -3.0, -2.0, 1, 0.0, False, request=req("a"))
+    wait_until(lambda: runner.snapshot().events, timeout=10)
+    run_until(handlers, "a", runner.snapshot().step + 100)
+    handlers.pause(request=req("a"))
+    wait_until(lambda: runner.state() == "paused")
+    path = handlers.save(request=req("a"))
+    saved = runner.snapshot()
+
+    status, *controls, lesson, _ = handlers.load(path, request=req("b"))
+    loaded = handlers.manager.get("b").runner
+    snap = loaded.snapshot()
+    assert snap.state == "paused" and snap.step == saved.step
+    assert f"step **{saved.step:,}**" in status and "Paused" in status and "Loaded" in status
+    assert len(snap.history) == len(saved.history) and snap.events == saved.events
+    assert [i.step for i in loaded.checkpoints.list()] == [saved.step], "rewindable to the loaded step"
+    assert snap.frame is not None and snap.frame.step == saved.step, "a fresh look at G and D"
+    assert "Only for datasets" not in str(plots.coverage_figure(snap).to_dict())
+    assert lesson == "" and controls[6] == -2.0
+    # Start with the loaded setup continues the loaded run from its step.
+    handlers.start(*controls, None, lesson, request=req("b"))
+    assert handlers.manager.get("b").runner is loaded
+    wait_until(lambda: loaded.snapshot().step > saved.step + 20)
+    assert loaded.snapshot().history[0, 0] == saved.history[0, 0], "the loaded history stays"
+
+
+def test_after_reset_the_ring_shows_its_coverage_plot(handlers):
+    from classroom import plots
+
+    handlers.reset(*SETUP, request=req("a"))
+    fig = plots.coverage_figure(handlers.manager.get("a").runner.snapshot()).to_dict()
+    assert "Only for datasets" not in str(fig) and fig["data"], "ring8 has known modes"
+
+
+def test_a_live_change_is_recorded_at_its_step(handlers):
+    handlers.start(*SETUP, request=req("a"))
+    runner = run_until(handlers, "a", 50)
+    handlers.live("wgan-gp", -3.0, -3.0, 5, 0.0, False, request=req("a"))
+    (step, text), = wait_until(lambda: runner.snapshot().events, timeout=10)
+    assert step >= 50 and text == "loss → wgan-gp, k 1→5"
+
+
+# ------------------------------------------------------------------------------ 10. friendliness
+
+def test_status_explains_the_rate_in_effect_and_shows_small_quality_shares_honestly(handlers):
+    from classroom.handlers import _fmt_percent
+    from gan_core.config import default_config
+
+    session = handlers.manager.create("a", default_config("ring8", lr_decay_steps=100, device="cpu"))
+    session.runner.step(100)
+    wait_until(lambda: session.runner.snapshot().step == 100 and session.runner.snapshot().frame.step == 100)
+    status = handlers.status(req("a"))
+    assert "lr decay: now G 5.0e-5 · D 5.0e-5 (5% of the sliders' values, 5% by step 100)" in status
+    assert "−log 4" not in status and "game value V(D,G)" in status
+    assert _fmt_percent(0.28) == "0.3%" and _fmt_percent(0.04) == "0.04%" and _fmt_percent(95.2) == "95%"
+
+
+def test_alert_text_and_fix_button_speak_plainly(handlers):
+    from classroom import alerts
+
+    handlers.start(*SETUP, request=req("a"))
+    session = handlers.manager.get("a")
+    alert = alerts.Alert(kind="oscillation", title="T", explanation="E.", suggestion="Lower both.",
+                         fix={"d_lr": 1e-4}, fix_label="D's learning rate 0.001 → 0.0001")
+    import classroom.handlers as h
+
+    real_detect = h.detect
+    h.detect = lambda snap: [alert]
+    try:
+        text, button = handlers._alerts(session, session.runner.snapshot())
+    finally:
+        h.detect = real_detect
+    assert "*What to do:* Lower both." in text["value"] and "Try:" not in text["value"]
+    assert button["value"] == "Apply fix: D's learning rate 0.001 → 0.0001"
+    assert button["variant"] == "primary" and button["size"] == "lg" and button["visible"]
+
+
+def test_csv_is_checked_on_upload_with_the_size_limit_stated(handlers, tmp_path):
+    good = tmp_path / "good.csv"
+    good.write_text("\n".join(f"{i},{i % 3}" for i in range(50)))
+    handlers.check_csv(str(good))  # no error
+    bad = tmp_path / "bad.csv"
+    bad.write_text("1,2\n3,four\n")
+    with pytest.raises(gr.Error, match="cannot be used: line 2"):
+        handlers.check_csv(str(bad))
+    huge = tmp_path / "huge.csv"
+    huge.write_bytes(b"1,2\n" * 600_000)
+    with pytest.raises(gr.Error, match="limit is 2 MB"):
+        handlers.check_csv(str(huge))
+
+
+# ------------------------------------------------------------------------------ over HTTP, as the page does
+
+def test_api_fresh_start_csv_check_and_loaded_run(tmp_path):
+    from gradio_client import Client, handle_file
+
+    from app_support import running_app
+
+    with running_app() as (url, manager):
+        client = Client(url, verbose=False)
+        client.predict(*SETUP, api_name="/start")
+        session = wait_until(lambda: manager.get(client.session_hash))
+        wait_until(lambda: session.runner.snapshot().step > 100, timeout=30)
+        status = client.predict(*with_(3, 9), api_name="/start")
+        assert "New run: the setup changed (seed)" in status
+        assert manager.get(client.session_hash).runner is not session.runner
+
+        bad = tmp_path / "bad.csv"
+        bad.write_text("x,y\n1,2\n3,four\n")
+        with pytest.raises(Exception, match="line 3"):
+            client.predict(handle_file(str(bad)), api_name="/check_csv")
+
+        runner = manager.get(client.session_hash).runner
+        wait_until(lambda: runner.snapshot().step > 100, timeout=30)
+        client.predict(api_name="/pause")
+        wait_until(lambda: runner.state() == "paused")
+        saved = client.predict(api_name="/save")
+        step = runner.snapshot().step
+        other = Client(url, verbose=False)
+        status, *_ = other.predict(handle_file(saved), api_name="/load")
+        assert f"step **{step:,}**" in status and "Paused" in status
+        loaded = manager.get(other.session_hash).runner
+        assert len(loaded.snapshot().history) > 0 and loaded.checkpoints.list()[0].step == step

@@ -198,3 +198,29 @@ def test_last_update_says_which_network_moved():
         tel.record_update("both")
     tel.reset()
     assert tel.snapshot().last_update == ""
+
+
+def test_live_changes_are_events_dropped_by_a_rewind_and_restored_from_a_file():
+    from gan_core.config import TrainConfig
+    from gan_core.telemetry import MAX_EVENTS
+
+    tel = Telemetry()
+    a = TrainConfig()
+    tel.record_change(100, a, a)  # nothing changed: no event
+    tel.record_change(200, a, a.with_live(d_lr=1e-2, n_critic=5))
+    tel.record_change(300, a, a.with_live(loss="wgan-gp"))
+    assert tel.snapshot().events == ((200, "D lr 0.001→0.01, k 1→5"), (300, "loss → wgan-gp"))
+    tel.truncate_after(250)
+    assert tel.snapshot().events == ((200, "D lr 0.001→0.01, k 1→5"),)
+    for i in range(MAX_EVENTS + 5):
+        tel.record_change(400 + i, a, a.with_live(g_lr=1e-4))
+    assert len(tel.snapshot().events) == MAX_EVENTS, "bounded"
+
+    steps = np.arange(1, 11, dtype=float)
+    tel.record_steps(steps, steps, np.ones((10, N_STATS)), 1.0)
+    saved = tel.history()
+    other = Telemetry()
+    other.restore(saved, step=10)
+    snap = other.snapshot()
+    assert snap.step == 10 and np.array_equal(snap.history, saved.rows) and snap.events == saved.events
+    assert len(snap.recent) == 0, "full-resolution steps are not in a file: detectors wait for new ones"
