@@ -27,13 +27,14 @@ from pathlib import Path
 
 import numpy as np
 
-STATUS_COVERAGE = re.compile(r"modes \*\*(\d+)/(\d+)\*\*, (\d+)% high quality")
+# "modes covered **8/8** (95% of samples high quality)"; the older "modes **8/8**, 95% high quality" too.
+STATUS_COVERAGE = re.compile(r"modes(?: covered)? \*\*(\d+)/(\d+)\*\*,? \(?([\d.]+)% (?:of samples )?high quality")
 
 
-def coverage_of(status: str) -> tuple[int, int, int] | None:
+def coverage_of(status: str) -> tuple[int, int, float] | None:
     """(modes covered, modes, HQ %) read from a status line, or None if it shows none yet."""
     m = STATUS_COVERAGE.search(status or "")
-    return None if m is None else (int(m[1]), int(m[2]), int(m[3]))
+    return None if m is None else (int(m[1]), int(m[2]), float(m[3]))
 
 
 def student(url: str, seed: int, seconds: float, target_modes: int, target_hq: int, setup: list) -> dict:
@@ -97,7 +98,7 @@ def run_class(url: str, students: int, seconds: float, *, target_modes: int = 8,
         served=len(served), served_after_s_median=float(np.median(served)) if served else None,
         served_after_s_max=max(served) if served else None,
         queued_at_start=sum(r["queued"] for r in results),
-        not_served_last_status=[r["last_status"][:160] for r in results if r["served_after_s"] is None][:5],
+        not_served_last_status=[r["last_status"][-200:] for r in results if r["served_after_s"] is None][:5],
         tick_ms_p50=round(float(np.percentile(ticks, 50)), 1) if len(ticks) else None,
         tick_ms_p95=round(float(np.percentile(ticks, 95)), 1) if len(ticks) else None,
         ticks=int(len(ticks)), errors=[e for r in results for e in r["errors"]],

@@ -9,6 +9,8 @@ from classroom.bench_classroom import coverage_of, run_class
 
 
 def test_coverage_is_read_from_the_status_line():
+    assert coverage_of("**Running** · step **9** · modes covered **7/8** (93% of samples high quality)") == (7, 8, 93)
+    assert coverage_of("modes covered **1/8** (0.3% of samples high quality)") == (1, 8, 0.3)
     assert coverage_of("**Running** · step **9** · modes **7/8**, 93% high quality") == (7, 8, 93)
     assert coverage_of("**Running** · step **0**") is None
 
