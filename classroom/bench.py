@@ -6,6 +6,7 @@
     python -m classroom.bench presets            # each lesson preset's symptom after ~30 s, and
                                                  # its alert's fix against no fix (30 s each)
     python -m classroom.bench browser --seconds 120  # the page's memory and CPU in headless Chromium
+    python -m classroom.bench classroom --students 30   # a class pressing Start at once (bench_classroom.py)
 
 Engine benchmarks (speed, quality, digits) are `python -m gan_core.bench`.
 """
@@ -376,7 +377,7 @@ def bench_fixes(seconds: float = 30.0, lessons=tuple(FIX_LESSONS), fixes: dict |
     return out
 
 
-APP_BENCHMARKS = ("ticks", "page", "load", "presets", "browser")
+APP_BENCHMARKS = ("ticks", "page", "load", "presets", "browser", "classroom")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -387,6 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("what", nargs="*", metavar="{" + ",".join(APP_BENCHMARKS) + "}",
                    help="benchmarks to run (default: ticks page)")
     p.add_argument("--clients", type=int, default=30, help="simulated visitors (load)")
+    p.add_argument("--students", type=int, default=30, help="simulated students (classroom)")
     p.add_argument("--max-runs", type=int, default=None, help="admission cap for the load test's server")
     p.add_argument("--seconds", type=float, default=None, help="time budget per measurement")
     args = p.parse_args(argv)
@@ -406,6 +408,10 @@ def main(argv: list[str] | None = None) -> int:
             result["fixes"] = bench_fixes(args.seconds or 30.0)
         elif name == "browser":
             result["browser"] = bench_browser(args.seconds or 120.0)
+        elif name == "classroom":
+            from .bench_classroom import bench_classroom
+
+            result["classroom"] = bench_classroom(args.students, args.seconds or 90.0)
         elif name == "load":
             result["load"] = bench_load(args.clients, args.seconds or 20.0, args.max_runs)
         print(json.dumps({name: result[name]}), file=sys.stderr, flush=True)

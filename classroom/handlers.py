@@ -380,9 +380,7 @@ class Handlers:
         position = self.manager.queue_position(sid)
         state = snap.state
         if position:
-            stats = self.manager.stats()
-            head = (f"**Waiting for a free trainer — position {position} in the queue** "
-                    f"({stats['running']}/{stats['max_active']} runs training on this server).")
+            head = self.manager.wait_message(sid)
         else:
             head = f"**{state.capitalize()}**"
         limit = session.runner.speed_limit
@@ -689,6 +687,7 @@ class Handlers:
 
         stats = self.manager.stats()
         stats["steps_per_s"] = self.manager.running_rates()
+        stats["capacity"] = self.manager.capacity()
         stats["training_threads"] = sum(1 for t in threading.enumerate() if t.name.startswith("gan-"))
         return stats
 

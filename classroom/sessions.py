@@ -1,12 +1,18 @@
-"""Many visitors, one server: a run per visitor, an admission cap, idle eviction.
+"""Many visitors, one server: a run per visitor, an admission budget, idle eviction.
 
 `SessionManager` maps an opaque session id (the UI uses Gradio's
-`session_hash`) to that visitor's `Runner`. At most `max_active` runs train at
-once — on a CPU, one per core with torch's intra-op threads set to 1 is the
-fastest use of the machine; extra visitors wait in a FIFO queue and are
-admitted as slots free up (a paused, finished or failed run frees its slot).
-Sessions not seen for `idle_timeout_s` are stopped and dropped, and at most
-`max_sessions` exist at once, so memory stays bounded.
+`session_hash`) to that visitor's run. 2-D runs train in cohorts on the
+server's trainer threads (`gan_core.trainer`, one per core), so the cap is a
+budget, not a count: each core gives about `step_budget` run-steps per second
+(measured, docs/benchmarks/cohort.json), and every student should get at least
+`min_rate` steps/s, so `max_active` = cores × step_budget / min_rate cost units
+train at once (a classroom 2-D run costs 1, a bigger one more:
+`trainer.step_cost`). A digits run (DCGAN) takes a whole core on its own
+`Runner` thread. Visitors beyond the budget wait in a queue with a message
+saying why, where they are and how long it should take; a paused, finished or
+failed run frees its share, and while others wait runs take turns every
+`turn_s` seconds. Sessions not seen for `idle_timeout_s` are stopped and
+dropped, and at most `max_sessions` exist at once, so memory stays bounded.
 
 Knows nothing about Gradio. One lock guards the tables; runners have their own.
 """
@@ -23,14 +29,29 @@ import torch
 
 from gan_core.config import TrainConfig
 from gan_core.runner import Runner
+from gan_core.trainer import CohortRunner, Trainer, default_threads, step_cost
+
+# Run-steps per second one core gives a cohort of classroom 2-D runs, measured with
+# `python -m gan_core.bench cohort` (30 runs of MLP 3x32, batch 64, one thread: ~2,700-4,100
+# on this 2-core box depending on its other load; the lower end, so promises hold when busy).
+STEP_BUDGET_PER_CORE = 2700.0
+MIN_RATE = 90.0  # steps/s every admitted student gets at least (ring-8 reaches 8/8 in ~5k steps)
 
 
 class ServerBusy(RuntimeError):
     """No room for another session; the message is meant for the visitor."""
 
 
+def _env_float(name: str, default: float) -> float:
+    value = float(os.environ.get(name, default))
+    if not value > 0:
+        raise ValueError(f"{name} must be > 0")
+    return value
+
+
 def default_max_active() -> int:
-    """Concurrent training threads: env GAN_CLASSROOM_MAX_RUNS, else per device."""
+    """Cost units that may train at once: env GAN_CLASSROOM_MAX_RUNS, else the step budget
+    (cores × GAN_CLASSROOM_STEP_BUDGET / GAN_CLASSROOM_MIN_RATE)."""
     env = os.environ.get("GAN_CLASSROOM_MAX_RUNS")
     if env:
         value = int(env)
@@ -38,8 +59,9 @@ def default_max_active() -> int:
             raise ValueError("GAN_CLASSROOM_MAX_RUNS must be ≥ 1")
         return value
     if torch.cuda.is_available():
-        return 8  # small models: the GPU interleaves several runs well
-    return max(1, os.cpu_count() or 1)
+        return 8  # unmeasured here: the GPU interleaves several solo runs well
+    budget = _env_float("GAN_CLASSROOM_STEP_BUDGET", STEP_BUDGET_PER_CORE)
+    return max(1, int(default_threads() * budget / _env_float("GAN_CLASSROOM_MIN_RATE", MIN_RATE)))
 
 
 def configure_threads() -> int:
@@ -57,28 +79,46 @@ def configure_threads() -> int:
 
 @dataclass
 class Session:
-    runner: Runner
+    runner: Runner | CohortRunner
     last_seen: float
     running_since: float = 0.0  # when the run last got a training slot
     extras: dict = field(default_factory=dict)  # UI-owned bookkeeping
 
 
 class SessionManager:
-    def __init__(self, max_active: int | None = None, max_sessions: int = 64,
+    def __init__(self, max_active: int | None = None, max_sessions: int = 128,
                  idle_timeout_s: float = 600.0, clock: Callable[[], float] = time.monotonic,
-                 runner_factory: Callable[..., Runner] = Runner, turn_s: float | None = None) -> None:
-        self.max_active = max_active or default_max_active()
+                 runner_factory: Callable[..., Runner] | None = None, turn_s: float | None = None,
+                 trainer: Trainer | None = None) -> None:
+        self.max_active = max_active or default_max_active()  # cost units training at once
         # While visitors wait, a run gives up its slot after `turn_s` seconds of training
         # (0 = never): a class of 30 on a few cores takes turns instead of 28 waiting forever.
         self.turn_s = float(os.environ.get("GAN_CLASSROOM_TURN_S", 120)) if turn_s is None else turn_s
         self.max_sessions = max_sessions
         self.idle_timeout_s = idle_timeout_s
         self._clock = clock
-        self._factory = runner_factory
+        self._factory = runner_factory or self._make_runner
+        self._trainer = trainer  # built on the first 2-D run: no threads before a visitor trains
         self._lock = threading.Lock()
         self._sessions: dict[str, Session] = {}
         self._queue: list[str] = []  # session ids waiting for a training slot, FIFO
         self._last_sweep = clock()
+
+    @property
+    def trainer(self) -> Trainer:
+        with self._lock:
+            if self._trainer is None:
+                self._trainer = Trainer()
+            return self._trainer
+
+    def _make_runner(self, config: TrainConfig, **kwargs):
+        """Digits (and everything when env GAN_CLASSROOM_COHORTS=0) on a `Runner` thread of its
+        own; 2-D runs on the shared trainer threads."""
+        engine = kwargs.get("engine")
+        image = engine.data.is_image if engine is not None else config.is_image
+        if image or os.environ.get("GAN_CLASSROOM_COHORTS", "1") == "0":
+            return Runner(config, **kwargs)
+        return CohortRunner(config, trainer=self.trainer, **kwargs)
 
     # --- lookup and lifecycle ------------------------------------------------------------
 
@@ -126,11 +166,21 @@ class SessionManager:
 
     # --- admission ------------------------------------------------------------------------
 
+    def _cost(self, runner) -> float:
+        """Budget units of a run: `trainer.step_cost` for 2-D, a whole core's share for digits."""
+        config = runner.config
+        if config.is_image:
+            return max(1.0, self.max_active / default_threads())
+        return step_cost(config)
+
     def _running(self) -> int:
         return sum(1 for s in self._sessions.values() if s.runner.state() == "running")
 
+    def _running_cost(self) -> float:
+        return sum(self._cost(s.runner) for s in self._sessions.values() if s.runner.state() == "running")
+
     def request_start(self, sid: str) -> int:
-        """Start (or resume) `sid`'s run if a slot is free; else queue it.
+        """Start (or resume) `sid`'s run if the budget allows; else queue it.
 
         Returns 0 when it runs, else its 1-based position in the queue.
         """
@@ -151,15 +201,17 @@ class SessionManager:
                 self._queue.remove(sid)
 
     def admit(self) -> None:
-        """Start queued runs while training slots are free.
+        """Start queued runs while the budget has room (in queue order; a heavy digits run
+        waiting for a core does not hold up lighter 2-D runs behind it).
 
-        When every slot is taken and someone waits, the run that has trained longest
-        beyond `turn_s` is paused and queued again; it resumes when its turn comes.
+        When the head of the queue does not fit and `turn_s` > 0, the run that has trained
+        longest beyond `turn_s` is paused and queued again; it resumes when its turn comes.
         """
         with self._lock:
             now = self._clock()
-            free = self.max_active - self._running()
-            if free <= 0 and self._queue and self.turn_s > 0:
+            free = self.max_active - self._running_cost()
+            head = self._sessions.get(self._queue[0]) if self._queue else None
+            if head is not None and free < min(self._cost(head.runner), self.max_active) and self.turn_s > 0:
                 running = [(sid, s) for sid, s in self._sessions.items()
                            if s.runner.state() == "running" and sid not in self._queue]
                 sid, longest = min(running, key=lambda item: item[1].running_since, default=(None, None))
@@ -168,13 +220,19 @@ class SessionManager:
                                          "it resumes by itself when its turn comes again.")
                     longest.running_since = now
                     self._queue.append(sid)
-            while free > 0 and self._queue:
-                session = self._sessions.get(self._queue.pop(0))
+                    free += self._cost(longest.runner)
+            for sid in list(self._queue):
+                session = self._sessions.get(sid)
                 if session is None:
+                    self._queue.remove(sid)
                     continue
+                cost = self._cost(session.runner)
+                if cost > free and free < self.max_active:  # a run bigger than the budget runs alone
+                    continue
+                self._queue.remove(sid)
                 session.runner.resume()
                 session.running_since = now
-                free -= 1
+                free -= cost
 
     def queue_position(self, sid: str) -> int:
         with self._lock:
@@ -186,6 +244,36 @@ class SessionManager:
         with self._lock:
             return dict(sessions=len(self._sessions), running=self._running(), queued=len(self._queue),
                         max_active=self.max_active)
+
+    def capacity(self) -> dict:
+        """What this server promises: how many classroom 2-D runs train at once, at what speed."""
+        threads = default_threads()
+        with self._lock:
+            used = self._running_cost()
+        budget = threads * _env_float("GAN_CLASSROOM_STEP_BUDGET", STEP_BUDGET_PER_CORE)
+        return dict(trainer_threads=threads, step_budget_per_s=round(budget),
+                    students_at_once=int(self.max_active),
+                    steps_per_s_each_when_full=round(budget / max(1, self.max_active)),
+                    steps_per_s_each_now=round(budget / max(1.0, used)), budget_units_used=round(used, 1),
+                    trainer=self._trainer.stats() if self._trainer is not None else None)
+
+    def wait_message(self, sid: str) -> str:
+        """Why `sid` waits, where it is and for how long (empty when it is not queued)."""
+        position = self.queue_position(sid)
+        if not position:
+            return ""
+        with self._lock:
+            session = self._sessions.get(sid)
+            running = max(1, self._running())
+        turn = (f"runs take turns every {self.turn_s:.0f} s, so expect about "
+                f"{max(1, round(position * self.turn_s / running / 60))} min" if self.turn_s > 0
+                else "you start when a run pauses or ends")
+        if session is not None and session.runner.config.is_image:
+            return (f"**Waiting — position {position}.** Digit runs (DCGAN) are heavy for this CPU server: "
+                    f"they train one per core, in turns; {turn}. 2-D datasets start at once.")
+        cap = self.capacity()
+        return (f"**The class is full — position {position} in the queue.** {cap['students_at_once']} runs train "
+                f"at once here, each at about {cap['steps_per_s_each_when_full']} steps/s; {turn}.")
 
     def running_rates(self) -> list[float]:
         """Steps/s of every run that is training now."""

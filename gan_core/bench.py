@@ -4,6 +4,7 @@
                                                 # (hand-written backward), runner + telemetry
     python -m gan_core.bench quality            # ring-8 and grid-25 with their default presets
     python -m gan_core.bench digits --seeds 0,1,2   # classifier IS/FD every 30 s for 300 s, per seed
+    python -m gan_core.bench cohort             # 30 runs as cohorts vs one solo run (bench_cohort.py)
     python -m gan_core.bench                    # speed + quality
 
 The app's benchmarks (tick latency, load, lesson presets) live in `classroom.bench`:
@@ -304,7 +305,8 @@ def bench_digits(seconds: float, seed: int = 0) -> dict:
                 checks=checks, first_is_7=first[7], first_is_8=first[8])
 
 
-BENCHMARKS = ("speed", "quality", "digits")
+BENCHMARKS = ("speed", "quality", "digits", "cohort", "cohort_setting")
+ALL_BENCHMARKS = ("speed", "quality", "digits")  # "all": the cohort ones are asked for by name
 DEFAULT_BENCHMARKS = ["speed", "quality"]
 
 
@@ -313,7 +315,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     # Checked by hand: on Python 3.11 argparse tests an empty nargs="*" positional (its
     # default) against `choices` as one value and exits with "invalid choice: []".
-    p.add_argument("what", nargs="*", metavar="{speed,quality,digits,all}",
+    p.add_argument("what", nargs="*", metavar="{speed,quality,digits,cohort,cohort_setting,all}",
                    help=f"benchmarks to run (default: {' '.join(DEFAULT_BENCHMARKS)})")
     p.add_argument("--seconds", type=float, default=None, help="time budget per measurement")
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the speed benchmark")
@@ -323,7 +325,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = [w for w in args.what if w not in (*BENCHMARKS, "all")]
     if unknown:
         p.error(f"unknown benchmark {unknown[0]!r}; choose from {', '.join((*BENCHMARKS, 'all'))}")
-    args.what = list(BENCHMARKS) if "all" in args.what else (args.what or list(DEFAULT_BENCHMARKS))
+    args.what = list(ALL_BENCHMARKS) if "all" in args.what else (args.what or list(DEFAULT_BENCHMARKS))
     return args
 
 
@@ -337,6 +339,14 @@ def main(argv: list[str] | None = None) -> int:
         elif name == "quality":
             seeds = tuple(int(x) for x in args.seeds.split(","))
             result["quality"] = bench_quality(args.seconds or 60.0, seeds)
+        elif name == "cohort":
+            from .bench_cohort import bench_cohort
+
+            result["cohort"] = bench_cohort(args.seconds or 3.0)
+        elif name == "cohort_setting":
+            from .bench_cohort import bench_classroom_setting
+
+            result["cohort_setting"] = bench_classroom_setting()
         elif name == "digits":
             runs = [bench_digits(args.seconds or 300.0, int(x)) for x in args.seeds.split(",")]
             result["digits"] = runs[0] if len(runs) == 1 else runs

@@ -11,6 +11,8 @@ import math
 import threading
 
 import gradio as gr
+
+from gan_core.config import default_config
 import pytest
 import torch
 
@@ -221,7 +223,7 @@ def test_malformed_share_link_falls_back_to_defaults(handlers):
     fake = gr.Request(session_hash="b")
     fake.query_params = {"dataset": "ring8", "batch": "-5", "g_lr": "oops"}
     out = handlers.on_load(fake)
-    assert out[2]["value"] == 256  # default batch, not the link's
+    assert out[2]["value"] == default_config("ring8").batch_size  # the default batch, not the link's
 
 
 def test_alert_fix_button_applies_the_suggested_change(handlers):
@@ -277,9 +279,10 @@ def test_ab_compare_runs_two_configs_from_the_same_seed(handlers):
     handlers.start_compare(*SETUP, "nonsaturating", -3.0, -2.0, 1, 0.0, request=req("a"))
     a, b = handlers.manager.get("a").runner, handlers.manager.get("a/B").runner
     assert b.config == a.config.with_live(d_lr=1e-2)
-    # Same seed: identical initial weights.
-    for pa, pb in zip(a.engine.G.parameters(), b.engine.G.parameters()):
-        assert torch.equal(pa, pb)
+    # Same seed: identical initial weights (the step-0 checkpoints; the engines are training already).
+    wait_until(lambda: len(a.checkpoints) and len(b.checkpoints))
+    g0 = lambda r: r.checkpoints.get(r.checkpoints.list()[0].index).g_state
+    assert g0(a).keys() == g0(b).keys() and all(torch.equal(g0(a)[k], g0(b)[k]) for k in g0(a))
     wait_until(lambda: a.snapshot().step > 20 and b.snapshot().step > 20)
     out = handlers.tick(request=req("a"))
     assert out[TICK_OUTPUTS.index("compare_box")]["visible"] is True

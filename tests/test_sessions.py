@@ -185,3 +185,54 @@ def test_no_turns_when_nobody_waits(manager, tiny, clock):
     clock.now += 1000.0
     manager.admit()
     assert manager.get("a").runner.state() == "running"
+
+
+# --- the step budget (issue 12): 2-D runs share trainer threads ---------------------------------
+
+@pytest.fixture
+def class_manager(no_leaked_threads, clock):
+    from gan_core.trainer import Trainer
+
+    mgr = SessionManager(max_active=4, max_sessions=128, idle_timeout_s=600.0, clock=clock,
+                         trainer=Trainer(n_threads=1, chunk_s=0.01))
+    yield mgr
+    mgr.release_all()
+
+
+def test_budget_admits_by_cost_and_tells_the_rest_why(class_manager, tiny, wait_until):
+    from gan_core.trainer import CohortRunner
+
+    for i in range(5):
+        class_manager.create(f"s{i}", tiny(seed=i))
+    class_manager.create("big", tiny(width=64, batch_size=128))  # 2 × 4 = 8 budget units
+    positions = [class_manager.request_start(f"s{i}") for i in range(5)] + [class_manager.request_start("big")]
+    assert positions == [0, 0, 0, 0, 1, 2]
+    assert isinstance(class_manager.get("s0").runner, CohortRunner)
+    message = class_manager.wait_message("s4")
+    assert "class is full" in message and "position 1" in message and "steps/s" in message
+    assert class_manager.wait_message("s0") == ""
+    wait_until(lambda: all(class_manager.get(f"s{i}").runner.snapshot().step > 20 for i in range(4)))
+    class_manager.get("s0").runner.pause()
+    wait_until(lambda: class_manager.get("s0").runner.state() == "paused")
+    class_manager.admit()  # one unit free: s4 fits, the big run still waits
+    assert class_manager.get("s4").runner.state() == "running"
+    assert class_manager.queue_position("big") == 1
+    cap = class_manager.capacity()
+    assert cap["students_at_once"] == 4 and cap["budget_units_used"] == 4
+
+
+def test_a_hundred_students_get_the_budget_and_a_clear_message(class_manager, tiny, wait_until):
+    class_manager.max_active = 10
+    for i in range(100):
+        class_manager.create(f"student-{i}", tiny(seed=i))
+        class_manager.request_start(f"student-{i}")
+    stats = class_manager.stats()
+    assert stats["running"] == 10 and stats["queued"] == 90 and stats["sessions"] == 100
+    assert "position 90" in class_manager.wait_message("student-99")
+    wait_until(lambda: all(class_manager.get(f"student-{i}").runner.snapshot().step > 10 for i in range(10)))
+    assert all(class_manager.get(f"student-{i}").runner.snapshot().step == 0 for i in range(10, 100))
+    with pytest.raises(ServerBusy, match="full"):
+        for i in range(100, 130):
+            class_manager.create(f"student-{i}", tiny())
+    class_manager.release_all()
+    wait_until(lambda: class_manager.trainer.threads_alive() == 0, what="trainer threads gone")

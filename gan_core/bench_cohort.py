@@ -1,0 +1,205 @@
+"""Cohort benchmarks: per-run speed of many 2-D runs trained as cohorts vs one solo run.
+
+    python -m gan_core.bench cohort [--seconds 3]
+    python -m gan_core.bench cohort_setting      # which ring-8 batch / lr a full class should use
+
+Prints JSON (and `docs/benchmarks/cohort.json` is a saved copy):
+- `implementations`: one cohort step by hand (`cohort.Cohort`: baddbmm + hand
+  backprop) vs `torch.func` (`stack_module_state` + `vmap` + `grad` +
+  `functional_call`, PyTorch's model-ensembling recipe) at 1 / 15 / 30 runs,
+  one thread, steps/s per run;
+- `rounds`: interleaved rounds of a solo `Engine` (the fast path a lone run
+  uses) and `runs` runs split into 1 or 2 cohorts, one trainer thread each;
+  ratios are taken within a round (the shared machine drifts between rounds).
+Targets (issue 12): per-run speed with 30 runs ≥ 40 % of a solo run's.
+Not here: the app (`classroom.bench`), quality (`bench.py quality`).
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+from .cohort import Cohort, cohort_key
+from .config import TrainConfig, default_config
+from .engine import Engine
+from .losses import get_loss
+from .models import MLP, PackedDiscriminator
+
+
+def _drain(engines) -> None:
+    if engines and engines[0].rows >= 256:
+        for e in engines:
+            e.drain_stats()
+
+
+def solo_rate(config: TrainConfig, seconds: float) -> float:
+    engine = Engine(config)
+    for _ in range(20):
+        engine.step()
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        for _ in range(20):
+            engine.step()
+        _drain([engine])
+        n += 20
+    return n / (time.perf_counter() - t0)
+
+
+def _class(config: TrainConfig, n_runs: int) -> list[Engine]:
+    return [Engine(replace(config, seed=i)) for i in range(n_runs)]
+
+
+def cohort_rates(config: TrainConfig, n_runs: int, n_threads: int, seconds: float) -> list[float]:
+    """Steps/s of every run when `n_runs` runs train as `n_threads` cohorts, one thread each."""
+    engines = _class(config, n_runs)
+    cohorts = [Cohort(cohort_key(config, "cpu")) for _ in range(n_threads)]
+    for i, e in enumerate(engines):
+        cohorts[i % n_threads].join(e)
+    start, stop = threading.Barrier(n_threads + 1), threading.Event()
+
+    def train(cohort):
+        cohort.step()
+        start.wait()
+        while not stop.is_set():
+            cohort.step()
+            _drain(cohort.members)
+
+    threads = [threading.Thread(target=train, args=(c,), name="gan-bench", daemon=True) for c in cohorts]
+    for t in threads:
+        t.start()
+    start.wait()
+    s0, t0 = [e.step_count for e in engines], time.perf_counter()
+    time.sleep(seconds)
+    s1, t1 = [e.step_count for e in engines], time.perf_counter()
+    stop.set()
+    for t in threads:
+        t.join()
+    return [(b - a) / (t1 - t0) for a, b in zip(s0, s1)]
+
+
+def vmap_rate(config: TrainConfig, n_runs: int, seconds: float) -> float:
+    """Steps/s per run of the same step written with torch.func (autograd, not by hand)."""
+    from torch.func import functional_call, grad, stack_module_state, vmap
+
+    gens = [torch.Generator().manual_seed(i) for i in range(n_runs)]
+    Gs = [MLP(config.z_dim, 2, config.width, config.depth, g, leak=0.0) for g in gens]
+    Ds = [PackedDiscriminator(config.width, config.depth, config.pack, generator=g) for g in gens]
+    g_params, _ = stack_module_state(Gs)
+    d_params, _ = stack_module_state(Ds)
+    g_base, d_base = copy.deepcopy(Gs[0]).to("meta"), copy.deepcopy(Ds[0]).to("meta")
+    loss = get_loss(config.loss)
+    data = Engine(config).data
+    B = config.batch_size
+
+    def d_loss(dp, gp, real, z):
+        fake = functional_call(g_base, gp, (z,))
+        return loss.d_loss(functional_call(d_base, dp, (real,)), functional_call(d_base, dp, (fake,)))
+
+    def g_loss(gp, dp, z):
+        return loss.g_loss(functional_call(d_base, dp, (functional_call(g_base, gp, (z,)),)))
+
+    d_grad, g_grad = vmap(grad(d_loss)), vmap(grad(g_loss))
+    states = {}
+    real, z = torch.empty(n_runs, B, 2), torch.empty(n_runs, B, config.z_dim)
+
+    def adam(params: dict, grads: dict, lr: float) -> None:
+        ps = list(params.values())
+        st = states.setdefault(id(params), ([torch.zeros_like(p) for p in ps], [torch.zeros_like(p) for p in ps],
+                                            [torch.zeros(()) for _ in ps]))
+        torch._foreach_add_(st[2], 1)
+        torch._fused_adam_(ps, list(grads.values()), st[0], st[1], [], st[2], lr=lr, beta1=config.beta1,
+                           beta2=config.beta2, weight_decay=0.0, eps=1e-8, amsgrad=False, maximize=False)
+
+    def step():
+        with torch.no_grad():
+            for i, g in enumerate(gens):
+                data.sample(B, g, out=real[i])
+                z[i].normal_(generator=g)
+        adam(d_params, d_grad(d_params, g_params, real, z), config.d_lr)
+        with torch.no_grad():
+            for g, zi in zip(gens, z):
+                zi.normal_(generator=g)
+        adam(g_params, g_grad(g_params, d_params, z), config.g_lr)
+
+    step()
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        step()
+        n += 1
+    return n / (time.perf_counter() - t0)
+
+
+def hand_rate(config: TrainConfig, n_runs: int, seconds: float) -> float:
+    return float(np.mean(cohort_rates(config, n_runs, 1, seconds)))
+
+
+def bench_cohort(seconds: float = 3.0, n_runs: int = 30, rounds: int = 3,
+                 batch_sizes: tuple[int, ...] = (64, 256)) -> dict:
+    result: dict = {}
+    base = default_config("ring8", device="cpu")
+    small = replace(base, batch_size=64)
+    result["implementations"] = dict(
+        config=f"ring8 MLP {small.depth}x{small.width}, batch {small.batch_size}, pack {small.pack}, one thread",
+        columns="runs, hand (Cohort) steps/s per run, torch.func vmap steps/s per run",
+        rows=[(r, round(hand_rate(small, r, seconds), 1), round(vmap_rate(small, r, seconds), 1))
+              for r in (1, 15, 30)])
+    for B in batch_sizes:
+        config = replace(base, batch_size=B)
+        table = []
+        for _ in range(rounds):
+            solo = solo_rate(config, seconds)
+            one = cohort_rates(config, n_runs, 1, seconds)
+            two = cohort_rates(config, n_runs, 2, seconds)
+            table.append(dict(solo=round(solo, 1), one_thread_mean=round(float(np.mean(one)), 1),
+                              two_threads_mean=round(float(np.mean(two)), 1),
+                              two_threads_min=round(min(two), 1),
+                              one_thread_ratio=round(float(np.mean(one)) / solo, 3),
+                              two_threads_ratio=round(float(np.mean(two)) / solo, 3)))
+        result[f"batch{B}"] = dict(
+            config=f"ring8 MLP {config.depth}x{config.width}, batch {B}, pack {config.pack}, {n_runs} runs",
+            rounds=table,
+            median_ratio_one_thread=float(np.median([r["one_thread_ratio"] for r in table])),
+            median_ratio_two_threads=float(np.median([r["two_threads_ratio"] for r in table])),
+            target="per-run speed with 30 runs >= 0.40 x solo")
+    return result
+
+
+SETTINGS = ((256, 1e-3, 50_000), (128, 2e-3, 10_000), (128, 3e-3, 8_000), (64, 2e-3, 8_000))
+
+
+def bench_classroom_setting(max_steps: int = 10_000, seeds: int = 5, check_every: int = 250) -> dict:
+    """Steps until the raw G (what the status line scores) first shows 8/8 modes and >= 90 % HQ,
+    for candidate ring-8 (batch, lr, lr decay steps) settings; each setting's seeds train as one
+    cohort. Pick the cheapest setting (work per step ~ batch) that gets most seeds there."""
+    from .metrics import mode_coverage
+
+    result = {}
+    for batch, lr, decay in SETTINGS:
+        configs = [default_config("ring8", batch_size=batch, g_lr=lr, d_lr=lr, lr_decay_steps=decay, seed=s,
+                                  device="cpu") for s in range(seeds)]
+        engines = [Engine(c) for c in configs]
+        cohort = Cohort(cohort_key(configs[0], "cpu"))
+        for e in engines:
+            cohort.join(e)
+        first: list = [None] * seeds
+        last: list = [None] * seeds
+        while engines[0].step_count < max_steps:
+            for _ in range(check_every):
+                cohort.step()
+            for i, e in enumerate(engines):
+                e.drain_stats()
+                cohort.export(e)
+                with torch.no_grad():
+                    cov = mode_coverage(e.G(e.coverage_noise) * e.data.scale, e.data.modes, e.data.sigma)
+                if first[i] is None and cov.modes_covered == 8 and cov.hq_percent >= 90:
+                    first[i] = e.step_count
+                last[i] = (cov.modes_covered, round(cov.hq_percent, 1))
+        result[f"batch {batch}, lr {lr:g}, decay {decay}"] = dict(first_step_8_of_8_and_90_hq=first,
+                                                                  at_max_steps=last)
+    return dict(max_steps=max_steps, seeds=seeds, settings=result)

@@ -1,0 +1,666 @@
+"""Trainer threads for a whole class: one per core, each stepping cohorts of runs.
+
+`Trainer` owns `n_threads` workers (one per CPU core by default). Each worker
+thread owns the runs assigned to it and, for the 2-D runs of one network shape,
+one `cohort.Cohort`: every round it advances every running run by one step —
+a cohort step for the members, `Engine.step()` for runs that must train solo
+(WGAN-GP, R1, a paused run doing single steps) — so every active run moves at
+about the same rate (fair shares). New runs go to the least-loaded worker;
+when the load drifts apart by more than one run, a run moves across, keeping
+its state (it leaves one cohort and joins another, between steps).
+
+`CohortRunner` is one run's handle with the public API of `runner.Runner`
+(start / pause / resume / step / update / rewind / save / checkpoint_now /
+stop / reset, plus snapshot, state, telemetry, checkpoints, timelapse), so
+the classroom can use either. Its `Engine` is always the source of the run's
+data, RNG and config; while it is a cohort member its weights live in the
+cohort's stacks and the worker exports them before an evaluation frame, a
+checkpoint or a command (and reloads them after a rewind). A change of batch
+size changes the cohort key: the run leaves its cohort and joins a matching
+one, weights and Adam state carried across.
+
+Threads and ownership: one Condition (`Trainer.cond`) guards every run's
+control fields and the workers' run lists; a worker thread is the only one
+that touches its cohorts and the engines of its runs while they are attached.
+A worker with no runs exits, so no thread outlives the class.
+Not here: admission (classroom/sessions.py), the step itself (`cohort.py`, `engine.py`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import traceback
+from typing import Any
+
+import numpy as np
+import torch
+
+from .checkpoints import CheckpointRing, capture, restore, save_run
+from .cohort import Cohort, cohort_key, solo_reason
+from .config import TrainConfig
+from .engine import STATS_CAPACITY, Engine
+from .runner import MAX_SPEED_LIMIT
+from .telemetry import Telemetry
+from .timelapse import TimelapseRecorder
+
+log = logging.getLogger(__name__)
+
+FRAME_SHARE = 0.2  # at most this share of a trainer thread's time goes to evaluation frames
+NAN_MESSAGE = ("Paused at step {step}: a loss or weight became NaN/Inf (training diverged). "
+               "Lower the learning rates, then reset or rewind.")
+
+
+def default_threads() -> int:
+    """One trainer thread per core (env GAN_CLASSROOM_TRAINER_THREADS overrides)."""
+    env = os.environ.get("GAN_CLASSROOM_TRAINER_THREADS")
+    return max(1, int(env)) if env else max(1, os.cpu_count() or 1)
+
+
+def step_cost(config: TrainConfig) -> float:
+    """Relative cost of one step against a classroom 2-D run (width 32, depth 3, batch 64, k 1).
+
+    Work per step grows with batch × width² × depth × (k + 1) for the MLPs; digits (DCGAN)
+    cost ~100× (measured: ~40 vs ~4,000 steps/s per core).
+    """
+    if config.is_image:
+        return 100.0
+    work = (config.batch_size / 64) * (config.width / 32) ** 2 * (config.depth / 3) * (config.n_critic + 1) / 2
+    return max(1.0, work)
+
+
+class Trainer:
+    """The class's trainer threads. Thread-safe; create one per server."""
+
+    def __init__(self, n_threads: int | None = None, chunk_s: float = 0.05) -> None:
+        self.n_threads = n_threads or default_threads()
+        self.chunk_s = chunk_s
+        self.cond = threading.Condition()
+        self._workers = [_Worker(self, i) for i in range(self.n_threads)]
+
+    def _attach(self, run: "CohortRunner") -> None:
+        """Give `run` to the least-loaded worker (caller holds `cond`)."""
+        worker = min(self._workers, key=lambda w: (w.load(), w.index))
+        worker.runs.append(run)
+        run._worker = worker
+        worker.ensure_thread()
+        self.cond.notify_all()
+
+    def _rebalance(self) -> None:
+        """Move one run from the busiest worker to the idlest when that evens their load
+        (caller holds `cond`; the move happens on the busy worker's thread)."""
+        loads = sorted(self._workers, key=lambda w: w.load())
+        idle, busy = loads[0], loads[-1]
+        gap = busy.load() - idle.load()
+        # Moving a run of cost c narrows the gap only if c < gap (else it just swaps sides).
+        movable = [r for r in busy.runs if r._wants_rounds() and r._moving is None and step_cost(r._config) < gap]
+        if movable:
+            movable[-1]._moving = idle
+
+    def threads_alive(self) -> int:
+        with self.cond:
+            return sum(1 for w in self._workers if w.thread is not None and w.thread.is_alive())
+
+    def stats(self) -> dict[str, Any]:
+        """Per worker: runs, runs training now, cohort sizes and run-steps/s (for `server_stats`)."""
+        with self.cond:
+            workers = [dict(runs=len(w.runs), training=sum(1 for r in w.runs if r._wants_rounds()),
+                            cohorts=list(w.cohort_sizes), run_steps_per_s=round(w.run_steps_per_s, 1))
+                       for w in self._workers]
+        return dict(threads=self.n_threads, workers=workers)
+
+
+class _Worker:
+    """One trainer thread: its runs (guarded by `trainer.cond`) and its cohorts (its own)."""
+
+    def __init__(self, trainer: Trainer, index: int) -> None:
+        self.trainer = trainer
+        self.index = index
+        self.runs: list[CohortRunner] = []
+        self.thread: threading.Thread | None = None
+        self.cohorts: dict = {}  # CohortKey -> Cohort; worker thread only
+        self.cohort_sizes: tuple[int, ...] = ()  # published copy for stats()
+        self.run_steps_per_s = 0.0
+        self.frame_s = 0.015  # running mean of one evaluation frame's wall time (worker thread)
+
+    def load(self) -> float:
+        return sum(step_cost(r._config) for r in self.runs if r._wants_rounds() and r._moving is None)
+
+    def ensure_thread(self) -> None:  # caller holds cond
+        if self.thread is None or not self.thread.is_alive():
+            self.thread = threading.Thread(target=self._loop, name=f"gan-trainer-{self.index}", daemon=True)
+            self.thread.start()
+
+    # --- the loop ------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        cond = self.trainer.cond
+        rate_t, rate_steps = time.perf_counter(), 0
+        while True:
+            with cond:
+                while self.runs and not any(r._has_work() for r in self.runs):
+                    self.run_steps_per_s = 0.0
+                    cond.wait(1.0)
+                if not self.runs:
+                    self.thread = None
+                    self.cohorts.clear()
+                    self.cohort_sizes = ()
+                    self.run_steps_per_s = 0.0
+                    return
+                runs = list(self.runs)
+            shared = self._shared_keys(runs)
+            for run in runs:
+                self._service(run, shared)
+            with cond:
+                runs = [r for r in self.runs if r._worker is self]
+            cpu0 = time.thread_time()
+            stepped = self._chunk(runs)
+            cpu = time.thread_time() - cpu0
+            for run in stepped:
+                run.cpu_seconds += cpu / max(1, len(stepped))
+                # A frame costs ~10-20 ms on an idle core (surface, coverage, G's arrows), far more on a
+                # busy box: frames come rarer as the class grows or the box slows, so that they take
+                # at most FRAME_SHARE of the thread and training keeps the rest.
+                run._eval_every = max(run.eval_interval_s, len(runs) * self.frame_s / FRAME_SHARE)
+                self._after_chunk(run)
+            now = time.perf_counter()
+            rate_steps += sum(stepped.values())
+            if now - rate_t >= 1.0:
+                self.run_steps_per_s = rate_steps / (now - rate_t)
+                rate_t, rate_steps = now, 0
+            with cond:
+                self.trainer._rebalance()
+
+    def _cohort_of(self, run: "CohortRunner") -> Cohort | None:
+        for cohort in self.cohorts.values():
+            if run.engine in cohort:
+                return cohort
+        return None
+
+    def _leave(self, run: "CohortRunner") -> None:
+        cohort = self._cohort_of(run)
+        if cohort is not None:
+            cohort.leave(run.engine)
+            if not len(cohort):
+                del self.cohorts[cohort.key]
+            self._publish_sizes()
+
+    def _publish_sizes(self) -> None:
+        self.cohort_sizes = tuple(len(c) for c in self.cohorts.values())
+
+    @staticmethod
+    def _cohort_wanted(run: "CohortRunner"):
+        """The cohort key `run` would train in now, or None (paused, stepping singly, or solo-only)."""
+        with run.trainer.cond:
+            running = run._wants_rounds() and not run._paused and not run._stop and run._speed_limit is None
+        if running and solo_reason(run.engine.config) is None:
+            return cohort_key(run.engine.config, run.engine.device)
+        return None
+
+    def _shared_keys(self, runs: list["CohortRunner"]) -> set:
+        """Keys wanted by two or more runs: a run alone with its shape takes the solo fast path
+        (`Engine.step`, ~2× a cohort of one)."""
+        counts: dict = {}
+        for run in runs:
+            key = self._cohort_wanted(run)
+            if key is not None:
+                counts[key] = counts.get(key, 0) + 1
+        return {k for k, n in counts.items() if n > 1}
+
+    def _service(self, run: "CohortRunner", shared: set) -> None:
+        """Between rounds: stop / move / commands / live config / cohort membership of `run`."""
+        cond = self.trainer.cond
+        with cond:
+            stopping, target = run._stop, run._moving
+        if stopping or target is not None:
+            self._leave(run)
+            with cond:
+                self.runs.remove(run)
+                run._moving = None
+                if stopping:
+                    run._worker = None
+                    run._detached.set()
+                else:
+                    target.runs.append(run)
+                    run._worker = target
+                    target.ensure_thread()
+                cond.notify_all()
+            return
+        cohort = self._cohort_of(run)
+        with cond:
+            has_commands = bool(run._commands)
+        if has_commands:
+            if cohort is not None:
+                cohort.export(run.engine)  # commands (save, checkpoint, rewind) see the current weights
+            run._run_commands()
+            if cohort is not None:
+                cohort.reload(run.engine)  # a rewind may have changed them
+        run._apply_pending()  # live config: hyperparameters only; the cohort reads them every step
+        wanted = self._cohort_wanted(run)
+        if wanted not in shared:
+            wanted = None
+        if cohort is not None and cohort.key != wanted:
+            self._leave(run)  # paused, now solo (loss/R1), or its shape changed (batch size)
+            cohort = None
+        if cohort is None and wanted is not None:
+            target = self.cohorts.get(wanted)
+            if target is None:
+                target = self.cohorts[wanted] = Cohort(wanted)
+            target.join(run.engine)
+            self._publish_sizes()
+        if not run._wants_rounds() and run.telemetry.state == "running":
+            run.telemetry.set_status("paused")
+
+    def _chunk(self, runs: list["CohortRunner"]) -> dict:
+        """Rounds of one step per running run until the chunk time is up; returns {run: steps}."""
+        cohorts = [c for c in self.cohorts.values() if len(c)]
+        members = {id(e) for c in cohorts for e in c.members}
+        solo = [r for r in runs if id(r.engine) not in members and r._wants_rounds()]
+        stepped: dict[CohortRunner, int] = {}
+        in_cohort = [r for r in runs if id(r.engine) in members]
+        room = min([STATS_CAPACITY - r.engine.rows for r in runs] + [4000])
+        deadline = time.perf_counter() + self.trainer.chunk_s
+        rounds = 0
+        while rounds < room and (solo or cohorts):
+            for cohort in cohorts:
+                cohort.step()
+            for run in list(solo):
+                if not run._due():
+                    continue
+                run.engine.step()
+                stepped[run] = stepped.get(run, 0) + 1
+                if not run._take_budget_step():
+                    solo.remove(run)
+            if not cohorts and not any(r._due(consume=False) for r in solo):
+                time.sleep(0.002)  # only slowed runs, none due yet
+            rounds += 1
+            if time.perf_counter() >= deadline or any(r._interrupt() for r in in_cohort) \
+                    or any(r._interrupt() for r in solo):
+                break
+        for run in in_cohort:
+            stepped[run] = stepped.get(run, 0) + rounds
+        return stepped
+
+    def _after_chunk(self, run: "CohortRunner") -> None:
+        cohort = self._cohort_of(run)
+        try:
+            frame_s = run._after_chunk(cohort)
+            if frame_s is not None:
+                self.frame_s = 0.8 * self.frame_s + 0.2 * frame_s
+        except Exception as exc:  # a failed evaluation is reported on that run only
+            log.exception("run %s failed", run.name)
+            tb = traceback.format_exception_only(type(exc), exc)[-1].strip()
+            run._pause_with(f"Training stopped with an error at step {run.engine.step_count}: {tb}", "error")
+
+
+class CohortRunner:
+    """One run trained by a `Trainer`; the same public API as `runner.Runner`."""
+
+    def __init__(self, config: TrainConfig, *, trainer: Trainer, csv_bytes: bytes | None = None,
+                 eval_interval_s: float = 0.25, checkpoint_interval_s: float = 10.0,
+                 max_steps: int | None = None, engine: Engine | None = None, name: str = "gan-run",
+                 chunk_s: float | None = None, score_interval_s: float | None = None) -> None:
+        self.trainer = trainer
+        self.telemetry = Telemetry()
+        self.eval_interval_s = eval_interval_s
+        self.checkpoint_interval_s = checkpoint_interval_s
+        self.max_steps = max_steps
+        self.name = name
+        self._csv_bytes = csv_bytes
+        self._engine = engine if engine is not None else Engine(config, csv_bytes)
+        if self._engine.data.is_image:
+            raise ValueError("digit runs train on their own thread (runner.Runner), not in a cohort")
+        self.checkpoints = CheckpointRing()
+        self.timelapse = TimelapseRecorder()
+        self.cpu_seconds = 0.0  # this run's share of its worker's CPU time
+        # Guarded by trainer.cond:
+        self._config = self._engine.config
+        self._pending_config: TrainConfig | None = None
+        self._paused = True
+        self._stop = False
+        self._pending_steps = 0
+        self._commands: list[tuple] = []
+        self._worker: _Worker | None = None
+        self._moving: _Worker | None = None
+        self._speed_limit: float | None = None  # steps/s for slow motion; such a run steps solo
+        self._next_step_at = 0.0
+        self._detached = threading.Event()
+        # Worker-thread bookkeeping:
+        self._last_eval = self._last_checkpoint = 0.0
+        self._eval_every = eval_interval_s
+        self._rate = 0.0
+        self._rate_steps, self._rate_t = self._engine.step_count, time.perf_counter()
+        self._t0 = time.perf_counter()
+        self.telemetry.set_status("idle", "", device=str(self._engine.device), config=self._config)
+
+    # --- public API (any thread) --------------------------------------------------------
+
+    @property
+    def config(self) -> TrainConfig:
+        with self.trainer.cond:
+            return self._pending_config or self._config
+
+    @property
+    def engine(self) -> Engine:
+        """The engine; its weights are current only while the run is not training in a cohort."""
+        return self._engine
+
+    @property
+    def is_alive(self) -> bool:
+        with self.trainer.cond:
+            return self._worker is not None
+
+    @property
+    def solo_reason(self) -> str | None:
+        """Why this run trains on its own instead of in a cohort (None if it shares)."""
+        return solo_reason(self.config)
+
+    def state(self) -> str:
+        return self.telemetry.state
+
+    def snapshot(self):
+        return self.telemetry.snapshot()
+
+    def start(self, paused: bool = False) -> None:
+        """Start (or resume) training; `paused=True` attaches the run without stepping."""
+        with self.trainer.cond:
+            attached = self._worker is not None
+        if not attached and len(self.checkpoints) == 0:
+            self.checkpoints.add(capture(self._engine))  # step 0 (or the loaded step): always rewindable
+            self._last_checkpoint = time.perf_counter()  # the next one checkpoint_interval_s from now
+        with self.trainer.cond:
+            self._paused = paused
+            self._stop = False
+            if not paused:
+                self._pending_steps = 0
+            if self._worker is None:
+                self._detached.clear()
+                self.trainer._attach(self)
+            self.trainer.cond.notify_all()
+        self.telemetry.set_status("paused" if paused else "running", "")
+
+    def pause(self, message: str | None = None) -> None:
+        with self.trainer.cond:
+            self._paused = True
+            self._pending_steps = 0
+            self.trainer.cond.notify_all()
+        # The worker says "paused" once the run is out of its round (after the current step).
+        if message is not None:
+            self.telemetry.set_status(message=message)
+
+    def resume(self) -> None:
+        self.start()
+
+    def step(self, n: int = 1) -> None:
+        """Run exactly `n` more steps (on its own, out of its cohort), then stay paused."""
+        if not 1 <= int(n) <= 100_000:
+            raise ValueError("n must be between 1 and 100000")
+        with self.trainer.cond:
+            attached = self._worker is not None
+            self._paused = True
+            self._pending_steps += int(n)
+            self.trainer.cond.notify_all()
+        if not attached:
+            self.start(paused=True)  # keeps the steps owed
+
+    def step_d(self) -> int:
+        """One discriminator update only (G unchanged), then stay paused; returns D's update count."""
+        return self._single_update("d")
+
+    def step_g(self) -> int:
+        """One generator update only (D unchanged), then stay paused; returns G's update count."""
+        return self._single_update("g")
+
+    def _single_update(self, network: str) -> int:
+        """As `Runner._single_update`: pause, one `Engine.d_update()` / `g_update()`, say which moved."""
+
+        def do_update() -> int:
+            with self.trainer.cond:
+                self._paused = True
+                self._pending_steps = 0
+            self._apply_pending()
+            engine = self._engine
+            if network == "d":
+                engine.d_update()
+                count, moved, still = engine.d_updates, "D", "G"
+            else:
+                engine.g_update()
+                count, moved, still = engine.g_updates, "G", "D"
+            stats = engine.drain_stats()
+            self.telemetry.record_steps(np.array([engine.step_count]), np.array([time.perf_counter() - self._t0]),
+                                        stats, 0.0)
+            self.telemetry.record_update(network)
+            if np.isfinite(stats).all() and engine.parameters_finite():
+                message = f"{moved} updated once (step {engine.step_count:,}, {moved} update #{count:,}): {still} unchanged."
+            else:
+                message = (f"{moved}'s weights became NaN/Inf after a single update. Lower the learning "
+                           "rates, then reset or rewind.")
+            self.telemetry.set_status("paused", message, step=engine.step_count)
+            self._publish_frame(safe=True)
+            return count
+
+        return self._call(do_update)
+
+    @property
+    def speed_limit(self) -> float | None:
+        with self.trainer.cond:
+            return self._speed_limit
+
+    def set_speed(self, steps_per_s: float | None) -> None:
+        """Limit this run to `steps_per_s` (None: full speed). A slowed run leaves its cohort and
+        steps on its own at that pace; `step()` while paused is not throttled."""
+        if steps_per_s is not None:
+            if isinstance(steps_per_s, bool) or not isinstance(steps_per_s, (int, float)) \
+                    or not 0 < steps_per_s <= MAX_SPEED_LIMIT:
+                raise ValueError(f"speed must be between 0 and {MAX_SPEED_LIMIT:g} steps per second "
+                                 f"(or None for full speed), got {steps_per_s!r}")
+            steps_per_s = float(steps_per_s)
+        with self.trainer.cond:
+            self._speed_limit = steps_per_s
+            self._next_step_at = 0.0
+            self.trainer.cond.notify_all()
+
+    def publish_frame(self) -> None:
+        """Evaluate the current weights and publish the frame (a new or loaded run before Start)."""
+        self._call(lambda: self._publish_frame(safe=True))
+
+    def update(self, **changes: Any) -> TrainConfig:
+        with self.trainer.cond:
+            new = (self._pending_config or self._config).with_live(**changes)
+            self._pending_config = new
+            attached = self._worker is not None
+            self.trainer.cond.notify_all()
+        if not attached:
+            self._apply_pending()
+        return new
+
+    def rewind(self, index: int) -> int:
+        ckpt = self.checkpoints.get(index)
+
+        def do_rewind():
+            self._engine.drain_stats()
+            restore(self._engine, ckpt)
+            with self.trainer.cond:
+                self._config = self._engine.config
+                self._pending_config = None
+                self._paused = True
+                self._pending_steps = 0
+            self.checkpoints.drop_after(ckpt.step)
+            self.telemetry.truncate_after(ckpt.step)
+            self.telemetry.set_status("paused", f"Rewound to step {ckpt.step:,}. Change the settings, then Resume.",
+                                      config=self._engine.config, step=ckpt.step)
+            self._publish_frame(safe=True)
+            return ckpt.step
+
+        return self._call(do_rewind)
+
+    def save(self, target) -> object:
+        return self._call(lambda: save_run(self._engine, target))
+
+    def checkpoint_now(self) -> int:
+        return self._call(lambda: self.checkpoints.add(capture(self._engine)))
+
+    def stop(self, timeout: float = 10.0) -> None:
+        with self.trainer.cond:
+            self._stop = True
+            attached = self._worker is not None
+            self.trainer.cond.notify_all()
+        if attached and not self._detached.wait(timeout):
+            raise TimeoutError(f"run {self.name} did not leave its trainer within {timeout} s")
+        with self.trainer.cond:
+            self._stop = False
+            self._paused = True
+            self._pending_steps = 0
+        self._run_commands()
+        if self.state() in ("running", "paused"):
+            self.telemetry.set_status("stopped")
+        self.telemetry.set_status(rate=0.0)
+
+    def reset(self, config: TrainConfig | None = None, csv_bytes: bytes | None = None) -> None:
+        config = config or self.config
+        engine = Engine(config, csv_bytes if csv_bytes is not None else self._csv_bytes)
+        if engine.data.is_image:
+            raise ValueError("digit runs train on their own thread (runner.Runner), not in a cohort")
+        self.stop()
+        with self.trainer.cond:
+            self._engine = engine
+            self._config = config
+            self._pending_config = None
+            if csv_bytes is not None:
+                self._csv_bytes = csv_bytes
+        self.checkpoints.clear()
+        self.timelapse.clear()
+        self.telemetry.reset()
+        self.telemetry.set_status("idle", "", device=str(engine.device), config=config, step=0, rate=0.0)
+
+    # --- called by the worker (and here when detached) ------------------------------------
+
+    def _call(self, fn, timeout: float = 30.0):
+        with self.trainer.cond:
+            attached = self._worker is not None
+            if attached:
+                done, result = threading.Event(), []
+                self._commands.append((fn, done, result))
+                self.trainer.cond.notify_all()
+        if not attached:
+            return fn()
+        if not done.wait(timeout):
+            raise TimeoutError("the trainer did not answer in time")
+        ok, value = result[0]
+        if not ok:
+            raise value
+        return value
+
+    def _run_commands(self) -> None:
+        with self.trainer.cond:
+            commands, self._commands = self._commands, []
+        for fn, done, result in commands:
+            try:
+                result.append((True, fn()))
+            except Exception as exc:  # handed back to the caller
+                result.append((False, exc))
+            done.set()
+
+    def _apply_pending(self) -> None:
+        with self.trainer.cond:
+            cfg, self._pending_config = self._pending_config, None
+        if cfg is not None:
+            self._engine.apply(cfg)
+            with self.trainer.cond:
+                self._config = cfg
+            self.telemetry.set_status(config=cfg)
+
+    def _wants_rounds(self) -> bool:
+        """Runs this round: running, or paused with single steps owed."""
+        return not self._stop and (not self._paused or self._pending_steps > 0)
+
+    def _has_work(self) -> bool:
+        return self._wants_rounds() or bool(self._commands) or self._stop or self._moving is not None \
+            or self._pending_config is not None or (self._paused and self.telemetry.state == "running")
+
+    def _interrupt(self) -> bool:
+        """Something a chunk should stop for (unlocked peek; acted on under the lock)."""
+        return bool(self._commands) or self._stop or self._pending_config is not None or self._moving is not None \
+            or (self._paused and self._pending_steps == 0)
+
+    def _due(self, consume: bool = True) -> bool:
+        """A slowed run steps when its next slot comes (paused single steps are never throttled)."""
+        with self.trainer.cond:
+            limit = self._speed_limit
+            if limit is None or self._paused:
+                return True
+            now = time.perf_counter()
+            if now < self._next_step_at:
+                return False
+            if consume:
+                self._next_step_at = max(self._next_step_at + 1.0 / limit, now - 0.5)
+            return True
+
+    def _take_budget_step(self) -> bool:
+        """Count one solo step against a step(n) budget; False when the run should stop stepping."""
+        with self.trainer.cond:
+            if not self._paused:
+                return not (self.max_steps is not None and self._engine.step_count >= self.max_steps)
+            self._pending_steps = max(0, self._pending_steps - 1)
+            return self._pending_steps > 0
+
+    def _pause_with(self, message: str, state: str = "paused") -> None:
+        with self.trainer.cond:
+            self._paused = True
+            self._pending_steps = 0
+            self.trainer.cond.notify_all()
+        self.telemetry.set_status(state, message)
+
+    def _after_chunk(self, cohort: Cohort | None) -> float | None:
+        """Drain statistics, check for NaN, publish frames and checkpoints (worker thread);
+        returns the seconds a frame took, if one was drawn."""
+        engine, tel = self._engine, self.telemetry
+        now = time.perf_counter()
+        stats = engine.drain_stats()
+        if not len(stats):
+            return
+        steps = np.arange(engine.step_count - len(stats) + 1, engine.step_count + 1)
+        if now - self._rate_t >= 0.5:
+            self._rate = max(0, engine.step_count - self._rate_steps) / (now - self._rate_t)
+            self._rate_steps, self._rate_t = engine.step_count, now
+        with self.trainer.cond:
+            paused = self._paused
+        if not paused and tel.state != "running":
+            tel.set_status("running", "")
+        tel.record_steps(steps, np.full(len(stats), now - self._t0), stats, self._rate)
+        due_eval = paused or now - self._last_eval >= self._eval_every
+        due_ckpt = now - self._last_checkpoint >= self.checkpoint_interval_s
+        if not np.isfinite(stats).all():
+            if cohort is not None:
+                cohort.export(engine)
+            self._pause_with(NAN_MESSAGE.format(step=engine.step_count))
+            self._publish_frame(safe=True)
+            return
+        if (due_eval or due_ckpt) and cohort is not None:
+            cohort.export(engine)
+        frame_s = None
+        if due_eval:
+            t0 = time.perf_counter()
+            self._publish_frame()
+            self._last_eval = time.perf_counter()
+            frame_s = self._last_eval - t0
+        if due_ckpt:
+            self.checkpoints.add(capture(engine))
+            self._last_checkpoint = time.perf_counter()
+        if self.max_steps is not None and engine.step_count >= self.max_steps:
+            self._publish_frame()
+            self._pause_with(f"Reached {self.max_steps} steps.", "finished")
+        elif paused and tel.state == "running":
+            tel.set_status("paused")
+        return frame_s
+
+    def _publish_frame(self, safe: bool = False) -> None:
+        try:
+            frame = self._engine.evaluate()
+            self.telemetry.record_frame(frame)
+            self.timelapse.add(frame)
+        except Exception:
+            if not safe:
+                raise

@@ -1,0 +1,162 @@
+"""Tests for gan_core/trainer.py: runs sharing trainer threads keep every control a solo
+`Runner` has (pause, step, live change, rewind, save/load, NaN pause), shape changes move
+a run to a matching cohort with its Adam state, and no thread outlives its runs."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import torch
+
+from gan_core.checkpoints import capture, load_run
+from gan_core.engine import Engine
+from gan_core.runner import Runner
+from gan_core.trainer import CohortRunner, Trainer, step_cost
+
+
+@pytest.fixture
+def trainer():
+    return Trainer(n_threads=2, chunk_s=0.01)
+
+
+@pytest.fixture
+def runs(trainer, tiny, no_leaked_threads):
+    made = [CohortRunner(tiny(seed=i, pack=2, ema_decay=0.99), trainer=trainer, name=f"gan-t{i}",
+                         eval_interval_s=0.05) for i in range(4)]
+    yield made
+    for r in made:
+        r.stop()
+
+
+def steps(run) -> int:
+    return run.engine.step_count
+
+
+def trainer_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("gan-trainer") and t.is_alive()]
+
+
+def test_runs_share_two_threads_and_all_advance(runs, trainer, wait_until):
+    for r in runs:
+        r.start()
+    wait_until(lambda: all(steps(r) >= 50 for r in runs), what="every run trained 50 steps")
+    assert len(trainer_threads()) == 2
+    stats = trainer.stats()
+    assert sum(w["runs"] for w in stats["workers"]) == 4
+    assert sorted(n for w in stats["workers"] for n in w["cohorts"]) == [2, 2]  # balanced: 2 per thread
+    wait_until(lambda: all(r.snapshot().frame is not None and r.snapshot().step > 0 for r in runs),
+               what="a frame per run")
+    assert all(r.state() == "running" for r in runs)
+
+
+def test_pause_and_step_one_member_while_the_others_train(runs, wait_until):
+    for r in runs:
+        r.start()
+    wait_until(lambda: steps(runs[0]) > 20)
+    runs[0].pause()
+    wait_until(lambda: runs[0].state() == "paused")
+    frozen = steps(runs[0])
+    others = [steps(r) for r in runs[1:]]
+    wait_until(lambda: all(steps(r) > s + 50 for r, s in zip(runs[1:], others)), what="the others go on")
+    assert steps(runs[0]) == frozen
+    runs[0].step(7)
+    wait_until(lambda: steps(runs[0]) == frozen + 7)
+    assert runs[0].state() == "paused"
+
+
+def test_live_change_and_batch_size_migration_keep_adam_state(tiny, wait_until, no_leaked_threads):
+    trainer = Trainer(n_threads=1, chunk_s=0.01)
+    made = [CohortRunner(tiny(seed=i, batch_size=32 if i == 3 else 16), trainer=trainer, name=f"gan-m{i}")
+            for i in range(4)]
+    try:
+        for r in made:
+            r.start()
+        cohorts = lambda: sorted(trainer.stats()["workers"][0]["cohorts"])
+        wait_until(lambda: cohorts() == [3] and steps(made[1]) > 30, what="three of batch 16 share, one solo")
+        made[1].update(batch_size=32, g_lr=2e-3)
+        wait_until(lambda: cohorts() == [2, 2], what="the changed run joins the batch-32 run")
+        wait_until(lambda: steps(made[1]) > 80)
+        ckpt = made[1]._call(lambda: capture(made[1].engine))
+        # Adam's t counts every update since step 0: the state came along, it did not restart.
+        assert {float(s["step"]) for s in ckpt.d_opt_state["state"].values()} == {float(ckpt.step)}
+        assert ckpt.config.g_lr == 2e-3 and ckpt.config.batch_size == 32
+        assert all(r.state() == "running" for r in made)
+    finally:
+        for r in made:
+            r.stop()
+
+
+def test_nan_pauses_only_that_run(runs, wait_until):
+    for r in runs:
+        r.start()
+    wait_until(lambda: all(steps(r) > 10 for r in runs))
+
+    def poison():
+        with torch.no_grad():
+            runs[2].engine.D.mlp.linears[0].weight.fill_(float("nan"))
+
+    runs[2]._call(poison)
+    wait_until(lambda: runs[2].state() == "paused", what="the poisoned run pauses")
+    assert "NaN" in runs[2].snapshot().message
+    others = [steps(r) for r in runs]
+    wait_until(lambda: all(steps(r) > s + 30 for i, (r, s) in enumerate(zip(runs, others)) if i != 2))
+    assert all(runs[i].state() == "running" for i in (0, 1, 3))
+
+
+def test_rewind_save_and_load_between_solo_and_cohort(runs, tiny, tmp_path, wait_until, no_leaked_threads):
+    for r in runs:
+        r.start()
+    wait_until(lambda: steps(runs[3]) > 40)
+    index = runs[3].checkpoint_now()
+    kept = runs[3].checkpoints.get(index)
+    assert runs[3].rewind(index) == kept.step
+    assert runs[3].state() == "paused" and steps(runs[3]) == kept.step
+    path = runs[3].save(tmp_path / "member.safetensors")
+    solo = load_run(path, device="cpu")  # a cohort member's file is a solo Engine's file
+    for a, b in zip(solo.G.parameters(), kept.g_state.values()):
+        assert torch.equal(a, b)
+    # ... and a solo run's file continues inside a cohort.
+    runner = Runner(tiny(seed=9, pack=2), name="gan-solo")
+    runner.step(25)
+    wait_until(lambda: runner.engine.step_count == 25)
+    runner.stop()
+    solo_path = runner.save(tmp_path / "solo.safetensors")
+    member = CohortRunner(runner.config, trainer=runs[0].trainer, engine=load_run(solo_path, device="cpu"),
+                          name="gan-loaded")
+    try:
+        member.start()
+        wait_until(lambda: member.engine.step_count > 60)
+    finally:
+        member.stop()
+
+
+def test_threads_end_when_every_run_stops(trainer, tiny, wait_until, no_leaked_threads):
+    made = [CohortRunner(tiny(seed=i), trainer=trainer, name=f"gan-x{i}") for i in range(3)]
+    for r in made:
+        r.start()
+    wait_until(lambda: all(steps(r) > 5 for r in made))
+    for r in made:
+        r.stop()
+    wait_until(lambda: not trainer_threads(), what="trainer threads gone")
+    assert trainer.threads_alive() == 0
+
+
+def test_digits_stay_solo_and_cost_more(trainer, tiny):
+    from gan_core.config import TrainConfig
+
+    assert step_cost(TrainConfig(dataset="digits", device="cpu")) > 10 * step_cost(tiny())
+    with pytest.raises(ValueError, match="own thread"):
+        CohortRunner(TrainConfig(dataset="digits", device="cpu", width=4, batch_size=8), trainer=trainer)
+
+
+def test_wgan_gp_trains_solo_inside_the_trainer(trainer, tiny, wait_until, no_leaked_threads):
+    run = CohortRunner(tiny(loss="wgan-gp"), trainer=trainer, name="gan-wgan")
+    assert "WGAN-GP" in run.solo_reason
+    run.start()
+    try:
+        wait_until(lambda: steps(run) > 20)
+        assert all(not w["cohorts"] for w in trainer.stats()["workers"])
+    finally:
+        run.stop()
+    assert isinstance(run.engine, Engine)
