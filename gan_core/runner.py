@@ -29,10 +29,11 @@ from typing import Any
 
 import numpy as np
 
-from .checkpoints import CheckpointRing, capture, restore, save_run
+from .checkpoints import CheckpointRing, capture
 from .config import TrainConfig
 from .engine import Engine
 from .telemetry import Telemetry
+from .run_controls import RunControls
 from .timelapse import TimelapseRecorder
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ SLOW_STEPS_PER_S = 10.0  # at or below this speed limit every step publishes its
 MAX_SPEED_LIMIT = 10_000.0
 
 
-class Runner:
+class Runner(RunControls):
     """Owns one run: its engine, its training thread and its telemetry."""
 
     def __init__(self, config: TrainConfig, *, csv_bytes: bytes | None = None,
@@ -78,10 +79,8 @@ class Runner:
 
     # --- public API (any thread) ----------------------------------------------------------
 
-    @property
-    def config(self) -> TrainConfig:
-        with self._cond:
-            return self._pending_config or self._config
+    def _owned(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
 
     @property
     def engine(self) -> Engine:
@@ -222,77 +221,6 @@ class Runner:
             self._apply_pending()
         return new
 
-    def rewind(self, index: int) -> int:
-        """Restore checkpoint `index` (weights, Adam state, RNG, step, live config); the run
-        pauses there so new hyperparameters can be set before it continues. Returns the step."""
-        ckpt = self.checkpoints.get(index)  # raises CheckpointError for an unknown index
-
-        def do_rewind():
-            self._engine.drain_stats()
-            restore(self._engine, ckpt)
-            with self._cond:
-                self._config = self._engine.config
-                self._pending_config = None
-                self._paused = True
-                self._pending_steps = 0
-            self.checkpoints.drop_after(ckpt.step)
-            self.telemetry.truncate_after(ckpt.step)
-            self.telemetry.set_status("paused", f"Rewound to step {ckpt.step:,}. Change the settings, then Resume.",
-                                      config=self._engine.config, step=ckpt.step)
-            self._publish_frame(safe=True)
-            return ckpt.step
-
-        return self._call(do_rewind)
-
-    def save(self, target) -> object:
-        """Write the run, its plots' data and its time-lapse to a `.safetensors` file (see
-        `checkpoints.save_run`)."""
-        return self._call(lambda: save_run(self._engine, target, history=self.telemetry.history(),
-                                           extra_tensors=self.timelapse.to_tensors()))
-
-    def adopt_timelapse(self, recorder: TimelapseRecorder) -> None:
-        """Continue `recorder` (the time-lapse saved with a loaded run: `TimelapseRecorder.from_tensors`),
-        so a GIF made later covers the whole run, not only what follows the load."""
-
-        def adopt() -> None:
-            self.timelapse = recorder
-
-        self._call(adopt)
-
-    def publish_frame(self) -> None:
-        """Evaluate the current weights and publish the frame, e.g. for a new or loaded run before Start."""
-        self._call(lambda: self._publish_frame(safe=True))
-
-    def checkpoint_now(self) -> int:
-        return self._call(lambda: self.checkpoints.add(capture(self._engine)))
-
-    def _call(self, fn, timeout: float = 30.0):
-        """Run `fn` on the training thread between two steps (or here if it is not running)."""
-        with self._cond:
-            alive = self._thread is not None and self._thread.is_alive()
-            if alive:
-                done, result = threading.Event(), []
-                self._commands.append((fn, done, result))
-                self._cond.notify_all()
-        if not alive:
-            return fn()
-        if not done.wait(timeout):
-            raise TimeoutError("the training thread did not answer in time")
-        ok, value = result[0]
-        if not ok:
-            raise value
-        return value
-
-    def _run_commands(self) -> None:
-        with self._cond:
-            commands, self._commands = self._commands, []
-        for fn, done, result in commands:
-            try:
-                result.append((True, fn()))
-            except Exception as exc:  # handed back to the caller
-                result.append((False, exc))
-            done.set()
-
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the thread and wait for it (it finishes the current step)."""
         with self._cond:
@@ -326,17 +254,6 @@ class Runner:
         self.telemetry.set_status("idle", "", device=str(engine.device), config=config, step=0, rate=0.0)
 
     # --- the training thread -------------------------------------------------------------
-
-    def _apply_pending(self) -> None:
-        with self._cond:
-            cfg, self._pending_config = self._pending_config, None
-        if cfg is not None:
-            old = self._engine.config
-            self._engine.apply(cfg)
-            with self._cond:
-                self._config = cfg
-            self.telemetry.set_status(config=cfg)
-            self.telemetry.record_change(self._engine.step_count, old, cfg)  # marked on the plots
 
     def _run(self) -> None:
         engine, tel = self._engine, self.telemetry

@@ -36,14 +36,14 @@ import traceback
 from typing import Any
 
 import numpy as np
-import torch
 
-from .checkpoints import CheckpointRing, capture, restore, save_run
+from .checkpoints import CheckpointRing, capture
 from .cohort import Cohort, cohort_key, solo_reason
 from .config import TrainConfig
 from .engine import STATS_CAPACITY, Engine
 from .runner import MAX_SPEED_LIMIT
 from .telemetry import Telemetry
+from .run_controls import RunControls
 from .timelapse import TimelapseRecorder
 
 log = logging.getLogger(__name__)
@@ -295,7 +295,7 @@ class _Worker:
             run._pause_with(f"Training stopped with an error at step {run.engine.step_count}: {tb}", "error")
 
 
-class CohortRunner:
+class CohortRunner(RunControls):
     """One run trained by a `Trainer`; the same public API as `runner.Runner`."""
 
     def __init__(self, config: TrainConfig, *, trainer: Trainer, csv_bytes: bytes | None = None,
@@ -303,6 +303,7 @@ class CohortRunner:
                  max_steps: int | None = None, engine: Engine | None = None, name: str = "gan-run",
                  chunk_s: float | None = None, score_interval_s: float | None = None) -> None:
         self.trainer = trainer
+        self._cond = trainer.cond  # RunControls' guard: the trainer's condition
         self.telemetry = Telemetry()
         self.eval_interval_s = eval_interval_s
         self.checkpoint_interval_s = checkpoint_interval_s
@@ -337,10 +338,8 @@ class CohortRunner:
 
     # --- public API (any thread) --------------------------------------------------------
 
-    @property
-    def config(self) -> TrainConfig:
-        with self.trainer.cond:
-            return self._pending_config or self._config
+    def _owned(self) -> bool:
+        return self._worker is not None
 
     @property
     def engine(self) -> Engine:
@@ -462,10 +461,6 @@ class CohortRunner:
             self._next_step_at = 0.0
             self.trainer.cond.notify_all()
 
-    def publish_frame(self) -> None:
-        """Evaluate the current weights and publish the frame (a new or loaded run before Start)."""
-        self._call(lambda: self._publish_frame(safe=True))
-
     def update(self, **changes: Any) -> TrainConfig:
         with self.trainer.cond:
             new = (self._pending_config or self._config).with_live(**changes)
@@ -475,32 +470,6 @@ class CohortRunner:
         if not attached:
             self._apply_pending()
         return new
-
-    def rewind(self, index: int) -> int:
-        ckpt = self.checkpoints.get(index)
-
-        def do_rewind():
-            self._engine.drain_stats()
-            restore(self._engine, ckpt)
-            with self.trainer.cond:
-                self._config = self._engine.config
-                self._pending_config = None
-                self._paused = True
-                self._pending_steps = 0
-            self.checkpoints.drop_after(ckpt.step)
-            self.telemetry.truncate_after(ckpt.step)
-            self.telemetry.set_status("paused", f"Rewound to step {ckpt.step:,}. Change the settings, then Resume.",
-                                      config=self._engine.config, step=ckpt.step)
-            self._publish_frame(safe=True)
-            return ckpt.step
-
-        return self._call(do_rewind)
-
-    def save(self, target) -> object:
-        return self._call(lambda: save_run(self._engine, target))
-
-    def checkpoint_now(self) -> int:
-        return self._call(lambda: self.checkpoints.add(capture(self._engine)))
 
     def stop(self, timeout: float = 10.0) -> None:
         with self.trainer.cond:
@@ -536,41 +505,6 @@ class CohortRunner:
         self.telemetry.set_status("idle", "", device=str(engine.device), config=config, step=0, rate=0.0)
 
     # --- called by the worker (and here when detached) ------------------------------------
-
-    def _call(self, fn, timeout: float = 30.0):
-        with self.trainer.cond:
-            attached = self._worker is not None
-            if attached:
-                done, result = threading.Event(), []
-                self._commands.append((fn, done, result))
-                self.trainer.cond.notify_all()
-        if not attached:
-            return fn()
-        if not done.wait(timeout):
-            raise TimeoutError("the trainer did not answer in time")
-        ok, value = result[0]
-        if not ok:
-            raise value
-        return value
-
-    def _run_commands(self) -> None:
-        with self.trainer.cond:
-            commands, self._commands = self._commands, []
-        for fn, done, result in commands:
-            try:
-                result.append((True, fn()))
-            except Exception as exc:  # handed back to the caller
-                result.append((False, exc))
-            done.set()
-
-    def _apply_pending(self) -> None:
-        with self.trainer.cond:
-            cfg, self._pending_config = self._pending_config, None
-        if cfg is not None:
-            self._engine.apply(cfg)
-            with self.trainer.cond:
-                self._config = cfg
-            self.telemetry.set_status(config=cfg)
 
     def _wants_rounds(self) -> bool:
         """Runs this round: running, or paused with single steps owed."""

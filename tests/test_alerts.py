@@ -9,7 +9,7 @@ import torch
 
 from classroom import alerts
 from classroom.alerts import Alert, detect
-from gan_core.config import TrainConfig
+from gan_core.config import TrainConfig, default_config
 from gan_core.engine import Engine
 from gan_core.records import STAT_FIELDS, EvalFrame
 from gan_core.telemetry import Snapshot, Telemetry
@@ -297,7 +297,7 @@ def test_a_constant_d_away_from_one_half_fires_d_collapsed_with_a_lower_d_lr():
     sick = snapshot(config=config, d_values=0.38, d_real=0.38, d_fake=0.38, d_fake_g=0.38)
     alert = only(detect(sick), "d_collapsed")
     assert "0.38" in alert.title and "not G winning" in alert.explanation
-    assert assert_fix_applies(alert, config).d_lr == pytest.approx(1e-3)
+    assert assert_fix_applies(alert, config).d_lr == pytest.approx(default_config("ring8").d_lr)
 
 
 @pytest.mark.parametrize("loss", ["nonsaturating", "hinge"])

@@ -184,7 +184,8 @@ def test_status_explains_the_rate_in_effect_and_shows_small_quality_shares_hones
     from classroom.handlers import _fmt_percent
     from gan_core.config import default_config
 
-    session = handlers.manager.create("a", default_config("ring8", lr_decay_steps=100, device="cpu"))
+    config = default_config("ring8", g_lr=1e-3, d_lr=1e-3, lr_decay_steps=100, device="cpu")
+    session = handlers.manager.create("a", config)
     session.runner.step(100)
     wait_until(lambda: session.runner.snapshot().step == 100 and session.runner.snapshot().frame.step == 100)
     status = handlers.status(req("a"))
