@@ -14,6 +14,7 @@ from statistics import median
 import pytest
 
 from app_support import running_app, wait_until
+from gan_core.config import default_config
 from classroom.browser_probe import CHROMIUM_ARGS, PageProbe, chromium_path
 
 pytestmark = pytest.mark.browser
@@ -190,7 +191,8 @@ def test_projector_1280x720_titles_fit_and_overview_is_live(live_app):
                        timeout=60, what="live plots drawn")
             numbers = lambda: page.locator("#overview").inner_text()
             first = numbers()
-            assert "D loss" in first and "mean D(x) =" in first and "lr 1.0e-3" in first
+            lr = f"lr {default_config('ring8').g_lr:.1e}".replace("e-0", "e-")
+            assert "D loss" in first and "mean D(x) =" in first and lr in first
             wait_until(lambda: numbers() != first, timeout=20, what="the overview's numbers change")
             for large in (False, True):
                 if large:
