@@ -15,7 +15,7 @@ import gradio as gr  # noqa: E402
 
 from gan_core.config import default_config  # noqa: E402
 from classroom.sessions import SessionManager, configure_threads  # noqa: E402
-from classroom import liveplot, plots, text  # noqa: E402
+from classroom import liveplot, overview, plots, text  # noqa: E402
 from classroom.handlers import (  # noqa: E402
     DATASET_CHOICES, HIDEABLE, LOSS_CHOICES, PRESET_CHOICES, SIZE_CHOICES, SPEED_CHOICES, Handlers, defaults_for,
 )
@@ -24,7 +24,18 @@ TICK_S = 0.4  # ~2.5 live updates per second
 CSS = """
 .gradio-container {font-size: 16px;}
 #status {font-size: 17px; min-height: 3.2em;}
-"""
+/* Large text for the back row: Gradio's own size variables, scaled ~1.3x (the plots scale
+   their fonts in liveplot.py; the overview graph is an SVG that scales with its width). */
+.gan-large .gradio-container {font-size: 21px;
+  --text-xxs: 12px; --text-xs: 14px; --text-sm: 17px; --text-md: 19px; --text-lg: 22px;
+  --text-xl: 27px; --text-xxl: 32px; --block-label-text-size: 17px; --block-info-text-size: 16px;
+  --block-title-text-size: 19px; --input-text-size: 19px; --button-large-text-size: 21px;
+  --button-small-text-size: 18px; --section-header-text-size: 19px; --checkbox-label-text-size: 18px;}
+.gan-large #status {font-size: 24px;}
+""" + overview.OVERVIEW_CSS
+# Runs in the page when the toggle changes: CSS class for Gradio's text, an event for the plots.
+LARGE_TEXT_JS = """(on) => { document.documentElement.classList.toggle('gan-large', on);
+  window.ganTextScale = on ? 1.3 : 1; window.dispatchEvent(new Event('gan-text-scale')); return []; }"""
 
 
 def build_demo(manager: SessionManager | None = None) -> gr.Blocks:
@@ -35,7 +46,11 @@ def build_demo(manager: SessionManager | None = None) -> gr.Blocks:
     loss0, g0, d0, k0, s0, two0, batch0 = defaults_for("ring8")
 
     with gr.Blocks(title="GAN Classroom") as demo:
-        gr.Markdown(text.INTRO)
+        with gr.Row():
+            with gr.Column(scale=5):
+                gr.Markdown(text.INTRO)
+            with gr.Column(scale=1, min_width=220):
+                large_text = gr.Checkbox(False, label="Large text (for the back row)", elem_id="large-text")
         with gr.Row(equal_height=False):
             with gr.Column(scale=1, min_width=330):
                 lesson = gr.Dropdown(PRESET_CHOICES, value="", label="Lesson",
@@ -62,9 +77,10 @@ def build_demo(manager: SessionManager | None = None) -> gr.Blocks:
                     resume_btn = gr.Button("Resume")
                 with gr.Row():
                     step_btn = gr.Button("Step")
-                    step_d_btn = gr.Button("Step D only")
-                    step_g_btn = gr.Button("Step G only")
                     reset_btn = gr.Button("Reset", variant="stop")
+                with gr.Row():  # GAN Lab's per-network steps, one update of one player
+                    step_d_btn = gr.Button("Step D only", min_width=100)
+                    step_g_btn = gr.Button("Step G only", min_width=100)
                 speed = gr.Radio(SPEED_CHOICES, value="max", label="Speed",
                                  info="Slow motion for a lecture: at 10 or 1 step/s every step is drawn.")
                 with gr.Group():
@@ -84,6 +100,10 @@ def build_demo(manager: SessionManager | None = None) -> gr.Blocks:
                 status = gr.Markdown("**Ready.** Choose a dataset and press **Start**.", elem_id="status")
                 alerts = gr.Markdown(visible=False, elem_id="alerts")
                 fix_btn = gr.Button("Apply fix", visible=False, variant="secondary", size="sm")
+                with gr.Accordion("Model overview (live numbers; the network that moved is highlighted)",
+                                  open=True):
+                    overview_graph = gr.HTML(overview.overview_svg(None), elem_id="overview",
+                                             apply_default_css=False, js_on_load=None)
                 with gr.Row():
                     samples_plot = liveplot.live_plot("samples-plot", blank["samples"])
                     hist_plot = liveplot.live_plot("hist-plot", blank["d_hist"])
@@ -91,7 +111,13 @@ def build_demo(manager: SessionManager | None = None) -> gr.Blocks:
                     loss_plot = liveplot.live_plot("loss-plot", blank["losses"])
                     means_plot = liveplot.live_plot("means-plot", blank["d_means"])
                 coverage_plot = liveplot.live_plot("coverage-plot", blank["coverage"])
-                compare_plot = liveplot.live_plot("compare-plot", visible=False)
+                with gr.Column(visible=False) as compare_box:  # A/B: samples and coverage of both runs
+                    with gr.Row():
+                        compare_samples_a = liveplot.live_plot("compare-samples-a")
+                        compare_samples_b = liveplot.live_plot("compare-samples-b")
+                    with gr.Row():
+                        compare_losses = liveplot.live_plot("compare-plot")
+                        compare_coverage = liveplot.live_plot("compare-coverage")
                 with gr.Accordion("A/B compare: run a second GAN beside this one", open=False):
                     gr.Markdown("Run **B** starts from the same seed, weights and noise as **A** (the controls "
                                 "on the left) with the changes below; both loss curves share one plot.")
@@ -151,11 +177,13 @@ def build_demo(manager: SessionManager | None = None) -> gr.Blocks:
         gr.Button(visible=False).click(handlers.live, live, status, api_name="set_live", **fast)
         server_json = gr.JSON(visible=False)
         gr.Button(visible=False).click(handlers.server_stats, None, server_json, api_name="server_stats", **fast)
-        timer.tick(handlers.tick, None, [status, *plots_out, alerts, fix_btn, checkpoint, compare_plot],
+        compare_out = [compare_box, compare_samples_a, compare_samples_b, compare_losses, compare_coverage]
+        timer.tick(handlers.tick, None, [status, overview_graph, *plots_out, alerts, fix_btn, checkpoint, *compare_out],
                    api_name="tick", **fast)
         compare_btn.click(handlers.start_compare, [*setup, b_loss, b_g_lr, b_d_lr, b_k, b_smoothing], status,
                           api_name="start_compare", **fast)
-        stop_compare_btn.click(handlers.stop_compare, None, compare_plot, api_name="stop_compare", **fast)
+        stop_compare_btn.click(handlers.stop_compare, None, compare_box, api_name="stop_compare", **fast)
+        large_text.change(None, large_text, None, js=LARGE_TEXT_JS)
         lesson.input(handlers.choose_lesson, lesson, [*controls, lesson_text], api_name="lesson", **fast)
         fix_btn.click(handlers.apply_fix, None, live, api_name="apply_fix", **fast)
         rewind_btn.click(handlers.rewind, checkpoint, status, api_name="rewind", **fast)

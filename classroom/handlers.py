@@ -8,6 +8,7 @@ values into `TrainConfig`s and runner calls, turn engine errors into
 import hashlib
 import math
 import tempfile
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlencode
@@ -15,14 +16,15 @@ from urllib.parse import urlencode
 import gradio as gr
 import numpy as np
 
-from gan_core.checkpoints import CheckpointError, read_run
+from gan_core.checkpoints import CheckpointError, load_run_extras, read_run
 from gan_core.config import FROZEN_FIELDS, LIVE_FIELDS, ConfigError, TrainConfig, can_continue, default_config
 from gan_core.data import CSV_MAX_BYTES, IMAGE_DATASETS, DataError, parse_points_csv
 from gan_core.losses import LOSSES
 from gan_core.runner import MAX_SPEED_LIMIT
 from gan_core.strokes import points_csv, points_from_strokes
+from gan_core.timelapse import TimelapseRecorder
 
-from . import gif, plots
+from . import gif, overview, plots
 from .alerts import detect
 from .presets import PRESETS, get_preset
 from .sessions import ServerBusy, SessionManager
@@ -42,7 +44,15 @@ LOSS_CHOICES = [(loss.title, name) for name, loss in LOSSES.items()]
 SIZE_CHOICES = ["small", "medium", "large"]
 WIDTHS = {"toy": {"small": 32, "medium": 64, "large": 128}, "digits": {"small": 16, "medium": 32, "large": 64}}
 PLOT_NAMES = ("samples", "d_hist", "losses", "d_means", "coverage")
-TICK_OUTPUTS = ("status", *PLOT_NAMES, "alerts", "fix_button", "checkpoint_menu", "compare")
+COMPARE_PLOTS = ("compare_samples_a", "compare_samples_b", "compare_losses", "compare_coverage")
+TICK_OUTPUTS = ("status", "overview", *PLOT_NAMES, "alerts", "fix_button", "checkpoint_menu", "compare_box",
+                *COMPARE_PLOTS)
+# The history curves redraw at most once a second while a run races: a second more of a long
+# history hardly moves a 600-point curve, and each redraw costs the browser ~20 ms per plot.
+# In slow motion (fewer new steps than this per tick), paused or stepping, every tick draws.
+HISTORY_PLOTS = ("losses", "d_means", "coverage")
+HISTORY_REDRAW_S = 1.0
+SLOW_STEPS_PER_TICK = 50
 COMPARE_SUFFIX = "/B"  # session id of a visitor's second (B) run
 # What defines a run: the fields that cannot change mid-run, plus the batch size (live in the engine,
 # but a Setup control on this page), the lesson and the CSV file's content. Start with the same setup
@@ -417,10 +427,27 @@ class Handlers:
         key = (snap.version, self.manager.queue_position(sid), session_b and session_b.runner.telemetry.version)
         if session.extras.get("sent") == key:
             return tuple(gr.skip() for _ in TICK_OUTPUTS)
-        session.extras["sent"] = key
-        plots_out = [self._if_changed(session, name, fig.to_json()) for name, fig in zip(PLOT_NAMES, figures(snap))]
-        return (self.status(request), *plots_out, *self._alerts(session, snap), self._rewind_menu(session),
-                self._compare_figure(session, sid, snap))
+        due = self._plots_due(session, snap)
+        if due == set(PLOT_NAMES):
+            session.extras["sent"] = key  # else the next tick draws what this one deferred
+        plots_out = [self._if_changed(session, name, FIGURES[name](snap).to_json()) if name in due else gr.skip()
+                     for name in PLOT_NAMES]
+        graph = overview.overview_svg(snap)
+        graph_out = gr.skip() if session.extras.get("overview") == graph else graph
+        session.extras["overview"] = graph
+        return (self.status(request), graph_out, *plots_out, *self._alerts(session, snap),
+                self._rewind_menu(session), *self._compare(session, session_b, snap, due))
+
+    @staticmethod
+    def _plots_due(session, snap) -> set[str]:
+        """The plots to redraw this tick (see HISTORY_REDRAW_S)."""
+        last_step, last_t = session.extras.get("history_drawn", (None, 0.0))
+        now = time.monotonic()
+        if (snap.state != "running" or last_step is None or snap.step - last_step < SLOW_STEPS_PER_TICK
+                or now - last_t >= HISTORY_REDRAW_S):
+            session.extras["history_drawn"] = (snap.step, now)
+            return set(PLOT_NAMES)
+        return set(PLOT_NAMES) - set(HISTORY_PLOTS)
 
     @staticmethod
     def _if_changed(session, name: str, figure_json: str):
@@ -513,7 +540,11 @@ class Handlers:
         sid = self._sid(request)
         try:
             engine, history = read_run(path, device="auto")
+            # The time-lapse saved with the run (checked before the visitor's run is replaced),
+            # so a GIF made later still starts at step 0.
+            timelapse = TimelapseRecorder.from_tensors(load_run_extras(path, "timelapse"), engine.step_count)
             session = self._with_speed(sid, self.manager.create(sid, engine.config, engine=engine))
+            session.runner.adopt_timelapse(timelapse)
         except (CheckpointError, ConfigError, ValueError) as exc:
             raise gr.Error(f"Cannot load this file ({size:,} bytes): {exc}") from None
         runner, step = session.runner, engine.step_count
@@ -583,18 +614,32 @@ class Handlers:
         self.manager.release(self._sid(request) + COMPARE_SUFFIX)
         return gr.update(visible=False)
 
-    def _compare_figure(self, session, sid: str, snap_a):
-        session_b = self.manager.get(sid + COMPARE_SUFFIX)
+    def _compare(self, session, session_b, snap_a, due: set[str]) -> tuple:
+        """The A/B box's visibility and its four plots: both runs' samples side by side,
+        their losses and their coverage (history plots follow the same pace as above)."""
         if session_b is None:
-            session.extras.get("plots_sent", {}).pop("compare", None)
-            return gr.update(visible=False)
+            for name in COMPARE_PLOTS:
+                session.extras.get("plots_sent", {}).pop(name, None)
+            shown = session.extras.pop("compare_shown", False)
+            return (gr.update(visible=False) if shown else gr.skip(), *(gr.skip() for _ in COMPARE_PLOTS))
         b = session_b.runner
+        snap_b = b.snapshot()
         diff = {f: getattr(b.config, f) for f in LIVE_FIELDS if getattr(b.config, f) != getattr(snap_a.config, f)}
         label = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in diff.items()) or "same"
-        figure = plots.compare_figure(snap_a, b.snapshot(), "A", f"B ({label})").to_json()
-        if self._if_changed(session, "compare", figure) == gr.skip():
-            return gr.update(visible=True)
-        return gr.update(value=figure, visible=True)
+        history = "losses" in due
+        figures = {
+            "compare_samples_a": lambda: plots.samples_figure(snap_a, label="A"),
+            "compare_samples_b": lambda: plots.samples_figure(snap_b, label=f"B ({label})"),
+            "compare_losses": lambda: plots.compare_figure(snap_a, snap_b, "A", f"B ({label})") if history else None,
+            "compare_coverage": lambda: plots.compare_coverage_figure(snap_a, snap_b, "A", "B") if history else None,
+        }
+        out = []
+        for name in COMPARE_PLOTS:
+            fig = figures[name]()
+            out.append(gr.skip() if fig is None else self._if_changed(session, name, fig.to_json()))
+        shown = session.extras.get("compare_shown", False)
+        session.extras["compare_shown"] = True
+        return (gr.skip() if shown else gr.update(visible=True), *out)
 
     def on_load(self, request: gr.Request):
         """Read a shared setup from the URL: control values, lesson and hidden controls."""
@@ -709,6 +754,9 @@ def _page_url(request: gr.Request) -> str:
     return f"{proto}://{host}/"
 
 
+FIGURES = {"samples": plots.samples_figure, "d_hist": plots.d_output_figure, "losses": plots.loss_figure,
+           "d_means": plots.d_means_figure, "coverage": plots.coverage_figure}
+
+
 def figures(snap) -> tuple:
-    return (plots.samples_figure(snap), plots.d_output_figure(snap), plots.loss_figure(snap),
-            plots.d_means_figure(snap), plots.coverage_figure(snap))
+    return tuple(FIGURES[name](snap) for name in PLOT_NAMES)

@@ -28,21 +28,52 @@ DRAW_JS = """
 const div = element.querySelector('.live-plot');
 const config = {displaylogo: false, responsive: false,
                 modeBarButtonsToRemove: ['select2d', 'lasso2d', 'toImage']};
+const measure = document.createElement('canvas').getContext('2d');
 let drawn = null, queued = false;
+// Large-text mode (window.ganTextScale, set by the page's toggle): every font in the layout
+// and the colour bars grows, and the figure grows a little taller to keep its plot area.
+function scaleFonts(obj, k) {
+  for (const [key, v] of Object.entries(obj)) {
+    if (key === 'font' && v && typeof v.size === 'number') v.size = Math.round(v.size * k);
+    else if (v && typeof v === 'object' && !(Array.isArray(v) && typeof v[0] !== 'object')) scaleFonts(v, k);
+  }
+}
+// A title wider than the plot would be cut off at its edge: shrink its font to fit.
+function fitTitle(layout) {
+  const title = layout.title;
+  if (!title || !title.text || !div.clientWidth) return;
+  const font = title.font || (title.font = {});
+  const size = font.size || 18;
+  measure.font = size + 'px "Open Sans", verdana, arial, sans-serif';
+  const room = div.clientWidth - 16;
+  const width = measure.measureText(title.text.replace(/<[^>]*>/g, '')).width;
+  if (width > room) font.size = Math.max(9, Math.floor(size * room / width));
+}
 function draw() {
   queued = false;
   const text = props.value;
-  if (!window.Plotly || !text || text === drawn) return;
-  drawn = text;
+  if (!window.Plotly || !text) return;
+  const k = window.ganTextScale || 1;
+  const key = k + '|' + div.clientWidth + '|' + text;
+  if (key === drawn) return;
+  drawn = key;
   const fig = JSON.parse(text);
-  window.Plotly.react(div, fig.data, fig.layout, config);
+  if (k !== 1) {
+    scaleFonts(fig.layout, k);
+    for (const trace of fig.data) if (trace.colorbar) scaleFonts(trace.colorbar, k);
+    if (fig.layout.height) fig.layout.height = Math.round(fig.layout.height * (1 + (k - 1) / 2));
+  }
+  fitTitle(fig.layout);
+  window.Plotly.react(div, fig.data, fig.layout, config).then(() => {
+    if (div._fullLayout && Math.abs(div._fullLayout.width - div.clientWidth) > 1) window.Plotly.Plots.resize(div);
+  });
 }
 function schedule() { if (!queued) { queued = true; requestAnimationFrame(draw); } }
 watch('value', schedule);
-// The div changes size when the window, the layout or the text size changes, or when
-// a hidden plot is shown: re-lay the figure out to the new width.
-new ResizeObserver(() => { if (drawn !== null && div.offsetWidth > 0) window.Plotly.Plots.resize(div); })
-  .observe(div);
+window.addEventListener('gan-text-scale', schedule);
+// The div changes size when the window, the layout or the text size changes, or when a
+// hidden plot is shown: draw again for the new width (titles are fitted to it).
+new ResizeObserver(() => { if (div.offsetWidth > 0) schedule(); }).observe(div);
 schedule();
 """
 

@@ -3,9 +3,14 @@
 Figures are built as plain plotly JSON dicts and wrapped in `Figure`, which
 serialises with orjson: constructing validated `plotly.graph_objects` figures
 costs 50–100 ms each, too slow for several live updates a second (tests
-validate the dicts with plotly instead). Every figure has a title, labelled
+validate the dicts with plotly instead). Every figure has a short title, labelled
 axes and a legend, with fonts sized for a projector; `uirevision` keeps a
 student's zoom across live updates.
+
+Readable at 1280×720 (a projector, two plots side by side ≈ 440 px each): titles
+are short enough for that width, legends sit at the bottom of the figure where
+plotly grows the margin when they wrap (never over the title or the data), and
+reference lines are legend entries rather than labels that can land on a curve.
 """
 
 from __future__ import annotations
@@ -20,31 +25,36 @@ from gan_core.losses import get_loss
 from gan_core.telemetry import Snapshot
 
 REAL_COLOR = "#1f77b4"  # blue: real data
+REAL_EDGE = "#08306b"  # navy rings: real points drawn over the fakes stay visible
 FAKE_COLOR = "#ff7f0e"  # orange: generator
 D_COLOR = "#d62728"
 G_COLOR = "#2ca02c"
-MAX_POINTS = 1000  # points per line drawn (≈ the pixels of a plot's width)
+MAX_POINTS = 600  # points per line drawn (more than the ~400 px of a plot's width)
+REAL_SHOWN = 300  # real points drawn: the data's shape (a fixed batch: more would add bytes, not news)
+ARROWS = 150  # fakes that carry a "G's push" arrow
 
 
 class Figure:
-    """A plotly figure as a dict; `to_json()` is what Gradio's `gr.Plot` calls."""
+    """A plotly figure as a dict; `to_json()` is what a live plot receives."""
 
     def __init__(self, title: str, x: str, y: str, height: int = 340) -> None:
         self.data: list[dict[str, Any]] = []
         self.layout: dict[str, Any] = dict(
-            title=dict(text=title, x=0.01, xanchor="left", y=0.985, yanchor="top", font=dict(size=18)),
-            xaxis=dict(title=dict(text=x)),
-            yaxis=dict(title=dict(text=y)),
+            title=dict(text=title, x=0.01, xanchor="left", xref="container", y=1, yanchor="top",
+                       yref="container", pad=dict(t=8), font=dict(size=18)),
+            xaxis=dict(title=dict(text=x), automargin=True),
+            yaxis=dict(title=dict(text=y), automargin=True),
             font=dict(size=15),
             height=height,
-            margin=dict(l=64, r=24, t=86, b=56),
-            # Legend under the title, above the plot area: never on top of data.
-            legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0.0),
+            margin=dict(l=64, r=24, t=44, b=8),
+            # At the bottom of the figure, under the x-axis title: plotly grows the bottom
+            # margin as the legend wraps, so it never covers the title or the data.
+            legend=dict(orientation="h", xref="container", x=0.01, xanchor="left", yref="container", y=0,
+                        yanchor="bottom", font=dict(size=14)),
             template=dict(layout=dict(plot_bgcolor="white", paper_bgcolor="white",
                                       xaxis=dict(gridcolor="#e5e5e5", zerolinecolor="#cccccc"),
                                       yaxis=dict(gridcolor="#e5e5e5", zerolinecolor="#cccccc"))),
             uirevision=title,
-            shapes=[],
             annotations=[],
         )
 
@@ -52,19 +62,11 @@ class Figure:
         self.data.append(trace)
         return self
 
-    def line(self, *, y: float | None = None, x: float | None = None, label: str, color: str = "black",
-             width: int = 1) -> "Figure":
-        """A dashed horizontal (y=…) or vertical (x=…) reference line with a label."""
-        if y is not None:
-            shape = dict(type="line", xref="paper", x0=0, x1=1, yref="y", y0=y, y1=y)
-            note = dict(xref="paper", x=1, xanchor="right", yref="y", y=y, yanchor="bottom")
-        else:
-            shape = dict(type="line", yref="paper", y0=0, y1=1, xref="x", x0=x, x1=x)
-            note = dict(yref="paper", y=0.98, yanchor="top", xref="x", x=x, xanchor="left")
-        self.layout["shapes"].append({**shape, "line": dict(color=color, dash="dash", width=width)})
-        self.layout["annotations"].append({**note, "text": label, "showarrow": False,
-                                           "font": dict(size=12, color=color)})
-        return self
+    def reference(self, *, label: str, color: str = "black", x=None, y=None, width: float = 1.5) -> "Figure":
+        """A dashed reference line (e.g. an equilibrium value) drawn as a legend entry: its
+        label is in the legend, so it can never sit on top of a curve."""
+        return self.add(type="scatter", mode="lines", x=list(x), y=list(y), name=label, hoverinfo="skip",
+                        line=dict(color=color, dash="dash", width=width))
 
     def message(self, text: str) -> "Figure":
         self.layout["annotations"].append(dict(text=text, showarrow=False, xref="paper", yref="paper",
@@ -113,7 +115,7 @@ def _change_markers(fig: Figure, snap: Snapshot) -> Figure:
     so a curve's jump, or a relabelled axis after a loss switch, shows where the rules changed."""
     events = getattr(snap, "events", ())[-MAX_MARKERS:]
     for i, (step, text) in enumerate(events):
-        fig.layout["shapes"].append(dict(type="line", yref="paper", y0=0, y1=1, xref="x", x0=step, x1=step,
+        fig.layout.setdefault("shapes", []).append(dict(type="line", yref="paper", y0=0, y1=1, xref="x", x0=step, x1=step,
                                          line=dict(color=CHANGE_COLOR, dash="dot", width=1.5)))
         fig.layout["annotations"].append(dict(  # staggered heights: neighbouring labels do not overlap
             xref="x", x=step, xanchor="left", yref="paper", y=0.98 - 0.09 * (i % 3), yanchor="top",
@@ -122,26 +124,57 @@ def _change_markers(fig: Figure, snap: Snapshot) -> Figure:
     return fig
 
 
+def _robust_range(*series: np.ndarray, include: tuple[float, ...] = (), pad: float = 0.06):
+    """(y range, clipped?) that one spike cannot flatten: the values' range, but cut at
+    fences one 1st–99th-percentile spread beyond those percentiles (Tukey's fences on a
+    wide spread); `include` (reference values) is always in range."""
+    values = np.concatenate([np.asarray(s, dtype=np.float64).ravel() for s in series] or [np.zeros(0)])
+    values = values[np.isfinite(values)]
+    if len(values) == 0:
+        return None, False
+    p1, p99 = np.percentile(values, [1, 99])
+    spread = p99 - p1
+    lo, hi = max(values.min(), p1 - spread), min(values.max(), p99 + spread)
+    clipped = bool(values.min() < lo or values.max() > hi)
+    lo, hi = min([lo, *include]), max([hi, *include])
+    span = hi - lo if hi > lo else max(abs(hi), 1.0)
+    return [float(lo - pad * span), float(hi + pad * span)], clipped
+
+
+def _fit_y(fig: Figure, *series: np.ndarray, include: tuple[float, ...] = ()) -> None:
+    y_range, clipped = _robust_range(*series, include=include)
+    if y_range is not None:
+        fig.layout["yaxis"]["range"] = y_range
+    if clipped:
+        fig.layout["yaxis"]["title"]["text"] += " (spikes cut off)"
+
+
 def loss_figure(snap: Snapshot) -> Figure:
     """D and G loss over steps, with their values at the Nash equilibrium dashed."""
-    fig = Figure("Losses", "training step", "loss")
+    fig = Figure("D and G losses", "training step", "loss")
     if len(snap.history) == 0:
         return fig.message("Press Start to train")
     step, d, g = _thin(snap.column("step"), snap.column("d_loss"), snap.column("g_loss"))
-    fig.add(type="scatter", x=step.astype(np.int64), y=_series(d), name="D loss", line=dict(color=D_COLOR, width=2))
-    fig.add(type="scatter", x=step.astype(np.int64), y=_series(g), name="G loss", line=dict(color=G_COLOR, width=2))
+    steps = step.astype(np.int64)
+    fig.add(type="scatter", x=steps, y=_series(d), name="D loss", line=dict(color=D_COLOR, width=2))
+    fig.add(type="scatter", x=steps, y=_series(g), name="G loss", line=dict(color=G_COLOR, width=2))
     loss = get_loss(snap.config.loss)
+    ends = (int(steps[0]), int(steps[-1]))
+    eq = ()
     if loss.d_loss_equilibrium is not None:
-        fig.line(y=loss.d_loss_equilibrium, label="D at equilibrium", color=D_COLOR)
-        fig.line(y=loss.g_loss_equilibrium, label="G at equilibrium", color=G_COLOR)
+        eq = (loss.d_loss_equilibrium, loss.g_loss_equilibrium)
+        fig.reference(label="D at equilibrium", color=D_COLOR, x=ends, y=(eq[0], eq[0]))
+        fig.reference(label="G at equilibrium", color=G_COLOR, x=ends, y=(eq[1], eq[1]))
+    _fit_y(fig, d, g, include=eq)
     return _change_markers(fig, snap)
 
 
 def d_output_figure(snap: Snapshot) -> Figure:
     """Histograms of D on real and fake samples, with the equilibrium line."""
     loss = get_loss(snap.config.loss)
-    fig = Figure("What D thinks: D(x) on real vs D(G(z)) on fake",
-                 "D(·) = P(real)" if loss.is_probability else "D(·) (raw score)", "share of samples")
+    fig = Figure("What D thinks of real and fake",
+                 "D(·) = P(real)" if loss.is_probability else "D(·) (raw score)", "share of samples",
+                 height=500)  # beside the samples plot: the same height
     frame = snap.frame
     if frame is None:
         return fig.message("No samples yet")
@@ -155,12 +188,17 @@ def d_output_figure(snap: Snapshot) -> Figure:
         lo, hi = np.percentile(both, [1, 99]) if len(both) else (-1.0, 1.0)
         edges = np.linspace(min(lo, loss.d_equilibrium - 0.5), max(hi, loss.d_equilibrium + 0.5), 41)
     centres = (edges[:-1] + edges[1:]) / 2
+    top = 0.0
     for values, name, color in ((real, "real: D(x)", REAL_COLOR), (fake, "fake: D(G(z))", FAKE_COLOR)):
         counts, _ = np.histogram(np.clip(np.nan_to_num(values), edges[0], edges[-1]), edges)
-        fig.add(type="bar", x=_f32(centres), y=_f32(counts / max(len(values), 1)), name=name,
+        shares = counts / max(len(values), 1)
+        top = max(top, float(shares.max()) if len(shares) else 0.0)
+        fig.add(type="bar", x=_f32(centres), y=_f32(shares), name=name,
                 marker=dict(color=color), opacity=0.6, width=float(edges[1] - edges[0]))
     fig.layout.update(barmode="overlay", bargap=0)
-    return fig.line(x=loss.d_equilibrium, label=f"equilibrium D = {loss.d_equilibrium:g}", width=2)
+    fig.layout["yaxis"]["range"] = [0, 1.08 * top or 1.0]
+    return fig.reference(label=f"equilibrium D = {loss.d_equilibrium:g}", x=(loss.d_equilibrium,) * 2,
+                         y=(0, 1.08 * top or 1.0), width=2)
 
 
 def d_means_figure(snap: Snapshot) -> Figure:
@@ -171,11 +209,16 @@ def d_means_figure(snap: Snapshot) -> Figure:
     if len(snap.history) == 0:
         return fig.message("Press Start to train")
     step, r, f = _thin(snap.column("step"), snap.column("d_real"), snap.column("d_fake"))
-    fig.add(type="scatter", x=step.astype(np.int64), y=_series(r), name="D(x), real", line=dict(color=REAL_COLOR, width=2))
-    fig.add(type="scatter", x=step.astype(np.int64), y=_series(f), name="D(G(z)), fake", line=dict(color=FAKE_COLOR, width=2))
+    steps = step.astype(np.int64)
+    fig.add(type="scatter", x=steps, y=_series(r), name="D(x), real", line=dict(color=REAL_COLOR, width=2))
+    fig.add(type="scatter", x=steps, y=_series(f), name="D(G(z)), fake", line=dict(color=FAKE_COLOR, width=2))
+    fig.reference(label="equilibrium", x=(int(steps[0]), int(steps[-1])),
+                  y=(loss.d_equilibrium,) * 2)
     if loss.is_probability:
         fig.layout["yaxis"]["range"] = [0, 1]
-    return _change_markers(fig.line(y=loss.d_equilibrium, label="equilibrium"), snap)
+    else:
+        _fit_y(fig, r, f, include=(loss.d_equilibrium,))
+    return _change_markers(fig, snap)
 
 
 def _tile(images: np.ndarray, cols: int = 8) -> np.ndarray:
@@ -189,38 +232,59 @@ def _tile(images: np.ndarray, cols: int = 8) -> np.ndarray:
     return np.clip(out, 0, 1)
 
 
-def samples_figure(snap: Snapshot) -> Figure:
-    """2-D: real and fake points over D's decision surface with G's push.
-    Digits: a grid of G's samples from a fixed noise batch."""
+def _short_name(generator: str) -> str:
+    return "G (EMA)" if "EMA" in generator else generator
+
+
+def samples_figure(snap: Snapshot, label: str = "") -> Figure:
+    """2-D: real and fake points over D's decision surface with G's push and G's manifold.
+    Digits: a grid of G's samples from a fixed noise batch. `label` prefixes the title (A/B)."""
+    prefix = f"{label}: " if label else ""
     frame = snap.frame
     if frame is not None and frame.fake.ndim == 3:
-        fig = Figure(f"Digits from {frame.generator} at step {frame.step:,} (fixed noise)", "", "", height=460)
+        fig = Figure(f"{prefix}digits from {_short_name(frame.generator)} · step {frame.step:,}", "", "",
+                     height=460)
         fig.add(type="heatmap", z=_f32(_tile(frame.fake)[::-1], 2), colorscale="Greys", reversescale=True,
                 showscale=False, zmin=0, zmax=1, hoverinfo="skip")
         fig.layout["xaxis"].update(visible=False, scaleanchor="y")
         fig.layout["yaxis"].update(visible=False)
         return fig
-    fig = Figure("Real vs generated points over D's decision surface", "x₁", "x₂", height=460)
+    height = 500
+    fig = Figure(f"{prefix}real vs fake on D's surface" if label else "Real vs fake on D's surface",
+                 "x₁", "x₂", height=height)
     if frame is None:
         return fig.message("No samples yet")
     loss = get_loss(snap.config.loss)
     x0, x1, y0, y1 = frame.surface_extent
     res = frame.surface.shape[0]
-    heat = dict(type="heatmap", z=_f32(frame.surface, 3), x=_f32(np.linspace(x0, x1, res)), y=_f32(np.linspace(y0, y1, res)),
-                colorscale="RdBu", reversescale=True, opacity=0.55, hovertemplate="D=%{z:.2f}<extra></extra>", name="D",
-                colorbar=dict(title=dict(text="D: P(real)" if loss.is_probability else "D score", side="right")))
+    heat = dict(type="heatmap", z=_f32(frame.surface, 3), x=_f32(np.linspace(x0, x1, res), 3),
+                y=_f32(np.linspace(y0, y1, res), 3), colorscale="RdBu", reversescale=True, opacity=0.5,
+                hovertemplate="D=%{z:.2f}<extra></extra>", name="D",
+                # Above the plot, not beside it: a side bar would narrow the square plot area, and
+                # with it the legend, which plotly wraps to the plot's width.
+                colorbar=dict(orientation="h", x=0.5, xanchor="center", yref="container", y=1 - 36 / height,
+                              yanchor="top", len=0.9,
+                              thickness=10, title=dict(side="bottom", font=dict(size=14),
+                                                       text="D's opinion of each place" if loss.is_probability
+                                                       else "D's score of each place (higher = real)")))
     if loss.is_probability:
         heat.update(zmin=0.0, zmax=1.0)
+        heat["colorbar"].update(tickvals=[0, 0.25, 0.5, 0.75, 1], ticktext=["0 fake", "", "0.5 unsure", "", "1 real"])
     fig.add(**heat)
-    fig.add(type="scattergl", x=_f32(frame.real[:, 0], 3), y=_f32(frame.real[:, 1], 3), mode="markers", name="real data",
-            marker=dict(color=REAL_COLOR, size=5, opacity=0.7))
-    fig.add(type="scattergl", x=_f32(frame.fake[:, 0], 3), y=_f32(frame.fake[:, 1], 3), mode="markers", name=f"generated: {frame.generator}",
-            marker=dict(color=FAKE_COLOR, size=6, opacity=0.9, line=dict(color="black", width=0.5)))
+    # WebGL traces all: plotly draws them on one canvas above any SVG trace, so SVG lines
+    # would hide under the points. Order = drawing order: real points are big discs under the
+    # small translucent fakes, so both stay visible where G has matched the data.
+    real = frame.real[:REAL_SHOWN]
+    fig.add(type="scattergl", x=_f32(real[:, 0], 2), y=_f32(real[:, 1], 2), mode="markers", name="real data",
+            marker=dict(color=REAL_COLOR, size=11, opacity=0.55, line=dict(color=REAL_EDGE, width=1)))
+    fig.add(type="scattergl", x=_f32(frame.fake[:, 0], 2), y=_f32(frame.fake[:, 1], 2), mode="markers",
+            name="fake G(z)" + (", EMA" if "EMA" in frame.generator else ""),  # translucent: overlaps read as density
+            marker=dict(color=FAKE_COLOR, size=5, opacity=0.6))
     for trace in _manifold_traces(frame):
         fig.add(**trace)
     if frame.g_field is not None:
-        fig.add(type="scatter", mode="lines", name="G's push on fakes", hoverinfo="skip",
-                line=dict(color="black", width=1), **_arrows(frame.fake, frame.g_field, 0.06 * (x1 - x0)))
+        fig.add(type="scattergl", mode="lines", name="G's push", hoverinfo="skip",  # −∇ₓ of G's loss
+                line=dict(color="black", width=1.5), **_arrows(frame.fake, frame.g_field, 0.06 * (x1 - x0)))
     fig.layout["xaxis"].update(range=[x0, x1], constrain="domain")
     fig.layout["yaxis"].update(range=[y0, y1], scaleanchor="x")
     return fig
@@ -236,12 +300,12 @@ def _manifold_traces(frame) -> list[dict]:
     lines = [grid[i] for i in range(rows)] + ([grid[:, j] for j in range(cols)] if rows > 1 else [])
     gap = np.full((1, 2), np.nan, dtype=np.float32)
     path = np.concatenate([part for line in lines for part in (line, gap)])
-    return [dict(type="scatter", mode="lines", name="G's manifold (z₁, z₂ grid)", hoverinfo="skip",
+    return [dict(type="scattergl", mode="lines", name="G's manifold", hoverinfo="skip",
                  x=_f32(path[:, 0], 3), y=_f32(path[:, 1], 3), line=dict(color="#6a3d9a", width=1),
                  opacity=0.6)]
 
 
-def _arrows(points: np.ndarray, vectors: np.ndarray, max_len: float, n: int = 128) -> dict:
+def _arrows(points: np.ndarray, vectors: np.ndarray, max_len: float, n: int = ARROWS) -> dict:
     """Line segments (x, y with NaN gaps) of length ∝ |v|, the longest = max_len."""
     points, vectors = points[:n], np.nan_to_num(vectors[:n])
     norms = np.linalg.norm(vectors, axis=1)
@@ -259,7 +323,7 @@ def coverage_figure(snap: Snapshot) -> Figure:
     classifier Inception Score and Fréchet distance for digits."""
     if len(snap.digit_scores):
         return _digit_quality(snap)
-    of = f" of {snap.frame.generator}" if snap.frame is not None else ""
+    of = f" of {_short_name(snap.frame.generator)}" if snap.frame is not None else ""
     fig = Figure(f"Mode coverage{of} · VEEGAN/PacGAN metric", "training step", "modes covered")
     cov = snap.coverage
     if len(cov) == 0:
@@ -272,8 +336,7 @@ def coverage_figure(snap: Snapshot) -> Figure:
             line=dict(color="#9467bd", width=2, dash="dot"))
     fig.layout["yaxis"]["rangemode"] = "tozero"
     fig.layout["yaxis2"] = dict(title=dict(text="high-quality samples (%)"), overlaying="y", side="right",
-                                range=[0, 100], showgrid=False)
-    fig.layout["margin"]["r"] = 70
+                                range=[0, 100], showgrid=False, automargin=True)
     return fig
 
 
@@ -288,19 +351,19 @@ def _digit_quality(snap: Snapshot) -> Figure:
             mode="lines+markers", line=dict(color="#9467bd", width=2, dash="dot"))
     fig.layout["yaxis"]["range"] = [0, 10.5]
     fig.layout["yaxis2"] = dict(title=dict(text="Fréchet distance (0 = real)"), overlaying="y", side="right",
-                                rangemode="tozero", showgrid=False)
-    fig.layout["margin"]["r"] = 70
+                                rangemode="tozero", showgrid=False, automargin=True)
     return fig
 
 
 PLACEHOLDERS = {  # what each plot will show, drawn before the first Start
-    "samples": ("Real vs generated points over D's decision surface",
-                "Press Start: blue real points, orange fakes G(z),<br>on D's opinion of each place"),
-    "d_hist": ("What D thinks: D(x) on real vs D(G(z)) on fake",
-               "Press Start: how D scores real and fake samples"),
-    "losses": ("Losses", "Press Start: D's and G's loss at every step"),
+    "samples": ("Real vs fake on D's surface",
+                "Press Start to see real points (blue rings)<br>and G's fakes (orange) on D's opinion<br>"
+                "of every place: red = fake, blue = real"),
+    "d_hist": ("What D thinks of real and fake", "Press Start: histograms of D's score<br>on real and on fake samples"),  # noqa: E501
+    "losses": ("D and G losses", "Press Start: D's and G's loss<br>at every training step"),
     "d_means": ("Mean D output over time", "Press Start: mean D(x) and D(G(z));<br>they meet when D can only guess"),
-    "coverage": ("Mode coverage (VEEGAN/PacGAN metric)", "Press Start: how many of the data's modes G covers"),
+    "coverage": ("Mode coverage · VEEGAN/PacGAN metric",
+                 "Press Start: how many of the data's modes G covers (ring, grid),<br>or the digits' quality scores"),
 }
 
 
@@ -308,7 +371,7 @@ def placeholders() -> dict[str, str]:
     """Figure JSON per plot name for the page before any run: a title and what will appear."""
     out = {}
     for name, (title, text) in PLACEHOLDERS.items():
-        fig = Figure(title, "", "", height=460 if name == "samples" else 340).message(text)
+        fig = Figure(title, "", "", height=500 if name in ("samples", "d_hist") else 340).message(text)
         fig.layout["xaxis"].update(visible=False)
         fig.layout["yaxis"].update(visible=False)
         out[name] = fig.to_json()
@@ -317,9 +380,10 @@ def placeholders() -> dict[str, str]:
 
 def compare_figure(a: Snapshot, b: Snapshot, label_a: str = "A", label_b: str = "B") -> Figure:
     """A/B: both runs' D and G losses on one plot (solid A, dashed B), same seed and noise."""
-    fig = Figure("A/B comparison: losses of both runs (same seed and noise)", "training step", "loss")
+    fig = Figure("A/B: losses (A solid, B dashed)", "training step", "loss")
     if len(a.history) == 0 and len(b.history) == 0:
         return fig.message("Press Start A/B")
+    shown = []
     for snap, label, dash in ((a, label_a, "solid"), (b, label_b, "dash")):
         if len(snap.history) == 0:
             continue
@@ -328,4 +392,25 @@ def compare_figure(a: Snapshot, b: Snapshot, label_a: str = "A", label_b: str = 
                 line=dict(color=D_COLOR, width=2, dash=dash))
         fig.add(type="scatter", x=step.astype(np.int64), y=_series(g), name=f"G loss, {label}",
                 line=dict(color=G_COLOR, width=2, dash=dash))
+        shown += [d, g]
+    _fit_y(fig, *shown)
+    return fig
+
+
+def compare_coverage_figure(a: Snapshot, b: Snapshot, label_a: str = "A", label_b: str = "B") -> Figure:
+    """A/B: modes covered (toys) or Inception Score (digits) of both runs over steps."""
+    digits = len(a.digit_scores) or len(b.digit_scores)
+    fig = Figure("A/B: Inception Score" if digits else "A/B: mode coverage", "training step",
+                 "Inception Score" if digits else "modes covered")
+    series = [(s.digit_scores if digits else s.coverage, label, dash)
+              for s, label, dash in ((a, label_a, "solid"), (b, label_b, "dash"))]
+    if not any(len(rows) for rows, _, _ in series):
+        return fig.message("Digit scores appear every few seconds" if (a.config and a.config.is_image)
+                           else "Only for datasets with known modes (ring, grid)")
+    for rows, label, dash in series:
+        if len(rows):
+            step, value = _thin(rows[:, 0], rows[:, 1])
+            fig.add(type="scatter", x=step.astype(np.int64), y=_f32(value, 3), name=label,
+                    line=dict(color=G_COLOR if dash == "solid" else "#9467bd", width=2, dash=dash))
+    fig.layout["yaxis"]["rangemode"] = "tozero"
     return fig

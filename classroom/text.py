@@ -11,6 +11,12 @@ CONTROLS_HELP = """
 **Setup** (used by *Start* and *Reset*): the data to imitate, the network size, the batch size and
 the random seed. The same seed gives the same run.
 
+**Lecture controls**: *Speed* slows the running GAN to 100, 10 or 1 step per second without
+restarting it (at 10 and 1 every step is drawn). *Step* runs one full step (k D updates, then one
+G update); *Step D only* / *Step G only* update one player once while the other stays frozen:
+after a D step the background sharpens, after a G step the orange points move along the arrows.
+*Draw your own data* turns a drawing into 2,000 points (like a CSV upload): press Start to train on it.
+
 **Live controls** change the *running* GAN at the next step — no restart, weights and Adam's
 memory are kept:
 - **Learning rates** (log₁₀ scale, −3 = 0.001): how big a step each player takes.

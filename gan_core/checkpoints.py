@@ -58,6 +58,7 @@ log = logging.getLogger(__name__)
 
 FORMAT_NAME = "gan-classroom-run"
 FORMAT_VERSION = 1  # bump when the tensor layout or metadata keys change
+EXTRA_PREFIXES = ("timelapse",)  # tensor folders a run file may carry besides the run itself
 MAX_RUN_FILE_BYTES = 50_000_000  # a default digits run is ~8 MB; refuse anything far larger
 MAX_HEADER_BYTES = 1_000_000  # the safetensors JSON header; ours is a few kB
 RING_CAPACITY = 20
@@ -382,10 +383,11 @@ def _decode_history(tensors: dict[str, torch.Tensor], meta: dict[str, str], step
     return History(tables["history"], bin_size, tables["coverage"], tables["digit_scores"], tuple(events))
 
 
-def _encode(engine: Engine, ckpt: Checkpoint, history: History | None = None) -> bytes:
+def _encode(engine: Engine, ckpt: Checkpoint, history: History | None = None,
+            extra_tensors: dict[str, torch.Tensor] | None = None) -> bytes:
     from safetensors.torch import save
 
-    tensors: dict[str, torch.Tensor] = {}
+    tensors: dict[str, torch.Tensor] = {k: v.contiguous() for k, v in (extra_tensors or {}).items()}
     for net, state in zip(_NETS, (ckpt.g_state, ckpt.d_state)):
         tensors.update({f"{net}/{k}": v.contiguous() for k, v in state.items()})
     optimizers = {}
@@ -424,7 +426,8 @@ def _encode(engine: Engine, ckpt: Checkpoint, history: History | None = None) ->
 
 
 def save_run(engine: Engine, target: str | os.PathLike | io.BufferedIOBase, *,
-             max_bytes: int = MAX_RUN_FILE_BYTES, history: History | None = None) -> Path | None:
+             max_bytes: int = MAX_RUN_FILE_BYTES, history: History | None = None,
+             extra_tensors: dict[str, torch.Tensor] | None = None) -> Path | None:
     """Write the engine's run to one `.safetensors` file; returns its path.
 
     `target` is a directory (the file is named after the dataset and step), a
@@ -432,9 +435,14 @@ def save_run(engine: Engine, target: str | os.PathLike | io.BufferedIOBase, *,
     written atomically (temporary file, then rename). Raises `CheckpointError`
     if the file would exceed `max_bytes`, because `load_run` would refuse it.
     `history` (optional) is the plots' data to carry along (`Telemetry.history()`).
+    `extra_tensors` (keys under an `EXTRA_PREFIXES` folder, e.g. the time-lapse's
+    `timelapse/…`) travel in the same file; read them back with `load_run_extras`.
     Call from the engine's owning thread or while it is stopped.
     """
-    data = _encode(engine, capture(engine), history)
+    bad = sorted(k for k in extra_tensors or {} if k.split("/")[0] not in EXTRA_PREFIXES)
+    if bad:
+        raise CheckpointError(f"extra run-file tensors must sit under {EXTRA_PREFIXES}, got {bad[:3]}")
+    data = _encode(engine, capture(engine), history, extra_tensors)
     if len(data) > max_bytes:
         raise CheckpointError(f"this run needs {len(data) / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB "
                               "limit for run files; use a smaller width")
@@ -550,7 +558,7 @@ def _load_tensors(data: bytes) -> dict[str, torch.Tensor]:
         tensors = load(data)
     except (SafetensorError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"run file tensors are unreadable: {exc}") from None
-    known_prefixes = (*_NETS, *_OPTS, "rng", "eval", "data", "G_ema", "telemetry")
+    known_prefixes = (*_NETS, *_OPTS, "rng", "eval", "data", "G_ema", "telemetry", *EXTRA_PREFIXES)
     unknown = sorted(k for k in tensors if k.split("/")[0] not in known_prefixes)
     if unknown:
         raise CheckpointError(f"run file has unexpected tensors: {', '.join(unknown[:5])}")
@@ -668,3 +676,23 @@ def read_run(path: str | os.PathLike, device: str = "auto", *,
         if saved is not None:
             getattr(engine, name).copy_(saved)  # the same fixed noise as before saving, on any device
     return engine, history
+
+
+def load_run_extras(path: str | os.PathLike, prefix: str, *,
+                    max_bytes: int = MAX_RUN_FILE_BYTES) -> dict[str, torch.Tensor]:
+    """The tensors under `prefix/` of a run file (e.g. "timelapse"), {} if it has none.
+
+    Reads only those tensors, with safetensors (no pickle); call after `load_run` accepted the file.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    if prefix not in EXTRA_PREFIXES:
+        raise CheckpointError(f"unknown extra tensors {prefix!r}; run files carry {EXTRA_PREFIXES}")
+    path = Path(path)
+    if path.stat().st_size > max_bytes:
+        raise CheckpointError(f"run file is over {max_bytes / 1e6:.0f} MB, the limit for run files")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k: f.get_tensor(k) for k in f.keys() if k.startswith(prefix + "/")}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"run file tensors are unreadable: {exc}") from None

@@ -25,7 +25,7 @@ from .metrics import N_COVERAGE_SAMPLES, mode_coverage
 from .records import EvalFrame
 
 SURFACE_RES = 48  # D decision-surface grid resolution (per axis)
-N_EVAL_POINTS = 512  # fixed real / noise points shown in plots
+N_EVAL_POINTS = 1500  # fixed real / noise points shown in plots (enough to see where G puts its mass)
 N_EVAL_IMAGES = 64  # fixed noise images shown as a grid
 N_SCORE_IMAGES = 500  # fixed noise images scored by the digit classifier
 N_EVAL_REAL_IMAGES = 256  # real images D's histogram is drawn over

@@ -245,8 +245,19 @@ class Runner:
         return self._call(do_rewind)
 
     def save(self, target) -> object:
-        """Write the run to a `.safetensors` file (see `checkpoints.save_run`)."""
-        return self._call(lambda: save_run(self._engine, target, history=self.telemetry.history()))
+        """Write the run, its plots' data and its time-lapse to a `.safetensors` file (see
+        `checkpoints.save_run`)."""
+        return self._call(lambda: save_run(self._engine, target, history=self.telemetry.history(),
+                                           extra_tensors=self.timelapse.to_tensors()))
+
+    def adopt_timelapse(self, recorder: TimelapseRecorder) -> None:
+        """Continue `recorder` (the time-lapse saved with a loaded run: `TimelapseRecorder.from_tensors`),
+        so a GIF made later covers the whole run, not only what follows the load."""
+
+        def adopt() -> None:
+            self.timelapse = recorder
+
+        self._call(adopt)
 
     def publish_frame(self) -> None:
         """Evaluate the current weights and publish the frame, e.g. for a new or loaded run before Start."""

@@ -8,6 +8,10 @@ and from then on only every 2nd (4th, 8th …) offered frame is kept, so the
 time-lapse always spans the whole run at an even pace. The newest frame is
 always shown last.
 
+`to_tensors()` / `restore()` carry the frames inside a saved run file
+(`checkpoints.save_run(..., extra_tensors=…)`), so a loaded run's time-lapse
+still starts at step 0.
+
 Thread-safe (one lock): the training thread adds, the UI exports.
 Not here: deciding when to record (the runner), drawing (`classroom.gif`).
 """
@@ -18,6 +22,7 @@ import threading
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from .records import EvalFrame
 
@@ -75,11 +80,13 @@ def _mosaic(images: np.ndarray) -> np.ndarray:
     return np.round((np.clip(grid, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
 
 
+def _caption(modes_covered: int | None, n_modes: int | None) -> str:
+    return f"modes {modes_covered}/{n_modes}" if modes_covered is not None and n_modes else ""
+
+
 def compact(frame: EvalFrame, extent: tuple[float, float, float, float] | None = None) -> TimelapseFrame:
     """The parts of `frame` a time-lapse needs, in compact form."""
-    caption = ""
-    if frame.modes_covered is not None and frame.n_modes:
-        caption = f"modes {frame.modes_covered}/{frame.n_modes}"
+    caption = _caption(frame.modes_covered, frame.n_modes)
     if _kind(frame) == "digits":
         return TimelapseFrame(frame.step, "digits", None, _mosaic(np.asarray(frame.fake, np.float32)),
                               None, None, caption)
@@ -149,3 +156,81 @@ class TimelapseRecorder:
 
     def __len__(self) -> int:
         return len(self.frames())
+
+    # --- in a run file --------------------------------------------------------------------
+
+    def to_tensors(self) -> dict[str, torch.Tensor]:
+        """The frames as `timelapse/…` tensors for a run file; {} when there are none."""
+        frames = self.frames()
+        with self._lock:
+            pace = [self._stride, self._offered]
+        if not frames:
+            return {}
+        modes = [[-1, -1] if not f.caption else [int(v) for v in f.caption.split()[1].split("/")] for f in frames]
+        out = {"timelapse/step": torch.tensor([f.step for f in frames], dtype=torch.int64),
+               "timelapse/pace": torch.tensor(pace, dtype=torch.int64),
+               "timelapse/modes": torch.tensor(modes, dtype=torch.int64),
+               "timelapse/fake": torch.from_numpy(np.stack([f.fake for f in frames]))}
+        if frames[0].kind == "points":
+            out["timelapse/real"] = torch.from_numpy(np.stack([f.real for f in frames]))
+            shape = next((f.surface.shape for f in frames if f.surface is not None), (1, 1))
+            grey = np.full(shape, 128, np.uint8)  # a frame without D's surface (none from the engine)
+            out["timelapse/surface"] = torch.from_numpy(np.stack([grey if f.surface is None else f.surface
+                                                                  for f in frames]))
+            out["timelapse/extent"] = torch.tensor(frames[0].extent, dtype=torch.float64)
+        return out
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, torch.Tensor], last_step: int,
+                     max_frames: int = MAX_FRAMES) -> "TimelapseRecorder":
+        """A recorder holding the frames of `to_tensors()` (a loaded run, now at `last_step`),
+        ready to go on recording at the same pace. No `timelapse/` tensors: an empty one.
+        Raises ValueError when they are inconsistent (a damaged or hand-made file).
+        """
+        recorder = cls(max_frames)
+        t = {k.split("/", 1)[1]: v for k, v in tensors.items() if k.startswith("timelapse/")}
+        if t:
+            recorder._frames, (recorder._stride, recorder._offered) = _frames_from(t, max_frames, last_step)
+            recorder._extent = recorder._frames[0].extent
+        return recorder
+
+
+def _frames_from(t: dict[str, torch.Tensor], max_frames: int, last_step: int):
+    """Validated frames and (stride, offered) from the `timelapse/…` tensors (prefix removed)."""
+    def fail(why: str):
+        raise ValueError(f"run file time-lapse is damaged: {why}")
+
+    points = "real" in t
+    expected = {"step", "pace", "modes", "fake"} | ({"real", "surface", "extent"} if points else set())
+    if set(t) != expected:
+        fail(f"tensors {sorted(t)}, expected {sorted(expected)}")
+    steps, pace, modes, fake = t["step"], t["pace"], t["modes"], t["fake"]
+    n = len(steps)
+    if steps.dtype != torch.int64 or steps.ndim != 1 or not 1 <= n <= max_frames:
+        fail(f"1…{max_frames} int64 steps expected")
+    if n > 1 and not bool((steps[1:] > steps[:-1]).all()) or int(steps[0]) < 0 or int(steps[-1]) > last_step:
+        fail(f"steps must increase from ≥ 0 to ≤ the run's step {last_step}")
+    if pace.dtype != torch.int64 or pace.shape != (2,) or int(pace[0]) < 1 or int(pace[1]) < 0:
+        fail("pace must be (stride ≥ 1, offered ≥ 0)")
+    if modes.dtype != torch.int64 or modes.shape != (n, 2):
+        fail("modes must be (frames, 2) int64")
+    if points:
+        real, surface, extent = t["real"], t["surface"], t["extent"]
+        ok = (fake.dtype == real.dtype == torch.float32 and fake.ndim == real.ndim == 3 and len(fake) == len(real) == n
+              and fake.shape[2] == real.shape[2] == 2 and surface.dtype == torch.uint8 and surface.ndim == 3
+              and len(surface) == n and extent.shape == (4,) and bool(torch.isfinite(extent).all()))
+        if not ok:
+            fail("points frames need float32 (frames, N, 2) real/fake, uint8 surfaces and a finite extent")
+        ext = tuple(float(v) for v in extent)
+    elif fake.dtype != torch.uint8 or fake.shape != (n, MOSAIC * 28, MOSAIC * 28):
+        fail(f"digit frames must be uint8 ({n}, {MOSAIC * 28}, {MOSAIC * 28}) mosaics")
+    frames = []
+    for i in range(n):
+        covered, n_modes = (int(v) for v in modes[i])
+        caption = _caption(covered if covered >= 0 else None, n_modes if n_modes > 0 else None)
+        arr = lambda x: x[i].numpy().copy()
+        if points:
+            frames.append(TimelapseFrame(int(steps[i]), "points", arr(real), arr(fake), arr(surface), ext, caption))
+        else:
+            frames.append(TimelapseFrame(int(steps[i]), "digits", None, arr(fake), None, None, caption))
+    return frames, (int(pace[0]), int(pace[1]))

@@ -282,9 +282,13 @@ def test_ab_compare_runs_two_configs_from_the_same_seed(handlers):
         assert torch.equal(pa, pb)
     wait_until(lambda: a.snapshot().step > 20 and b.snapshot().step > 20)
     out = handlers.tick(request=req("a"))
-    fig = json.loads(out[TICK_OUTPUTS.index("compare")]["value"])
+    assert out[TICK_OUTPUTS.index("compare_box")]["visible"] is True
+    fig = json.loads(out[TICK_OUTPUTS.index("compare_losses")])
     names = {t["name"] for t in fig["data"]}
     assert "D loss, A" in names and any(n.startswith("D loss, B (d_lr=0.01") for n in names)
+    titles = [json.loads(out[TICK_OUTPUTS.index(n)])["layout"]["title"]["text"]
+              for n in ("compare_samples_a", "compare_samples_b")]
+    assert titles[0].startswith("A: ") and titles[1].startswith("B (d_lr=0.01): "), "both runs' samples"
     handlers.pause(request=req("a"))
     wait_until(lambda: a.state() == "paused" and b.state() == "paused")
     handlers.unload(request=req("a"))

@@ -139,3 +139,38 @@ def test_step_d_and_step_g_through_the_api():
         assert (engine.d_updates, engine.g_updates) == (d_count + 1, g_count + 1)
         assert same(weights(engine.D), d1) and not same(weights(engine.G), g1)
         assert runner.state() == "paused" and runner.engine is engine
+
+
+def test_timelapse_after_save_and_load_still_starts_at_step_0(handlers):
+    handlers.start(*SETUP, request=req("a"))
+    runner = handlers.manager.get("a").runner
+    wait_until(lambda: len(runner.timelapse) >= 4, what="a few time-lapse frames")
+    handlers.pause(request=req("a"))
+    wait_until(lambda: runner.state() == "paused")
+    saved_steps = [f.step for f in runner.timelapse.frames()]
+    path = handlers.save(request=req("a"))
+    handlers.load(path, request=req("b"))  # another visitor opens the file
+    loaded = handlers.manager.get("b").runner
+    assert loaded.engine.step_count >= saved_steps[-1]
+    steps = [f.step for f in loaded.timelapse.frames()]
+    assert steps[: len(saved_steps)] == saved_steps, "the whole run, from step 0"
+    assert steps[-1] == loaded.engine.step_count  # then the fresh look at the loaded step
+    gif_path = handlers.timelapse(request=req("b"))
+    from PIL import Image
+
+    assert Image.open(gif_path).n_frames == len(steps)
+
+
+def test_timelapse_after_a_rewind_spans_the_whole_run(handlers):
+    handlers.start(*SETUP, request=req("a"))
+    runner = handlers.manager.get("a").runner
+    wait_until(lambda: len(runner.timelapse) >= 4, what="a few time-lapse frames")
+    index = runner.checkpoint_now()
+    rewind_step = next(i.step for i in runner.checkpoints.list() if i.index == index)
+    wait_until(lambda: runner.timelapse.frames()[-1].step > rewind_step + 50, what="frames after the checkpoint")
+    handlers.rewind(index, request=req("a"))
+    handlers.resume(request=req("a"))
+    wait_until(lambda: runner.timelapse.frames()[-1].step > rewind_step + 50, what="frames after the rewind")
+    steps = [f.step for f in runner.timelapse.frames()]
+    assert steps[0] == 0 and any(0 < s < rewind_step for s in steps), "the part before the rewind is kept"
+    assert steps == sorted(set(steps)), "one timeline: the abandoned future is gone"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import json
+from dataclasses import replace
 
 import numpy as np
 import plotly.graph_objects as go
@@ -17,7 +18,7 @@ from gan_core.engine import Engine
 from gan_core.telemetry import Telemetry
 
 FIGURES = {name: fn for name, fn in inspect.getmembers(plots, inspect.isfunction)
-           if name.endswith("_figure") and fn.__module__ == plots.__name__ and name != "compare_figure"}
+           if name.endswith("_figure") and fn.__module__ == plots.__name__ and not name.startswith("compare")}
 
 
 def test_all_five_figures_are_covered():
@@ -111,16 +112,21 @@ def test_empty_snapshot_shows_a_message_instead_of_data(snapshots, name):
 def test_trained_2d_figures_carry_the_data(snapshots):
     snap = get_snapshot(snapshots, "2d-trained")
     loss = plots.loss_figure(snap).to_dict()
-    assert [t["name"] for t in loss["data"]] == ["D loss", "G loss"]
+    # Equilibrium lines are legend entries (a label on the plot could sit on a curve).
+    assert [t["name"] for t in loss["data"]] == ["D loss", "G loss", "D at equilibrium", "G at equilibrium"]
     np.testing.assert_allclose(loss["data"][0]["y"], snap.column("d_loss"), atol=1e-4)
     np.testing.assert_array_equal(loss["data"][0]["x"], [1, 2, 3])
-    assert len(loss["layout"]["shapes"]) == 2  # equilibrium lines for the BCE losses
+    assert loss["data"][2]["y"] == [pytest.approx(2 * np.log(2))] * 2
     samples = plots.samples_figure(snap).to_dict()
     kinds = [t["type"] for t in samples["data"]]
-    assert kinds[0] == "heatmap" and kinds.count("scattergl") == 2
-    np.testing.assert_allclose(samples["data"][1]["x"], snap.frame.real[:, 0], atol=1e-3)
+    # All points and lines on WebGL (one canvas, drawn in trace order): real under the fakes.
+    assert kinds[0] == "heatmap" and set(kinds[1:]) == {"scattergl"}
+    names = [t["name"] for t in samples["data"]]
+    assert names.index("real data") < names.index("fake G(z)")
+    np.testing.assert_allclose(samples["data"][1]["x"], snap.frame.real[:plots.REAL_SHOWN, 0], atol=5e-3)
+    np.testing.assert_allclose(samples["data"][2]["x"], snap.frame.fake[:, 0], atol=5e-3)
     hist = plots.d_output_figure(snap).to_dict()
-    for trace in hist["data"]:  # histogram shares sum to 1
+    for trace in hist["data"][:2]:  # histogram shares sum to 1 (the third trace: the equilibrium line)
         assert float(np.sum(trace["y"])) == pytest.approx(1.0, abs=1e-5)
     cov = plots.coverage_figure(snap).to_dict()
     assert cov["data"][0]["y"][-1] == snap.frame.modes_covered
@@ -128,7 +134,7 @@ def test_trained_2d_figures_carry_the_data(snapshots):
 
 def test_wgan_has_no_equilibrium_loss_lines(snapshots):
     fig = plots.loss_figure(get_snapshot(snapshots, "2d-wgan-gp")).to_dict()
-    assert fig["layout"]["shapes"] == []
+    assert [t["name"] for t in fig["data"]] == ["D loss", "G loss"]
 
 
 def test_digit_mosaic_tiles_the_fixed_noise_batch(snapshots):
@@ -169,3 +175,50 @@ def test_live_changes_are_marked_on_the_time_plots(name):
     markers = [s for s in fig["layout"]["shapes"] if s.get("x0") == 60 and s["line"]["dash"] == "dot"]
     assert len(markers) == 1
     assert any(a["text"] == "loss → wgan-gp" and a["x"] == 60 for a in fig["layout"]["annotations"])
+
+
+def test_one_loss_spike_does_not_flatten_the_loss_axis():
+    rng = np.random.default_rng(0)
+    d = 1.3 + 0.05 * rng.standard_normal(500)
+    g = 0.8 + 0.05 * rng.standard_normal(500)
+    d[250] = 80.0  # one exploding step
+    y_range, clipped = plots._robust_range(d, g, include=(1.39, 0.69))
+    assert clipped and y_range[1] < 3.0, "the spike is cut off, the curves keep the height"
+    assert y_range[0] < 0.69 < 1.39 < y_range[1], "equilibrium values stay in view"
+    d[250] = 1.3
+    y_range, clipped = plots._robust_range(d, g)
+    assert not clipped and y_range[0] <= g.min() and y_range[1] >= d.max(), "no spike: everything shown"
+    assert plots._robust_range(np.array([np.nan])) == (None, False)
+
+
+def test_spike_note_on_the_axis_title(snapshots):
+    snap = get_snapshot(snapshots, "2d-trained")
+    history = np.repeat(snap.history[:1], 200, axis=0)
+    history[:, 0] = np.arange(1, 201)
+    history[:, snap_column_index(snap, "d_loss")] = 1.3
+    history[120, snap_column_index(snap, "d_loss")] = 1e4
+    fig = plots.loss_figure(replace(snap, history=history)).to_dict()
+    assert fig["layout"]["yaxis"]["title"]["text"] == "loss (spikes cut off)"
+    assert fig["layout"]["yaxis"]["range"][1] < 100
+
+
+def snap_column_index(snap, name):
+    from gan_core.records import STAT_FIELDS
+    return 2 + STAT_FIELDS.index(name)
+
+
+def test_placeholders_say_what_each_plot_will_show():
+    blank = plots.placeholders()
+    assert set(blank) == {"samples", "d_hist", "losses", "d_means", "coverage"}
+    for name, text in blank.items():
+        fig = json.loads(text)
+        go.Figure(fig)
+        assert fig["layout"]["title"]["text"] and "Press Start" in fig["layout"]["annotations"][0]["text"]
+
+
+@pytest.mark.parametrize("steps_b", [0, 3])
+def test_compare_coverage_and_samples_for_both_runs(steps_b):
+    a, b = snapshot(tiny2d(), steps=3), snapshot(tiny2d(d_lr=1e-2), steps=steps_b)
+    for fig in (plots.compare_coverage_figure(a, b, "A", "B"), plots.samples_figure(b, label="B")):
+        go.Figure(fig.to_dict())
+    assert plots.samples_figure(b, label="B").layout["title"]["text"].startswith("B: ")
