@@ -32,7 +32,7 @@ from gan_core.records import STAT_FIELDS
 from gan_core.runner import Runner
 
 from .alerts import detect
-from .handlers import Handlers, figures
+from .handlers import PLOT_NAMES, TICK_OUTPUTS, Handlers, figures
 from .presets import PRESETS
 from .sessions import SessionManager
 
@@ -70,7 +70,8 @@ def bench_ticks(history_steps: int = 50_000, n: int = 200) -> dict:
         tel.set_status(rate=1000.0 + i)  # a new version each time: the tick must redraw
         t0 = time.perf_counter()
         out = handlers.tick(request=request)
-        size = sum(len(o.to_json()) for o in out[1:6])  # the five figures; Gradio serialises them too
+        plots_out = [out[TICK_OUTPUTS.index(name)] for name in PLOT_NAMES]
+        size = sum(len(o) for o in plots_out if isinstance(o, str))  # figure JSON sent (unchanged ones skip)
         times.append(time.perf_counter() - t0)
         sizes.append(size)
     manager.release_all()

@@ -305,7 +305,7 @@ def bench_digits(seconds: float, seed: int = 0) -> dict:
                 checks=checks, first_is_7=first[7], first_is_8=first[8])
 
 
-BENCHMARKS = ("speed", "quality", "digits", "cohort", "cohort_setting")
+BENCHMARKS = ("speed", "quality", "digits", "cohort", "cohort_setting", "ring8_solo")
 ALL_BENCHMARKS = ("speed", "quality", "digits")  # "all": the cohort ones are asked for by name
 DEFAULT_BENCHMARKS = ["speed", "quality"]
 
@@ -315,7 +315,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     # Checked by hand: on Python 3.11 argparse tests an empty nargs="*" positional (its
     # default) against `choices` as one value and exits with "invalid choice: []".
-    p.add_argument("what", nargs="*", metavar="{speed,quality,digits,cohort,cohort_setting,all}",
+    p.add_argument("what", nargs="*", metavar="{" + ",".join((*BENCHMARKS, "all")) + "}",
                    help=f"benchmarks to run (default: {' '.join(DEFAULT_BENCHMARKS)})")
     p.add_argument("--seconds", type=float, default=None, help="time budget per measurement")
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the speed benchmark")
@@ -347,6 +347,10 @@ def main(argv: list[str] | None = None) -> int:
             from .bench_cohort import bench_classroom_setting
 
             result["cohort_setting"] = bench_classroom_setting()
+        elif name == "ring8_solo":
+            from .bench_cohort import bench_ring8_solo
+
+            result["ring8_solo"] = bench_ring8_solo(args.seconds or 60.0, tuple(int(x) for x in args.seeds.split(",")))
         elif name == "digits":
             runs = [bench_digits(args.seconds or 300.0, int(x)) for x in args.seeds.split(",")]
             result["digits"] = runs[0] if len(runs) == 1 else runs

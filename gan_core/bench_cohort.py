@@ -2,6 +2,7 @@
 
     python -m gan_core.bench cohort [--seconds 3]
     python -m gan_core.bench cohort_setting      # which ring-8 batch / lr a full class should use
+    python -m gan_core.bench ring8_solo          # that classroom setting vs the default, solo
 
 Prints JSON (and `docs/benchmarks/cohort.json` is a saved copy):
 - `implementations`: one cohort step by hand (`cohort.Cohort`: baddbmm + hand
@@ -203,3 +204,20 @@ def bench_classroom_setting(max_steps: int = 10_000, seeds: int = 5, check_every
         result[f"batch {batch}, lr {lr:g}, decay {decay}"] = dict(first_step_8_of_8_and_90_hq=first,
                                                                   at_max_steps=last)
     return dict(max_steps=max_steps, seeds=seeds, settings=result)
+
+
+def bench_ring8_solo(seconds: float = 60.0, seeds: tuple[int, ...] = (0, 1, 2)) -> dict:
+    """Solo time to 8/8 modes and >= 95 % HQ (EMA G) of the cheaper classroom setting (batch 128,
+    lr 2e-3, decay over 10k steps) and of the default, interleaved by seed: is a solo run with the
+    classroom setting at least as good as today's?"""
+    from .bench import time_to_quality
+
+    runs = []
+    for seed in seeds:
+        settings = (("classroom_setting", default_config("ring8", seed=seed, batch_size=128, g_lr=2e-3,
+                                                          d_lr=2e-3, lr_decay_steps=10_000)),
+                    ("default", default_config("ring8", seed=seed)))
+        for name, config in settings:
+            result = time_to_quality(config, seconds, 8, 95.0)
+            runs.append(dict(setting=name, seed=seed, **{k: v for k, v in result.items() if k != "config"}))
+    return dict(target="8/8 modes and >= 95% HQ (EMA G, 2,500 samples)", runs=runs)

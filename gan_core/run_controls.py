@@ -4,8 +4,8 @@ rewind, save, checkpoints, live changes and publishing a frame.
 `runner.Runner` (a run on its own thread) and `trainer.CohortRunner` (a run stepped by
 a shared trainer thread) both inherit this, so the two cannot drift apart. A subclass
 provides `_cond` (the condition guarding its fields), `_owned()` (whether a training
-thread currently owns the engine, so commands must be queued for it) and
-`_publish_frame(safe)`.
+thread currently owns the engine, so commands must be queued for it), `_wall_s()` (the
+telemetry's wall-time column), `stop()` and `_publish_frame(safe)`.
 
 Not here: how steps are scheduled (the subclasses), the step itself (`engine.py`).
 """
@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import threading
 
+import numpy as np
+
 from .checkpoints import capture, restore, save_run
 from .config import TrainConfig
+from .engine import Engine
 from .timelapse import TimelapseRecorder
 
 
@@ -32,6 +35,66 @@ class RunControls:
         """The live config, including changes queued for the next step."""
         with self._cond:
             return self._pending_config or self._config
+
+    def _check_engine(self, engine: Engine) -> None:
+        """Raise if this handle cannot train `engine` (a cohort handle refuses digits)."""
+
+    def step_d(self) -> int:
+        """One discriminator update only (G unchanged), then stay paused; returns D's update count."""
+        return self._single_update("d")
+
+    def step_g(self) -> int:
+        """One generator update only (D unchanged), then stay paused; returns G's update count."""
+        return self._single_update("g")
+
+    def _single_update(self, network: str) -> int:
+        """Pause, then run `Engine.d_update()` or `g_update()` once between two steps (GAN Lab's
+        per-network steps), publish a frame and say on the page which network moved. The engine
+        counts a single update as one step, with its own stats row."""
+
+        def do_update() -> int:
+            with self._cond:
+                self._paused = True
+                self._pending_steps = 0
+            self._apply_pending()
+            engine = self._engine
+            if network == "d":
+                engine.d_update()
+                count, moved, still = engine.d_updates, "D", "G"
+            else:
+                engine.g_update()
+                count, moved, still = engine.g_updates, "G", "D"
+            stats = engine.drain_stats()  # the update's row (the other network's columns repeat)
+            self.telemetry.record_steps(np.array([engine.step_count]), np.array([self._wall_s()]), stats, 0.0)
+            self.telemetry.record_update(network)
+            if np.isfinite(stats).all() and engine.parameters_finite():
+                message = f"{moved} updated once (step {engine.step_count:,}, {moved} update #{count:,}): {still} unchanged."
+            else:
+                message = (f"{moved}'s weights became NaN/Inf after a single update. Lower the learning "
+                           "rates, then reset or rewind.")
+            self.telemetry.set_status("paused", message, step=engine.step_count)
+            self._publish_frame(safe=True)
+            return count
+
+        return self._call(do_update)
+
+    def reset(self, config: TrainConfig | None = None, csv_bytes: bytes | None = None) -> None:
+        """Stop, rebuild the engine (fresh weights, step 0) and clear telemetry."""
+        config = config or self.config
+        engine = Engine(config, csv_bytes if csv_bytes is not None else self._csv_bytes)
+        self._check_engine(engine)
+        self.stop()
+        with self._cond:
+            self._engine = engine
+            self._config = config
+            self._pending_config = None
+            if csv_bytes is not None:
+                self._csv_bytes = csv_bytes
+        self.checkpoints.clear()
+        self.timelapse.clear()
+        self.telemetry.reset()
+        self.telemetry.set_status("idle", "", device=str(engine.device), config=config, step=0, rate=0.0)
+
 
     def rewind(self, index: int) -> int:
         """Restore checkpoint `index` (weights, Adam state, RNG, step, live config); the run

@@ -341,6 +341,13 @@ class CohortRunner(RunControls):
     def _owned(self) -> bool:
         return self._worker is not None
 
+    def _check_engine(self, engine: Engine) -> None:
+        if engine.data.is_image:
+            raise ValueError("digit runs train on their own thread (runner.Runner), not in a cohort")
+
+    def _wall_s(self) -> float:
+        return time.perf_counter() - self._t0
+
     @property
     def engine(self) -> Engine:
         """The engine; its weights are current only while the run is not training in a cohort."""
@@ -404,44 +411,6 @@ class CohortRunner(RunControls):
         if not attached:
             self.start(paused=True)  # keeps the steps owed
 
-    def step_d(self) -> int:
-        """One discriminator update only (G unchanged), then stay paused; returns D's update count."""
-        return self._single_update("d")
-
-    def step_g(self) -> int:
-        """One generator update only (D unchanged), then stay paused; returns G's update count."""
-        return self._single_update("g")
-
-    def _single_update(self, network: str) -> int:
-        """As `Runner._single_update`: pause, one `Engine.d_update()` / `g_update()`, say which moved."""
-
-        def do_update() -> int:
-            with self.trainer.cond:
-                self._paused = True
-                self._pending_steps = 0
-            self._apply_pending()
-            engine = self._engine
-            if network == "d":
-                engine.d_update()
-                count, moved, still = engine.d_updates, "D", "G"
-            else:
-                engine.g_update()
-                count, moved, still = engine.g_updates, "G", "D"
-            stats = engine.drain_stats()
-            self.telemetry.record_steps(np.array([engine.step_count]), np.array([time.perf_counter() - self._t0]),
-                                        stats, 0.0)
-            self.telemetry.record_update(network)
-            if np.isfinite(stats).all() and engine.parameters_finite():
-                message = f"{moved} updated once (step {engine.step_count:,}, {moved} update #{count:,}): {still} unchanged."
-            else:
-                message = (f"{moved}'s weights became NaN/Inf after a single update. Lower the learning "
-                           "rates, then reset or rewind.")
-            self.telemetry.set_status("paused", message, step=engine.step_count)
-            self._publish_frame(safe=True)
-            return count
-
-        return self._call(do_update)
-
     @property
     def speed_limit(self) -> float | None:
         with self.trainer.cond:
@@ -486,23 +455,6 @@ class CohortRunner(RunControls):
         if self.state() in ("running", "paused"):
             self.telemetry.set_status("stopped")
         self.telemetry.set_status(rate=0.0)
-
-    def reset(self, config: TrainConfig | None = None, csv_bytes: bytes | None = None) -> None:
-        config = config or self.config
-        engine = Engine(config, csv_bytes if csv_bytes is not None else self._csv_bytes)
-        if engine.data.is_image:
-            raise ValueError("digit runs train on their own thread (runner.Runner), not in a cohort")
-        self.stop()
-        with self.trainer.cond:
-            self._engine = engine
-            self._config = config
-            self._pending_config = None
-            if csv_bytes is not None:
-                self._csv_bytes = csv_bytes
-        self.checkpoints.clear()
-        self.timelapse.clear()
-        self.telemetry.reset()
-        self.telemetry.set_status("idle", "", device=str(engine.device), config=config, step=0, rate=0.0)
 
     # --- called by the worker (and here when detached) ------------------------------------
 
