@@ -10,6 +10,18 @@ from contextlib import closing, contextmanager
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 
+# The page's Setup + live controls as `Handlers.start/step/reset` take them: dataset, size, batch,
+# seed, loss, log10 G lr, log10 D lr, k, smoothing, two-sided, upload, lesson.
+SETUP = ["ring8", "small", 64, 0, "nonsaturating", -3.0, -3.0, 1, 0.0, False, None, ""]
+
+
+def req(sid: str):
+    """A Gradio request from the visitor `sid`."""
+    import gradio as gr
+
+    return gr.Request(session_hash=sid)
+
+
 def free_port() -> int:
     with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
         s.bind(("127.0.0.1", 0))

@@ -47,3 +47,45 @@ def tiny():
 @pytest.fixture
 def wait_until():
     return functools.partial(app_support.wait_until, timeout=10.0, interval=0.005)
+
+
+@pytest.fixture
+def make_handlers():
+    """Build the page's `Handlers` on a fresh SessionManager; every session is released at the end."""
+    from classroom.handlers import Handlers
+    from classroom.sessions import SessionManager
+
+    managers = []
+
+    def make(max_active: int = 1) -> "Handlers":
+        managers.append(SessionManager(max_active=max_active, max_sessions=4))
+        return Handlers(managers[-1])
+
+    yield make
+    for manager in managers:
+        manager.release_all()
+
+
+@pytest.fixture
+def handlers(make_handlers):
+    return make_handlers(max_active=1)
+
+
+@pytest.fixture
+def make_runner(tiny):
+    """Build runners on tiny configs; every one is stopped when the test ends."""
+    from gan_core.runner import Runner
+
+    made: list = []
+
+    def make(config=None, **kwargs):
+        kwargs.setdefault("name", f"gan-test-{len(made)}")
+        kwargs.setdefault("chunk_s", 0.005)
+        kwargs.setdefault("eval_interval_s", 0.05)
+        runner = Runner(config or tiny(), **kwargs)
+        made.append(runner)
+        return runner
+
+    yield make
+    for runner in made:
+        runner.stop(timeout=30)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import threading
 
 import gradio as gr
 
@@ -16,26 +15,11 @@ from gan_core.config import default_config
 import pytest
 import torch
 
-from app_support import running_app, wait_until
-from classroom.sessions import SessionManager
-from classroom.handlers import TICK_OUTPUTS, Controls, Handlers
-
-# dataset, size, batch, seed, loss, log10 G lr, log10 D lr, k, smoothing, two-sided, upload, lesson
-SETUP = ["ring8", "small", 64, 0, "nonsaturating", -3.0, -3.0, 1, 0.0, False, None, ""]
+from app_support import SETUP, req, running_app, wait_until
+from classroom.handlers import TICK_OUTPUTS, Controls
 LIVE = ["nonsaturating", -3.0, -3.0, 1, 0.0, False]
 
 
-def req(sid: str) -> gr.Request:
-    return gr.Request(session_hash=sid)
-
-
-@pytest.fixture
-def handlers():
-    torch.set_num_threads(1)
-    manager = SessionManager(max_active=1, max_sessions=4)
-    yield Handlers(manager)
-    manager.release_all()
-    assert not [t for t in threading.enumerate() if t.name.startswith("gan-")], "leaked training threads"
 
 
 def steps_of(handlers, sid):

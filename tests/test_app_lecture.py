@@ -3,32 +3,18 @@
 
 from __future__ import annotations
 
-import threading
 
 import gradio as gr
 import numpy as np
 import pytest
-import torch
 
-from app_support import running_app, wait_until
-from classroom.handlers import Handlers
-from classroom.sessions import SessionManager
+from app_support import SETUP, req, running_app, wait_until
 
-# dataset, size, batch, seed, loss, log10 G lr, log10 D lr, k, smoothing, two-sided, upload, lesson
-SETUP = ["ring8", "small", 64, 0, "nonsaturating", -3.0, -3.0, 1, 0.0, False, None, ""]
-
-
-def req(sid: str) -> gr.Request:
-    return gr.Request(session_hash=sid)
 
 
 @pytest.fixture
-def handlers():
-    torch.set_num_threads(1)
-    manager = SessionManager(max_active=2, max_sessions=4)
-    yield Handlers(manager)
-    manager.release_all()
-    assert not [t for t in threading.enumerate() if t.name.startswith("gan-")], "leaked training threads"
+def handlers(make_handlers):
+    return make_handlers(max_active=2)
 
 
 def test_speed_set_before_start_holds_from_the_first_step_and_across_reset(handlers):

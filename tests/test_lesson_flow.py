@@ -4,32 +4,16 @@ and each lesson's one-click fix is the one its text teaches (issue 14)."""
 
 from __future__ import annotations
 
-import threading
 
 import gradio as gr
 import pytest
 import torch
 
-from app_support import wait_until
-from classroom.handlers import Handlers, control_values
+from app_support import SETUP, req, wait_until
+from classroom.handlers import control_values
 from classroom.presets import get_preset
-from classroom.sessions import SessionManager
-
-# dataset, size, batch, seed, loss, log10 G lr, log10 D lr, k, smoothing, two-sided, upload, lesson
-SETUP = ["ring8", "small", 64, 0, "nonsaturating", -3.0, -3.0, 1, 0.0, False, None, ""]
 
 
-def req(sid: str) -> gr.Request:
-    return gr.Request(session_hash=sid)
-
-
-@pytest.fixture
-def handlers():
-    torch.set_num_threads(1)
-    manager = SessionManager(max_active=1, max_sessions=4)
-    yield Handlers(manager)
-    manager.release_all()
-    assert not [t for t in threading.enumerate() if t.name.startswith("gan-")], "leaked training threads"
 
 
 def with_(index: int, value) -> list:

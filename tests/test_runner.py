@@ -15,23 +15,6 @@ from gan_core.config import ConfigError, TrainConfig
 from gan_core.runner import Runner
 
 
-@pytest.fixture
-def make_runner(no_leaked_threads, tiny):
-    """Build runners on tiny configs; every one is stopped when the test ends."""
-    made: list[Runner] = []
-
-    def make(config=None, **kwargs) -> Runner:
-        kwargs.setdefault("name", f"gan-test-{len(made)}")
-        kwargs.setdefault("chunk_s", 0.005)
-        kwargs.setdefault("eval_interval_s", 0.05)
-        runner = Runner(config or tiny(), **kwargs)
-        made.append(runner)
-        return runner
-
-    yield make
-    for runner in made:
-        runner.stop(timeout=30)
-
 
 def settled(runner: Runner, state: str, step: int | None = None):
     snap = runner.snapshot()

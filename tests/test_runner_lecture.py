@@ -9,24 +9,7 @@ import time
 
 import pytest
 
-from gan_core.runner import Runner
 
-
-@pytest.fixture
-def make_runner(no_leaked_threads, tiny):
-    made: list[Runner] = []
-
-    def make(config=None, **kwargs) -> Runner:
-        kwargs.setdefault("name", f"gan-lecture-{len(made)}")
-        kwargs.setdefault("chunk_s", 0.005)
-        kwargs.setdefault("eval_interval_s", 0.05)
-        runner = Runner(config or tiny(), **kwargs)
-        made.append(runner)
-        return runner
-
-    yield make
-    for runner in made:
-        runner.stop(timeout=30)
 
 
 def test_speed_limit_paces_the_running_gan(make_runner, wait_until):
