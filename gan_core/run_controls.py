@@ -21,6 +21,8 @@ from .config import TrainConfig
 from .engine import Engine
 from .timelapse import TimelapseRecorder
 
+MAX_SPEED_LIMIT = 10_000.0  # steps/s: the fastest pace a slowed run may be set to
+
 
 class RunControls:
     """Mixin of the run-handle methods that do not depend on how the run is stepped."""
@@ -94,6 +96,37 @@ class RunControls:
         self.timelapse.clear()
         self.telemetry.reset()
         self.telemetry.set_status("idle", "", device=str(engine.device), config=config, step=0, rate=0.0)
+
+
+    @property
+    def speed_limit(self) -> float | None:
+        with self._cond:
+            return self._speed_limit
+
+    def set_speed(self, steps_per_s: float | None) -> None:
+        """Limit the running GAN to `steps_per_s` steps per second (None: as fast as it can).
+
+        Acts at once on the running thread (no restart); `step()` while paused is not throttled.
+        """
+        if steps_per_s is not None:
+            if isinstance(steps_per_s, bool) or not isinstance(steps_per_s, (int, float)) \
+                    or not 0 < steps_per_s <= MAX_SPEED_LIMIT:
+                raise ValueError(f"speed must be between 0 and {MAX_SPEED_LIMIT:g} steps per second "
+                                 f"(or None for full speed), got {steps_per_s!r}")
+            steps_per_s = float(steps_per_s)
+        with self._cond:
+            self._speed_limit = steps_per_s
+            self._next_step_at = 0.0  # the new pace starts now
+            self._cond.notify_all()
+
+    def _publish_frame(self, safe: bool = False) -> None:
+        try:
+            frame = self._engine.evaluate()
+            self.telemetry.record_frame(frame)
+            self.timelapse.add(frame)
+        except Exception:
+            if not safe:
+                raise
 
 
     def rewind(self, index: int) -> int:

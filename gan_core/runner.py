@@ -39,7 +39,6 @@ from .timelapse import TimelapseRecorder
 log = logging.getLogger(__name__)
 
 SLOW_STEPS_PER_S = 10.0  # at or below this speed limit every step publishes its evaluation frame
-MAX_SPEED_LIMIT = 10_000.0
 
 
 class Runner(RunControls):
@@ -147,27 +146,6 @@ class Runner(RunControls):
         """Seconds since the training thread last started (the telemetry's wall-time column)."""
         start = self._clock_start
         return 0.0 if start is None else time.perf_counter() - start
-
-    @property
-    def speed_limit(self) -> float | None:
-        with self._cond:
-            return self._speed_limit
-
-    def set_speed(self, steps_per_s: float | None) -> None:
-        """Limit the running GAN to `steps_per_s` steps per second (None: as fast as it can).
-
-        Acts at once on the running thread (no restart); `step()` while paused is not throttled.
-        """
-        if steps_per_s is not None:
-            if isinstance(steps_per_s, bool) or not isinstance(steps_per_s, (int, float)) \
-                    or not 0 < steps_per_s <= MAX_SPEED_LIMIT:
-                raise ValueError(f"speed must be between 0 and {MAX_SPEED_LIMIT:g} steps per second "
-                                 f"(or None for full speed), got {steps_per_s!r}")
-            steps_per_s = float(steps_per_s)
-        with self._cond:
-            self._speed_limit = steps_per_s
-            self._next_step_at = 0.0  # the new pace starts now
-            self._cond.notify_all()
 
     def update(self, **changes: Any) -> TrainConfig:
         """Change live hyperparameters; they take effect at the next step.
@@ -313,12 +291,3 @@ class Runner(RunControls):
             self._paused = True
             self._pending_steps = 0
         self.telemetry.set_status("paused", message)
-
-    def _publish_frame(self, safe: bool = False) -> None:
-        try:
-            frame = self._engine.evaluate()
-            self.telemetry.record_frame(frame)
-            self.timelapse.add(frame)
-        except Exception:
-            if not safe:
-                raise

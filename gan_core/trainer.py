@@ -41,7 +41,6 @@ from .checkpoints import CheckpointRing, capture
 from .cohort import Cohort, cohort_key, solo_reason
 from .config import TrainConfig
 from .engine import STATS_CAPACITY, Engine
-from .runner import MAX_SPEED_LIMIT
 from .telemetry import Telemetry
 from .run_controls import RunControls
 from .timelapse import TimelapseRecorder
@@ -411,25 +410,6 @@ class CohortRunner(RunControls):
         if not attached:
             self.start(paused=True)  # keeps the steps owed
 
-    @property
-    def speed_limit(self) -> float | None:
-        with self.trainer.cond:
-            return self._speed_limit
-
-    def set_speed(self, steps_per_s: float | None) -> None:
-        """Limit this run to `steps_per_s` (None: full speed). A slowed run leaves its cohort and
-        steps on its own at that pace; `step()` while paused is not throttled."""
-        if steps_per_s is not None:
-            if isinstance(steps_per_s, bool) or not isinstance(steps_per_s, (int, float)) \
-                    or not 0 < steps_per_s <= MAX_SPEED_LIMIT:
-                raise ValueError(f"speed must be between 0 and {MAX_SPEED_LIMIT:g} steps per second "
-                                 f"(or None for full speed), got {steps_per_s!r}")
-            steps_per_s = float(steps_per_s)
-        with self.trainer.cond:
-            self._speed_limit = steps_per_s
-            self._next_step_at = 0.0
-            self.trainer.cond.notify_all()
-
     def update(self, **changes: Any) -> TrainConfig:
         with self.trainer.cond:
             new = (self._pending_config or self._config).with_live(**changes)
@@ -541,12 +521,3 @@ class CohortRunner(RunControls):
         elif paused and tel.state == "running":
             tel.set_status("paused")
         return frame_s
-
-    def _publish_frame(self, safe: bool = False) -> None:
-        try:
-            frame = self._engine.evaluate()
-            self.telemetry.record_frame(frame)
-            self.timelapse.add(frame)
-        except Exception:
-            if not safe:
-                raise
