@@ -15,9 +15,9 @@ per run:
   uses) is called once per group of members with equal hyperparameters, on
   their slices of the stacks, so each member's bias correction uses its own
   step count;
-- loss and label-smoothing targets: the loss functions of `losses.py` are
-  applied per member with `torch.vmap` (their means are per run), one call per
-  distinct loss, merged with `torch.where`;
+- loss and label-smoothing targets: the loss functions of `losses.py` take the
+  stacked (R, batch, 1) outputs and (R, 1, 1) targets and return per-run means
+  and gradients; one call per distinct loss, merged with `torch.where`;
 - k (`n_critic`): the cohort runs max k D updates; a member with a smaller k
   draws no data for the extra ones and is left out of their Adam call, so its
   weights, Adam state and RNG do not move;
@@ -152,10 +152,14 @@ class _StackedNet:
                                weight_decay=weight_decay, eps=eps, amsgrad=False, maximize=False)
 
     def export(self, i: int, module, opt: torch.optim.Adam) -> None:
-        """Copy member i's slice into its own module and optimiser."""
+        """Copy member i's slice (weights, last gradients, Adam state) into its own module and optimiser."""
         with torch.no_grad():
             for j, p in enumerate(_mlp_tensors(module)):
                 p.copy_(self.params[j][i])
+                if p.grad is None:
+                    p.grad = self.grads[j][i].clone()
+                else:
+                    p.grad.copy_(self.grads[j][i])
                 step = self.steps[i, j].clone()
                 s = opt.state.get(p)
                 if s:
@@ -186,6 +190,7 @@ class Cohort:
         self._G: _StackedNet | None = None
         self._D: _StackedNet | None = None
         self._hyper: _Hyper | None = None
+        self._last_rows: torch.Tensor | None = None  # (R, N_STATS) of the last step
 
     def __len__(self) -> int:
         return len(self.members)
@@ -226,6 +231,11 @@ class Cohort:
         i = self._index(engine)
         self._G.export(i, engine.G, engine.g_opt)
         self._D.export(i, engine.D.mlp, engine.d_opt)
+        if self._last_rows is not None:
+            # What Engine keeps for a later lone D or G update's stats row (STAT_FIELDS order).
+            row = self._last_rows[i]
+            engine._last_d = (row[0], row[2], row[3])
+            engine._last_g = (row[1], row[4])
         if engine.G_ema is not None:
             with torch.no_grad():
                 for p, s in zip(_mlp_tensors(engine.G_ema), self._ema[i]):
@@ -261,6 +271,7 @@ class Cohort:
         self._both = torch.empty(k, 2 * B, 2, device=device)  # [real; fake] per member
         self._z = torch.empty(k, B, z_dim, device=device)
         self._hyper = None
+        self._last_rows = None  # rows of the old stacking (members were exported before it)
 
     # --- the step ---------------------------------------------------------------------
 
@@ -275,15 +286,15 @@ class Cohort:
         losses = {}
         for name, e in zip(names, ms):
             if name not in losses:
-                fns = {f: torch.vmap(getattr(e.loss, f)) for f in ("d_grad", "d_loss", "g_grad", "g_loss")}
+                fns = {f: getattr(e.loss, f) for f in ("d_grad", "d_loss", "g_grad", "g_loss")}
                 mask = torch.tensor([m == name for m in names], device=device)
                 losses[name] = (fns, mask)
         probability = [e.loss.is_probability for e in ms]
         self._hyper = _Hyper(
             configs=configs,
             losses=list(losses.values()),
-            real_target=torch.tensor([e.real_target for e in ms], device=device),
-            fake_target=torch.tensor([e.fake_target for e in ms], device=device),
+            real_target=torch.tensor([e.real_target for e in ms], device=device).view(-1, 1, 1),
+            fake_target=torch.tensor([e.fake_target for e in ms], device=device).view(-1, 1, 1),
             is_probability=None if len(set(probability)) == 1 else torch.tensor(probability, device=device),
             all_probability=all(probability),
             ks=[c.n_critic for c in configs],
@@ -291,7 +302,7 @@ class Cohort:
         return self._hyper
 
     def _per_loss(self, hyper: "_Hyper", fn: str, *args: torch.Tensor):
-        """`loss.<fn>` per member (vmapped over the run dim: its means are per run), each its own loss."""
+        """`loss.<fn>` per member (on the (R, batch, 1) stack its means are per run), each its own loss."""
         result = None
         for fns, mask in hyper.losses:
             out = fns[fn](*args)
@@ -368,19 +379,18 @@ class Cohort:
 
     def _advance(self, rows: torch.Tensor) -> None:
         """Hand each member its statistics row, count the step, update its EMA of G."""
-        ema_weight = []
-        for i, e in enumerate(self.members):
-            e.stats[e.rows].copy_(rows[i])
+        ema_weight, targets = [], []
+        for e in self.members:
+            targets.append(e.stats[e.rows])
             e.rows += 1
             e.step_count += 1
             e.d_updates += e.config.n_critic
             e.g_updates += 1
-            # What Engine keeps for a later lone D or G update's stats row (STAT_FIELDS order).
-            e._last_d = (rows[i, 0], rows[i, 2], rows[i, 3])
-            e._last_g = (rows[i, 1], rows[i, 4])
             # Engine._update_ema's warm-up rule; weight 0 leaves a member without EMA alone.
             t = e.step_count
             ema_weight.append(0.0 if e.G_ema is None else 1.0 - min(e.config.ema_decay, (1 + t) / (10 + t)))
+        torch._foreach_copy_(targets, rows.unbind(0))
+        self._last_rows = rows  # `export` hands a member its last row for a later lone D or G update
         if any(ema_weight):
             weight = torch.tensor(ema_weight, device=rows.device)
             for ema, param in zip(self._ema_stack, self._G.params):
@@ -390,7 +400,7 @@ class Cohort:
 class _Hyper(NamedTuple):
     configs: tuple
     losses: list  # [(vmapped fns by name, member mask)] per distinct loss
-    real_target: torch.Tensor  # (R,)
+    real_target: torch.Tensor  # (R, 1, 1)
     fake_target: torch.Tensor
     is_probability: torch.Tensor | None  # (R,) bool; None when all members agree
     all_probability: bool

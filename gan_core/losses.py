@@ -21,7 +21,9 @@ Any loss can add the R1 penalty on real data (Mescheder et al., 2018),
 Label smoothing replaces the real target 1 by 1 − s (one-sided, Salimans et
 al., 2016, §3.4) and optionally the fake target 0 by s (two-sided). It applies
 to the target-based losses (minimax, nonsaturating, lsgan) only.
-All means are over the batch; D losses add the real and fake terms.
+All means are over the batch; D losses add the real and fake terms. Outputs are
+(batch, 1); a cohort (`cohort.py`) passes R runs' outputs at once as (R, batch, 1)
+with targets of shape (R, 1, 1), and every mean, loss and gradient is then per run.
 """
 
 from __future__ import annotations
@@ -36,9 +38,19 @@ import torch.nn.functional as F
 Tensor = torch.Tensor
 
 
-def bce_with_logits(logits: Tensor, target: float) -> Tensor:
+def _mean(x: Tensor) -> Tensor:
+    """The batch mean: a scalar for one run's outputs, one per run for (R, batch, 1)."""
+    return x.flatten(1).mean(1) if x.ndim == 3 else x.mean()
+
+
+def _n(x: Tensor) -> int:
+    """What a batch mean divides by: the outputs of one run."""
+    return x[0].numel() if x.ndim == 3 else x.numel()
+
+
+def bce_with_logits(logits: Tensor, target: float | Tensor) -> Tensor:
     """Mean binary cross-entropy −[t log σ(l) + (1 − t) log(1 − σ(l))]."""
-    return (F.softplus(logits) - target * logits).mean()
+    return _mean(F.softplus(logits) - target * logits)
 
 
 # --- minimax / non-saturating (shared D loss) --------------------------------
@@ -48,73 +60,73 @@ def d_loss_bce(r: Tensor, f: Tensor, real_target: float = 1.0, fake_target: floa
 
 
 def d_grad_bce(r: Tensor, f: Tensor, real_target: float = 1.0, fake_target: float = 0.0):
-    return (torch.sigmoid(r) - real_target) / r.numel(), (torch.sigmoid(f) - fake_target) / f.numel()
+    return (torch.sigmoid(r) - real_target) / _n(r), (torch.sigmoid(f) - fake_target) / _n(f)
 
 
 def g_loss_minimax(f: Tensor) -> Tensor:
     """E log(1 − D(G(z))) = E −softplus(l): saturates when D(G(z)) → 0."""
-    return (-F.softplus(f)).mean()
+    return -_mean(F.softplus(f))
 
 
 def g_grad_minimax(f: Tensor) -> Tensor:
-    return -torch.sigmoid(f) / f.numel()
+    return -torch.sigmoid(f) / _n(f)
 
 
 def g_loss_nonsaturating(f: Tensor) -> Tensor:
     """−E log D(G(z)) = E softplus(−l)."""
-    return F.softplus(-f).mean()
+    return _mean(F.softplus(-f))
 
 
 def g_grad_nonsaturating(f: Tensor) -> Tensor:
-    return (torch.sigmoid(f) - 1.0) / f.numel()
+    return (torch.sigmoid(f) - 1.0) / _n(f)
 
 
 # --- least squares ------------------------------------------------------------
 
 def d_loss_lsgan(r: Tensor, f: Tensor, real_target: float = 1.0, fake_target: float = 0.0) -> Tensor:
-    return 0.5 * ((r - real_target) ** 2).mean() + 0.5 * ((f - fake_target) ** 2).mean()
+    return 0.5 * _mean((r - real_target) ** 2) + 0.5 * _mean((f - fake_target) ** 2)
 
 
 def d_grad_lsgan(r: Tensor, f: Tensor, real_target: float = 1.0, fake_target: float = 0.0):
-    return (r - real_target) / r.numel(), (f - fake_target) / f.numel()
+    return (r - real_target) / _n(r), (f - fake_target) / _n(f)
 
 
 def g_loss_lsgan(f: Tensor) -> Tensor:
-    return 0.5 * ((f - 1.0) ** 2).mean()
+    return 0.5 * _mean((f - 1.0) ** 2)
 
 
 def g_grad_lsgan(f: Tensor) -> Tensor:
-    return (f - 1.0) / f.numel()
+    return (f - 1.0) / _n(f)
 
 
 # --- hinge ----------------------------------------------------------------------
 
 def d_loss_hinge(r: Tensor, f: Tensor, real_target: float = 1.0, fake_target: float = 0.0) -> Tensor:
-    return F.relu(1.0 - r).mean() + F.relu(1.0 + f).mean()
+    return _mean(F.relu(1.0 - r)) + _mean(F.relu(1.0 + f))
 
 
 def d_grad_hinge(r: Tensor, f: Tensor, real_target: float = 1.0, fake_target: float = 0.0):
-    return -(r < 1.0).to(r.dtype) / r.numel(), (f > -1.0).to(f.dtype) / f.numel()
+    return -(r < 1.0).to(r.dtype) / _n(r), (f > -1.0).to(f.dtype) / _n(f)
 
 
 def g_loss_critic(f: Tensor) -> Tensor:
     """−E D(G(z)): the G loss of hinge and WGAN."""
-    return -f.mean()
+    return -_mean(f)
 
 
 def g_grad_critic(f: Tensor) -> Tensor:
-    return torch.full_like(f, -1.0 / f.numel())
+    return torch.full_like(f, -1.0 / _n(f))
 
 
 # --- Wasserstein ------------------------------------------------------------------
 
 def d_loss_wasserstein(r: Tensor, f: Tensor, real_target: float = 1.0, fake_target: float = 0.0) -> Tensor:
     """E f(G(z)) − E f(x), without the gradient penalty."""
-    return f.mean() - r.mean()
+    return _mean(f) - _mean(r)
 
 
 def d_grad_wasserstein(r: Tensor, f: Tensor, real_target: float = 1.0, fake_target: float = 0.0):
-    return torch.full_like(r, -1.0 / r.numel()), torch.full_like(f, 1.0 / f.numel())
+    return torch.full_like(r, -1.0 / _n(r)), torch.full_like(f, 1.0 / _n(f))
 
 
 def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor,
