@@ -60,7 +60,7 @@ function draw() {
   const fig = JSON.parse(text);
   if (k !== 1) {
     scaleFonts(fig.layout, k);
-    for (const trace of fig.data) if (trace.colorbar) scaleFonts(trace.colorbar, k);
+    for (const trace of fig.data) scaleFonts(trace, k);  // colour bars' titles and ticks
     if (fig.layout.height) fig.layout.height = Math.round(fig.layout.height * (1 + (k - 1) / 2));
   }
   fitTitle(fig.layout);

@@ -11,14 +11,23 @@ Readable at 1280×720 (a projector, two plots side by side ≈ 440 px each): tit
 are short enough for that width, legends sit at the bottom of the figure where
 plotly grows the margin when they wrap (never over the title or the data), and
 reference lines are legend entries rather than labels that can land on a curve.
+
+Grids of values (D's decision surface, the digit mosaic) are pictures under the plot
+(`layout.images`, a PNG made here), not heatmap traces: plotly redraws a heatmap by
+encoding a new PNG in the browser on every update, and Chromium's renderer kept
+growing by ~35 MB per 250 updates while a layout picture stayed flat
+(`python -m classroom.bench browser`, BENCHMARKS.md).
 """
 
 from __future__ import annotations
 
+import base64
+import io
 from typing import Any
 
 import numpy as np
 import orjson
+from PIL import Image
 
 from gan_core.data import DIGIT_DATASETS
 from gan_core.losses import get_loss
@@ -29,6 +38,11 @@ REAL_EDGE = "#08306b"  # navy rings: real points drawn over the fakes stay visib
 FAKE_COLOR = "#ff7f0e"  # orange: generator
 D_COLOR = "#d62728"
 G_COLOR = "#2ca02c"
+# D's opinion of each place: plotly's "RdBu" reversed, red = "fake", grey = unsure, blue = "real"
+# (the real points' colour). Used for the picture and its colour bar alike.
+SURFACE_SCALE = [[0.0, (178, 10, 28)], [0.3, (230, 145, 90)], [0.4, (220, 170, 132)], [0.5, (190, 190, 190)],
+                 [0.65, (106, 137, 247)], [1.0, (5, 10, 172)]]
+SURFACE_OPACITY = 0.5
 MAX_POINTS = 600  # points per line drawn (more than the ~400 px of a plot's width)
 REAL_SHOWN = 300  # real points drawn: the data's shape (a fixed batch: more would add bytes, not news)
 ARROWS = 150  # fakes that carry a "G's push" arrow
@@ -100,6 +114,29 @@ def _f32(a: np.ndarray, decimals: int | None = None) -> np.ndarray:
     if decimals is not None:
         a = np.round(a, decimals)
     return np.ascontiguousarray(a)
+
+
+def _png_uri(pixels: np.ndarray) -> str:
+    """A uint8 (rows, cols[, 4]) array as a PNG data URL; row 0 is the top of the picture."""
+    buf = io.BytesIO()
+    Image.fromarray(pixels, "RGBA" if pixels.ndim == 3 else "L").save(buf, "PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _surface_pixels(z: np.ndarray, zmin: float, zmax: float) -> np.ndarray:
+    """z (rows = y upwards) coloured by SURFACE_SCALE, half transparent, top row first."""
+    t = np.clip((np.nan_to_num(z, nan=(zmin + zmax) / 2) - zmin) / max(zmax - zmin, 1e-12), 0.0, 1.0)
+    stops = np.array([pos for pos, _ in SURFACE_SCALE])
+    rgb = np.stack([np.interp(t, stops, [c[k] for _, c in SURFACE_SCALE]) for k in range(3)], -1)
+    alpha = np.full(t.shape + (1,), round(255 * SURFACE_OPACITY))
+    return np.ascontiguousarray(np.concatenate([rgb, alpha], -1)[::-1].round().astype(np.uint8))
+
+
+def _picture(fig: "Figure", pixels: np.ndarray, extent: tuple[float, float, float, float]) -> None:
+    """Lay `pixels` under the plot, stretched over extent = (x0, x1, y0, y1) in data units."""
+    x0, x1, y0, y1 = extent
+    fig.layout["images"] = [dict(source=_png_uri(pixels), xref="x", yref="y", x=x0, y=y1, sizex=x1 - x0,
+                                 sizey=y1 - y0, sizing="stretch", layer="below", xanchor="left", yanchor="top")]
 
 
 def _series(x: np.ndarray) -> np.ndarray:
@@ -244,10 +281,11 @@ def samples_figure(snap: Snapshot, label: str = "") -> Figure:
     if frame is not None and frame.fake.ndim == 3:
         fig = Figure(f"{prefix}digits from {_short_name(frame.generator)} · step {frame.step:,}", "", "",
                      height=460)
-        fig.add(type="heatmap", z=_f32(_tile(frame.fake)[::-1], 2), colorscale="Greys", reversescale=True,
-                showscale=False, zmin=0, zmax=1, hoverinfo="skip")
-        fig.layout["xaxis"].update(visible=False, scaleanchor="y")
-        fig.layout["yaxis"].update(visible=False)
+        mosaic = _tile(frame.fake)  # dark ink on white, like the data
+        rows, cols = mosaic.shape
+        _picture(fig, np.round(255 * (1 - mosaic)).astype(np.uint8), (0, cols, 0, rows))
+        fig.layout["xaxis"].update(visible=False, range=[0, cols], constrain="domain")
+        fig.layout["yaxis"].update(visible=False, range=[0, rows], scaleanchor="x")
         return fig
     height = 500
     fig = Figure(f"{prefix}real vs fake on D's surface" if label else "Real vs fake on D's surface",
@@ -256,21 +294,25 @@ def samples_figure(snap: Snapshot, label: str = "") -> Figure:
         return fig.message("No samples yet")
     loss = get_loss(snap.config.loss)
     x0, x1, y0, y1 = frame.surface_extent
-    res = frame.surface.shape[0]
-    heat = dict(type="heatmap", z=_f32(frame.surface, 3), x=_f32(np.linspace(x0, x1, res), 3),
-                y=_f32(np.linspace(y0, y1, res), 3), colorscale="RdBu", reversescale=True, opacity=0.5,
-                hovertemplate="D=%{z:.2f}<extra></extra>", name="D",
-                # Above the plot, not beside it: a side bar would narrow the square plot area, and
-                # with it the legend, which plotly wraps to the plot's width.
-                colorbar=dict(orientation="h", x=0.5, xanchor="center", yref="container", y=1 - 36 / height,
-                              yanchor="top", len=0.9,
-                              thickness=10, title=dict(side="bottom", font=dict(size=14),
-                                                       text="D's opinion of each place" if loss.is_probability
-                                                       else "D's score of each place (higher = real)")))
     if loss.is_probability:
-        heat.update(zmin=0.0, zmax=1.0)
-        heat["colorbar"].update(tickvals=[0, 0.25, 0.5, 0.75, 1], ticktext=["0 fake", "", "0.5 unsure", "", "1 real"])
-    fig.add(**heat)
+        zmin, zmax = 0.0, 1.0
+    else:
+        finite = frame.surface[np.isfinite(frame.surface)]
+        zmin, zmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    _picture(fig, _surface_pixels(frame.surface, zmin, zmax), (x0, x1, y0, y1))
+    # The picture's colour bar: a trace with no points that only carries it. Above the plot,
+    # not beside it: a side bar would narrow the square plot area, and with it the legend,
+    # which plotly wraps to the plot's width.
+    colorbar = dict(orientation="h", x=0.5, xanchor="center", yref="container", y=1 - 36 / height,
+                    yanchor="top", len=0.9, thickness=10,
+                    title=dict(side="bottom", font=dict(size=14),
+                               text="D's opinion of each place" if loss.is_probability
+                               else "D's score of each place (higher = real)"))
+    if loss.is_probability:
+        colorbar.update(tickvals=[0, 0.25, 0.5, 0.75, 1], ticktext=["0 fake", "", "0.5 unsure", "", "1 real"])
+    fig.add(type="scatter", x=[None], y=[None], mode="markers", name="D", showlegend=False, hoverinfo="skip",
+            marker=dict(color=[zmin], cmin=zmin, cmax=zmax, showscale=True, colorbar=colorbar,
+                        colorscale=[[pos, f"rgb{c}"] for pos, c in SURFACE_SCALE]))
     # WebGL traces all: plotly draws them on one canvas above any SVG trace, so SVG lines
     # would hide under the points. Order = drawing order: real points are big discs under the
     # small translucent fakes, so both stay visible where G has matched the data.

@@ -3,13 +3,16 @@ itself), titled and labelled, for empty and trained snapshots, 2-D and digits.""
 
 from __future__ import annotations
 
+import base64
 import inspect
+import io
 import json
 from dataclasses import replace
 
 import numpy as np
 import plotly.graph_objects as go
 import pytest
+from PIL import Image
 
 from classroom import plots
 from gan_core.config import TrainConfig
@@ -92,7 +95,9 @@ def test_figure_is_valid_plotly_with_title_and_axis_labels(snapshots, case, name
     assert layout.title.text and layout.title.text.strip()
     if is_digit_mosaic(name, snap):
         assert layout.xaxis.visible is False and layout.yaxis.visible is False
-        assert validated.data[0].type == "heatmap"
+        # The mosaic is a picture (no heatmap trace: see plots.py): dark ink on white.
+        assert validated.data == () and len(layout.images) == 1
+        np.testing.assert_array_equal(picture(as_dict), np.round(255 * (1 - plots._tile(snap.frame.fake))))
     else:
         assert layout.xaxis.title.text and layout.yaxis.title.text
     # What Gradio sends is JSON; it must parse and carry the same traces.
@@ -119,8 +124,14 @@ def test_trained_2d_figures_carry_the_data(snapshots):
     assert loss["data"][2]["y"] == [pytest.approx(2 * np.log(2))] * 2
     samples = plots.samples_figure(snap).to_dict()
     kinds = [t["type"] for t in samples["data"]]
-    # All points and lines on WebGL (one canvas, drawn in trace order): real under the fakes.
-    assert kinds[0] == "heatmap" and set(kinds[1:]) == {"scattergl"}
+    # D's surface is a picture under the plot, its colour bar carried by a trace without points;
+    # all points and lines on WebGL (one canvas, drawn in trace order): real under the fakes.
+    assert kinds[0] == "scatter" and samples["data"][0]["x"] == [None] and set(kinds[1:]) == {"scattergl"}
+    assert samples["data"][0]["marker"]["showscale"] is True
+    np.testing.assert_array_equal(picture(samples), plots._surface_pixels(snap.frame.surface, 0.0, 1.0))
+    image = samples["layout"]["images"][0]
+    x0, x1, y0, y1 = snap.frame.surface_extent
+    assert (image["x"], image["y"], image["sizex"], image["sizey"]) == (x0, y1, x1 - x0, y1 - y0)
     names = [t["name"] for t in samples["data"]]
     assert names.index("real data") < names.index("fake G(z)")
     np.testing.assert_allclose(samples["data"][1]["x"], snap.frame.real[:plots.REAL_SHOWN, 0], atol=5e-3)
@@ -139,8 +150,8 @@ def test_wgan_has_no_equilibrium_loss_lines(snapshots):
 
 def test_digit_mosaic_tiles_the_fixed_noise_batch(snapshots):
     snap = get_snapshot(snapshots, "digits-trained")
-    z = np.asarray(plots.samples_figure(snap).to_dict()["data"][0]["z"])
-    assert z.shape == (8 * 29 + 1, 8 * 29 + 1) and z.min() >= 0 and z.max() <= 1
+    px = picture(plots.samples_figure(snap).to_dict())
+    assert px.shape == (8 * 29 + 1, 8 * 29 + 1) and px.dtype == np.uint8
     tile = plots._tile(snap.frame.fake)
     np.testing.assert_allclose(tile[1:29, 1:29], (snap.frame.fake[0] + 1) / 2, atol=1e-6)
 
@@ -222,3 +233,25 @@ def test_compare_coverage_and_samples_for_both_runs(steps_b):
     for fig in (plots.compare_coverage_figure(a, b, "A", "B"), plots.samples_figure(b, label="B")):
         go.Figure(fig.to_dict())
     assert plots.samples_figure(b, label="B").layout["title"]["text"].startswith("B: ")
+
+
+def picture(fig: dict) -> np.ndarray:
+    """The pixels of a figure's one layout picture (a PNG data URL)."""
+    (image,) = fig["layout"]["images"]
+    head, data = image["source"].split(",", 1)
+    assert head == "data:image/png;base64"
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(data))))
+
+
+def test_surface_picture_colours_d_top_row_first():
+    # rows = y upwards (as the engine's grid); the picture's first row is the top (largest y)
+    z = np.array([[0.0, 0.5], [1.0, np.nan]])
+    px = plots._surface_pixels(z, 0.0, 1.0)
+    assert px.shape == (2, 2, 4) and px.dtype == np.uint8
+    alpha = round(255 * plots.SURFACE_OPACITY)
+    assert tuple(px[0, 0]) == (*plots.SURFACE_SCALE[-1][1], alpha)  # D = 1: "real", blue
+    assert tuple(px[1, 0]) == (*plots.SURFACE_SCALE[0][1], alpha)  # D = 0: "fake", red
+    assert tuple(px[1, 1]) == tuple(px[0, 1]) == (190, 190, 190, alpha)  # 0.5 and NaN: unsure grey
+    # A score surface (hinge, WGAN) spans its own range.
+    np.testing.assert_array_equal(plots._surface_pixels(z * 4 - 2, -2.0, 2.0), px)
+
