@@ -390,6 +390,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="benchmarks to run (default: ticks page)")
     p.add_argument("--clients", type=int, default=30, help="simulated visitors (load)")
     p.add_argument("--students", type=int, default=30, help="simulated students (classroom)")
+    p.add_argument("--lesson", default="", help="the lesson the students' pages open on (classroom)")
     p.add_argument("--max-runs", type=int, default=None, help="admission cap for the load test's server")
     p.add_argument("--seconds", type=float, default=None, help="time budget per measurement")
     args = p.parse_args(argv)
@@ -412,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
         elif name == "classroom":
             from .bench_classroom import bench_classroom
 
-            result["classroom"] = bench_classroom(args.students, args.seconds or 90.0)
+            result["classroom"] = bench_classroom(args.students, args.seconds or 90.0, args.lesson)
         elif name == "load":
             result["load"] = bench_load(args.clients, args.seconds or 20.0, args.max_runs)
         print(json.dumps({name: result[name]}), file=sys.stderr, flush=True)

@@ -2,8 +2,8 @@
 
 Launches `python app.py` as a subprocess and drives it with `students`
 simulated students (gradio_client sessions): each presses Start on the page's
-default ring-8 setup (its own seed), then polls the page once a second like an
-open tab (`/tick`). A student counts as served when *their own* status line
+default ring-8 setup (or, with `--lesson whole_class`, the lesson a teacher's link opens) with
+its own seed, then polls the page once a second like an open tab (`/tick`). A student counts as served when *their own* status line
 shows 8/8 modes and ≥ 90 % high quality within `seconds` of pressing Start.
 Reports tick round-trip p50/p95, errors, the server's peak memory, its
 `server_stats` (capacity, trainer threads) during the class, and how long the
@@ -107,7 +107,7 @@ def run_class(url: str, students: int, seconds: float, *, target_modes: int = 8,
     )
 
 
-def bench_classroom(students: int = 30, seconds: float = 90.0) -> dict:
+def bench_classroom(students: int = 30, seconds: float = 90.0, lesson: str = "") -> dict:
     from .bench import _connect, _free_port, _rss_mb
 
     root = Path(__file__).resolve().parent.parent
@@ -128,9 +128,9 @@ def bench_classroom(students: int = 30, seconds: float = 90.0) -> dict:
         threading.Thread(target=watch_rss, daemon=True).start()
         stats = lambda: admin.predict(api_name="/server_stats")
         before = stats()
-        result = run_class(url, students, seconds, setup=_page_defaults(), stats=stats)
+        result = run_class(url, students, seconds, setup=_page_defaults(lesson), stats=stats)
         done.set()
-        result.update(peak_rss_mb=round(peak[0], 1), server_before=before,
+        result.update(lesson=lesson or "(none: the page's defaults)", peak_rss_mb=round(peak[0], 1), server_before=before,
                       load_average=os.getloadavg(), cpu_count=os.cpu_count())
         return result
     finally:
@@ -139,12 +139,15 @@ def bench_classroom(students: int = 30, seconds: float = 90.0) -> dict:
         server.wait(10)
 
 
-def _page_defaults() -> list:
-    """The Start inputs of a fresh page on ring-8 (what a student who just presses Start sends)."""
+def _page_defaults(lesson: str = "") -> list:
+    """The Start inputs of a fresh page on ring-8, or of a page opened on `lesson`'s share link
+    (what a student who just presses Start sends)."""
     import math
 
     from gan_core.config import default_config
 
-    cfg = default_config("ring8")
-    return ["ring8", "small", cfg.batch_size, 0, cfg.loss, round(math.log10(cfg.g_lr), 2),
-            round(math.log10(cfg.d_lr), 2), cfg.n_critic, cfg.label_smoothing, cfg.two_sided_smoothing, None, ""]
+    from .presets import get_preset
+
+    cfg = get_preset(lesson).config if lesson else default_config("ring8")
+    return [cfg.dataset, "small", cfg.batch_size, 0, cfg.loss, round(math.log10(cfg.g_lr), 2),
+            round(math.log10(cfg.d_lr), 2), cfg.n_critic, cfg.label_smoothing, cfg.two_sided_smoothing, None, lesson]

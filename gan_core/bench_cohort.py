@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from .cohort import Cohort, cohort_key
-from .config import TrainConfig, default_config
+from .config import CLASSROOM_SETTING, TrainConfig, default_config
 from .engine import Engine
 from .losses import get_loss
 from .models import MLP, PackedDiscriminator
@@ -214,8 +214,7 @@ def bench_ring8_solo(seconds: float = 60.0, seeds: tuple[int, ...] = (0, 1, 2)) 
 
     runs = []
     for seed in seeds:
-        settings = (("classroom_setting", default_config("ring8", seed=seed, batch_size=128, g_lr=2e-3,
-                                                          d_lr=2e-3, lr_decay_steps=10_000)),
+        settings = (("classroom_setting", default_config("ring8", seed=seed, **CLASSROOM_SETTING)),
                     ("default", default_config("ring8", seed=seed)))
         for name, config in settings:
             result = time_to_quality(config, seconds, 8, 95.0)

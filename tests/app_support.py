@@ -70,3 +70,27 @@ def running_app(max_active: int = 2):
     finally:
         demo.close()
         manager.release_all()
+
+
+def chromium() -> str:
+    """Debian's chromium for Playwright. Skips locally when it or Playwright is missing, but
+    *fails* when CI=true: `.ci/run` installs both, so a skip there would hide a broken page."""
+    import importlib.util
+    import os
+
+    import pytest
+
+    from classroom.browser_probe import chromium_path
+
+    path = chromium_path()
+    missing = None
+    if not path:
+        missing = "Debian's chromium is not installed (apt install chromium)"
+    elif importlib.util.find_spec("playwright") is None:
+        missing = "playwright is not installed (pip install -r requirements-dev.txt)"
+    if missing:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"browser tests must run in CI: {missing}")
+        pytest.skip(missing)
+    return path
+

@@ -89,3 +89,24 @@ def make_runner(tiny):
     yield make
     for runner in made:
         runner.stop(timeout=30)
+
+
+@pytest.fixture
+def app_page():
+    """The app in-process and a 1400x1000 headless Chromium page open on it: yields
+    (page, manager); `page.url_base` is the app's address."""
+    from playwright.sync_api import sync_playwright
+
+    from classroom.browser_probe import CHROMIUM_ARGS
+
+    path = app_support.chromium()
+    with app_support.running_app() as (url, manager), sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=path, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.url_base = url
+            page.goto(url)
+            yield page, manager
+        finally:
+            browser.close()
+

@@ -7,36 +7,18 @@ Skips locally when chromium or Playwright is missing, but *fails* when CI=true:
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 from statistics import median
 
 import pytest
 
-from app_support import running_app, wait_until
+from app_support import chromium, running_app, wait_until
 from gan_core.config import default_config
-from classroom.browser_probe import CHROMIUM_ARGS, PageProbe, chromium_path
+from classroom.browser_probe import CHROMIUM_ARGS, PageProbe
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 LIVE_PLOTS = ("samples-plot", "hist-plot", "loss-plot", "means-plot", "coverage-plot")
-
-
-def _chromium() -> str:
-    path = chromium_path()
-    missing = None
-    if not path:
-        missing = "Debian's chromium is not installed (apt install chromium)"
-    else:
-        try:
-            import playwright.sync_api  # noqa: F401
-        except ImportError:
-            missing = "playwright is not installed (pip install -r requirements-dev.txt)"
-    if missing:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"browser tests must run in CI: {missing}")
-        pytest.skip(missing)
-    return path
 
 
 @pytest.fixture
@@ -60,7 +42,7 @@ def test_lesson_preset_fills_the_controls(live_app):
 
     url, manager = live_app
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS, headless=True)
+        browser = p.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS, headless=True)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1100})
             page.goto(url + "?lesson=strong_d&hide=g_lr")
@@ -78,7 +60,7 @@ def test_start_watch_and_move_a_slider(live_app):
     url, manager = live_app
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS, headless=True)
+        browser = p.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS, headless=True)
         try:
             page = browser.new_page(viewport={"width": 1600, "height": 1300})
             page.goto(url)
@@ -121,17 +103,20 @@ def _count_redraws(page) -> None:
 
 
 def test_page_memory_stays_flat_while_training(live_app):
-    """Two minutes of the default run drawing 2.5x/s must not grow the page's JS heap.
+    """Two minutes of the default run drawing 2.5x/s must not grow the page's JS heap, nor
+    its renderer process much.
 
     The heap is measured after a forced GC (what the page still holds, not garbage
     waiting for collection); the first third of the samples is compared with the
-    last. Before the fix each update left a whole plot behind (+45 MB a minute).
+    last. Before the fix each update left a whole plot behind (+45 MB a minute). The
+    renderer's RSS grew ~70 MB a minute while D's surface was a heatmap trace and ~20 MB a
+    minute, slowing, with the surface as a picture (docs/benchmarks/browser_30min.json).
     """
     from playwright.sync_api import sync_playwright
 
     url, manager = live_app
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS, headless=True)
+        browser = p.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS, headless=True)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(url)
@@ -158,6 +143,9 @@ def test_page_memory_stays_flat_while_training(live_app):
         f"JS heap after GC grew from {heap_first:.1f} MB to {heap_last:.1f} MB in "
         f"{samples[-1].t_s - samples[0].t_s:.0f} s of training ({redraws} redraws)")
     assert nodes_last < 1.2 * nodes_first + 500, f"DOM nodes grew from {nodes_first:.0f} to {nodes_last:.0f}"
+    rss_first = median(s.renderer_rss_mb for s in samples[:third])
+    rss_last = median(s.renderer_rss_mb for s in samples[-third:])
+    assert rss_last - rss_first < 40.0, f"the renderer grew from {rss_first:.0f} to {rss_last:.0f} MB"
     assert redraws >= 50, f"the plots redrew only {redraws} times: the test measured an idle page"
 
 
@@ -181,7 +169,7 @@ def test_projector_1280x720_titles_fit_and_overview_is_live(live_app):
     url, manager = live_app
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS, headless=True)
+        browser = p.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS, headless=True)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 720})
             page.goto(url)

@@ -9,24 +9,9 @@ import time
 import numpy as np
 import pytest
 
-from app_support import running_app, until, wait_until
-from test_browser import CHROMIUM_ARGS, _chromium
+from app_support import until, wait_until
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def page():
-    from playwright.sync_api import sync_playwright
-
-    with running_app() as (url, manager), sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(url)
-            yield page, manager
-        finally:
-            browser.close()
 
 
 def shown_step(page) -> int | None:
@@ -35,8 +20,8 @@ def shown_step(page) -> int | None:
     return int(match.group(1).replace(",", "")) if match else None
 
 
-def test_slow_motion_one_step_per_second(page):
-    page, manager = page
+def test_slow_motion_one_step_per_second(app_page):
+    page, manager = app_page
     until(lambda: page.get_by_role("button", name="Start").click(), lambda: len(manager._sessions) == 1)
     (session,) = [manager.get(sid) for sid in list(manager._sessions)]
     until(lambda: page.get_by_label("1 step/s").check(), lambda: session.runner.speed_limit == 1.0)
@@ -58,8 +43,8 @@ def test_slow_motion_one_step_per_second(page):
     assert session.runner.engine is engine, "changing the speed must not restart the run"
 
 
-def test_draw_strokes_then_start_trains_on_them(page):
-    page, manager = page
+def test_draw_strokes_then_start_trains_on_them(app_page):
+    page, manager = app_page
     page.get_by_text("Draw your own data").click()
     page.locator("#sketch button[aria-label='Brush']").first.click()
     canvas = page.locator("#sketch canvas").first
@@ -83,8 +68,8 @@ def test_draw_strokes_then_start_trains_on_them(page):
     assert np.ptp(points[:, 0]) > 2.5 * np.ptp(points[:, 1]), "the zig-zag's shape, not a built-in dataset"
 
 
-def test_step_d_only_then_step_g_only_on_the_page(page):
-    page, manager = page
+def test_step_d_only_then_step_g_only_on_the_page(app_page):
+    page, manager = app_page
     page.get_by_role("button", name="Step", exact=True).click()
     wait_until(lambda: (shown_step(page) or 0) >= 1, timeout=30, what="one step")
     (session,) = [manager.get(sid) for sid in list(manager._sessions)]

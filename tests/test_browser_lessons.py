@@ -5,24 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from app_support import running_app, until, wait_until
-from test_browser import CHROMIUM_ARGS, _chromium
+from app_support import until, wait_until
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def page_and_manager():
-    from playwright.sync_api import sync_playwright
-
-    with running_app() as (url, manager), sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.url_base = url
-            yield page, manager
-        finally:
-            browser.close()
 
 
 def only_session(manager):
@@ -45,8 +30,8 @@ def status(page) -> str:
     return page.locator("#status").inner_text()
 
 
-def test_a_lesson_chosen_mid_run_is_staged_and_start_trains_it_fresh(page_and_manager):
-    page, manager = page_and_manager
+def test_a_lesson_chosen_mid_run_is_staged_and_start_trains_it_fresh(app_page):
+    page, manager = app_page
     page.goto(page.url_base)
     old = start(page, manager).runner
     wait_until(lambda: old.snapshot().step > 300, timeout=30)
@@ -72,8 +57,8 @@ def test_a_lesson_chosen_mid_run_is_staged_and_start_trains_it_fresh(page_and_ma
     assert only_session(manager).runner is not staged
 
 
-def test_checkpoint_menu_keeps_the_visitors_choice_while_training(page_and_manager):
-    page, manager = page_and_manager
+def test_checkpoint_menu_keeps_the_visitors_choice_while_training(app_page):
+    page, manager = app_page
     page.goto(page.url_base)
     session = start(page, manager)
     runner = session.runner
@@ -96,8 +81,8 @@ def test_checkpoint_menu_keeps_the_visitors_choice_while_training(page_and_manag
     wait_until(lambda: f"Rewound to step {picked:,}" in status(page), timeout=20)
 
 
-def test_teacher_mode_hides_the_ab_learning_rates_too(page_and_manager):
-    page, manager = page_and_manager
+def test_teacher_mode_hides_the_ab_learning_rates_too(app_page):
+    page, manager = app_page
     page.goto(page.url_base + "?hide=g_lr,d_lr")
     wait_until(lambda: page.get_by_label("number input for D steps per G step (k)").count() == 1, timeout=20)
     # The page first renders every control, then the link's hide list arrives with the page-load event.
