@@ -10,7 +10,8 @@ Prints JSON (and `docs/benchmarks/cohort.json` is a saved copy):
   `functional_call`, PyTorch's model-ensembling recipe) at 1 / 15 / 30 runs,
   one thread, steps/s per run;
 - `rounds`: interleaved rounds of a solo `Engine` (the fast path a lone run
-  uses) and `runs` runs split into 1 or 2 cohorts, one trainer thread each;
+  uses) and `runs` runs split into 1 or 2 cohorts, one trainer thread each, or 2
+  cohorts in 2 processes (threads share Python's interpreter lock, processes do not);
   ratios are taken within a round (the shared machine drifts between rounds).
 Targets (issue 12): per-run speed with 30 runs ≥ 40 % of a solo run's.
 Not here: the app (`classroom.bench`), quality (`bench.py quality`).
@@ -56,8 +57,10 @@ def _class(config: TrainConfig, n_runs: int) -> list[Engine]:
     return [Engine(replace(config, seed=i)) for i in range(n_runs)]
 
 
-def cohort_rates(config: TrainConfig, n_runs: int, n_threads: int, seconds: float) -> list[float]:
-    """Steps/s of every run when `n_runs` runs train as `n_threads` cohorts, one thread each."""
+def cohort_rates(config: TrainConfig, n_runs: int, n_threads: int, seconds: float, start=None) -> list[float]:
+    """Steps/s of every run when `n_runs` runs train as `n_threads` cohorts, one thread each
+    (`start`: a barrier to wait at before measuring, shared with other processes)."""
+    start_others = start
     engines = _class(config, n_runs)
     cohorts = [Cohort(cohort_key(config, "cpu")) for _ in range(n_threads)]
     for i, e in enumerate(engines):
@@ -75,6 +78,8 @@ def cohort_rates(config: TrainConfig, n_runs: int, n_threads: int, seconds: floa
     for t in threads:
         t.start()
     start.wait()
+    if start_others is not None:
+        start_others.wait()
     s0, t0 = [e.step_count for e in engines], time.perf_counter()
     time.sleep(seconds)
     s1, t1 = [e.step_count for e in engines], time.perf_counter()
@@ -82,6 +87,28 @@ def cohort_rates(config: TrainConfig, n_runs: int, n_threads: int, seconds: floa
     for t in threads:
         t.join()
     return [(b - a) / (t1 - t0) for a, b in zip(s0, s1)]
+
+
+def _process_cohort(config: TrainConfig, n_runs: int, seconds: float, start, out) -> None:
+    torch.set_num_threads(1)
+    out.put(cohort_rates(config, n_runs, 1, seconds, start=start))
+
+
+def cohort_rates_processes(config: TrainConfig, n_runs: int, n_procs: int, seconds: float) -> list[float]:
+    """Steps/s of every run when `n_runs` runs train as `n_procs` cohorts, one process each
+    (each with its own interpreter lock, unlike threads)."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    start, out = ctx.Barrier(n_procs), ctx.Queue()
+    share = [n_runs // n_procs + (i < n_runs % n_procs) for i in range(n_procs)]
+    procs = [ctx.Process(target=_process_cohort, args=(config, n, seconds, start, out), daemon=True) for n in share]
+    for p in procs:
+        p.start()
+    rates = [r for _ in procs for r in out.get(timeout=120 + seconds)]
+    for p in procs:
+        p.join()
+    return rates
 
 
 def vmap_rate(config: TrainConfig, n_runs: int, seconds: float) -> float:
@@ -157,16 +184,21 @@ def bench_cohort(seconds: float = 3.0, n_runs: int = 30, rounds: int = 3,
             solo = solo_rate(config, seconds)
             one = cohort_rates(config, n_runs, 1, seconds)
             two = cohort_rates(config, n_runs, 2, seconds)
+            procs = cohort_rates_processes(config, n_runs, 2, seconds)
             table.append(dict(solo=round(solo, 1), one_thread_mean=round(float(np.mean(one)), 1),
                               two_threads_mean=round(float(np.mean(two)), 1),
                               two_threads_min=round(min(two), 1),
+                              two_processes_mean=round(float(np.mean(procs)), 1),
+                              two_processes_min=round(min(procs), 1),
                               one_thread_ratio=round(float(np.mean(one)) / solo, 3),
-                              two_threads_ratio=round(float(np.mean(two)) / solo, 3)))
+                              two_threads_ratio=round(float(np.mean(two)) / solo, 3),
+                              two_processes_ratio=round(float(np.mean(procs)) / solo, 3)))
         result[f"batch{B}"] = dict(
             config=f"ring8 MLP {config.depth}x{config.width}, batch {B}, pack {config.pack}, {n_runs} runs",
             rounds=table,
             median_ratio_one_thread=float(np.median([r["one_thread_ratio"] for r in table])),
             median_ratio_two_threads=float(np.median([r["two_threads_ratio"] for r in table])),
+            median_ratio_two_processes=float(np.median([r["two_processes_ratio"] for r in table])),
             target="per-run speed with 30 runs >= 0.40 x solo")
     return result
 

@@ -35,3 +35,13 @@ def test_a_tiny_speed_round_reports_three_rates_their_ratios_and_the_decision():
     assert all(rate > 0 for rate in result["steps_per_s"].values())
     assert set(result["ratios_per_cpu_s"]) == {"autograd_vs_textbook", "hand_vs_autograd", "hand_vs_textbook"}
     assert result["hand_backward_decision"].split(":")[0] in ("keep", "delete")
+
+
+def test_cohort_rates_in_threads_and_in_processes_count_every_run(tiny):
+    from gan_core.bench_cohort import cohort_rates, cohort_rates_processes
+
+    config = tiny()
+    threads = cohort_rates(config, 3, 2, 0.2)
+    processes = cohort_rates_processes(config, 3, 2, 0.2)  # spawned: 2 runs in one, 1 in the other
+    assert len(threads) == len(processes) == 3
+    assert min(threads) > 0 and min(processes) > 0
