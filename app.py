@@ -14,13 +14,12 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402
 
 from gan_core.config import default_config  # noqa: E402
-from classroom.sessions import SessionManager, configure_threads  # noqa: E402
+from classroom.sessions import TICK_S, SessionManager, configure_threads  # noqa: E402
 from classroom import liveplot, overview, plots, text  # noqa: E402
 from classroom.handlers import (  # noqa: E402
     DATASET_CHOICES, HIDEABLE, LOSS_CHOICES, PRESET_CHOICES, SIZE_CHOICES, SPEED_CHOICES, Handlers, defaults_for,
 )
 
-TICK_S = 0.4  # ~2.5 live updates per second
 CSS = """
 .gradio-container {font-size: 16px;}
 #status {font-size: 17px; min-height: 3.2em;}
@@ -148,7 +147,7 @@ def build_demo(manager: SessionManager | None = None) -> gr.Blocks:
                         hide = gr.CheckboxGroup(list(HIDEABLE), label="Teacher mode: hide these controls in the link")
                         share_btn = gr.Button("Make share link")
                     share_url = gr.Textbox(label="Link to this setup", buttons=["copy"], interactive=False)
-        timer = gr.Timer(TICK_S)
+        timer = gr.Timer(TICK_S)  # slower when many pages are open (sessions.PageTicks)
 
         # --- wiring --------------------------------------------------------------------------
         setup = [dataset, size, batch, seed, loss, g_lr, d_lr, k, smoothing, two_sided, upload, lesson]
@@ -178,7 +177,7 @@ def build_demo(manager: SessionManager | None = None) -> gr.Blocks:
         server_json = gr.JSON(visible=False)
         gr.Button(visible=False).click(handlers.server_stats, None, server_json, api_name="server_stats", **fast)
         compare_out = [compare_box, compare_samples_a, compare_samples_b, compare_losses, compare_coverage]
-        timer.tick(handlers.tick, None, [status, overview_graph, *plots_out, alerts, fix_btn, checkpoint, *compare_out],
+        timer.tick(handlers.tick, None, [status, overview_graph, *plots_out, alerts, fix_btn, checkpoint, *compare_out, timer],
                    api_name="tick", **fast)
         compare_btn.click(handlers.start_compare, [*setup, b_loss, b_g_lr, b_d_lr, b_k, b_smoothing], status,
                           api_name="start_compare", **fast)

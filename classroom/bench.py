@@ -1,6 +1,7 @@
 """App benchmarks: the page's tick latency, many visitors, and the lesson presets, as JSON.
 
     python -m classroom.bench ticks              # tick handler latency with 50k steps of history
+    python -m classroom.bench tickcost           # server CPU of one page tick through Gradio
     python -m classroom.bench page               # runner steps/s with and without a page drawing 2.5×/s
     python -m classroom.bench load --clients 30  # 30 simulated visitors against `python app.py`
     python -m classroom.bench presets            # each lesson preset's symptom after ~30 s, and
@@ -257,6 +258,51 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process `pid` so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bench_tickcost(n: int = 150) -> dict:
+    """Server CPU per page tick through Gradio (`python app.py` + one gradio_client page), above the
+    server's idle use: a page with no run, and a page whose run is paused (nothing new to draw).
+    Backs `sessions.TICK_COST_S`."""
+    from .bench_classroom import _page_defaults
+
+    root = Path(__file__).resolve().parent.parent
+    port = _free_port()
+    env = dict(os.environ, GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False")
+    server = subprocess.Popen([sys.executable, "app.py"], cwd=root, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        client = _connect(f"http://127.0.0.1:{port}/")
+        time.sleep(2.0)
+        cpu0 = _cpu_s(server.pid)
+        time.sleep(5.0)
+        idle = (_cpu_s(server.pid) - cpu0) / 5.0  # CPU share of the server with no request at all
+        result = dict(ticks_each=n, server_idle_cpu_percent=round(100 * idle, 1))
+        for case in ("no_run", "paused_run"):
+            if case == "paused_run":
+                client.predict(*_page_defaults(), api_name="/start")
+                time.sleep(1.0)
+                client.predict(api_name="/pause")
+                time.sleep(1.0)
+            client.predict(api_name="/tick")
+            cpu0, t0 = _cpu_s(server.pid), time.perf_counter()
+            for _ in range(n):
+                client.predict(api_name="/tick")
+            wall = time.perf_counter() - t0
+            result[case] = dict(server_cpu_ms_per_tick=round(1000 * (_cpu_s(server.pid) - cpu0 - idle * wall) / n, 1),
+                                round_trip_ms=round(1000 * wall / n, 1))
+        client.close()
+        return result
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
 def bench_presets(seconds: float) -> dict:
     """Train every lesson preset for `seconds` and measure the symptom it should show,
     plus the alerts `alerts.detect` raised along the way (checked every second)."""
@@ -378,7 +424,7 @@ def bench_fixes(seconds: float = 30.0, lessons=tuple(FIX_LESSONS), fixes: dict |
     return out
 
 
-APP_BENCHMARKS = ("ticks", "page", "load", "presets", "browser", "classroom")
+APP_BENCHMARKS = ("ticks", "tickcost", "page", "load", "presets", "browser", "classroom")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -403,6 +449,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.what:
         if name == "ticks":
             result["ticks"] = bench_ticks()
+        elif name == "tickcost":
+            result["tickcost"] = bench_tickcost()
         elif name == "page":
             result["page"] = bench_page(args.seconds or 5.0)
         elif name == "presets":

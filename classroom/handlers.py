@@ -27,7 +27,7 @@ from gan_core.timelapse import TimelapseRecorder
 from . import gif, liveplot, overview, plots
 from .alerts import detect
 from .presets import PRESETS, get_preset
-from .sessions import ServerBusy, SessionManager
+from .sessions import PageTicks, ServerBusy, SessionManager
 
 DATASET_CHOICES = [
     ("Ring of 8 Gaussians", "ring8"),
@@ -46,7 +46,7 @@ WIDTHS = {"toy": {"small": 32, "medium": 64, "large": 128}, "digits": {"small": 
 PLOT_NAMES = ("samples", "d_hist", "losses", "d_means", "coverage")
 COMPARE_PLOTS = ("compare_samples_a", "compare_samples_b", "compare_losses", "compare_coverage")
 TICK_OUTPUTS = ("status", "overview", *PLOT_NAMES, "alerts", "fix_button", "checkpoint_menu", "compare_box",
-                *COMPARE_PLOTS)
+                *COMPARE_PLOTS, "timer")
 # The history curves redraw at most once a second while a run races: a second more of a long
 # history hardly moves a 600-point curve, and each redraw costs the browser ~20 ms per plot.
 # In slow motion (fewer new steps than this per tick), paused or stepping, every tick draws.
@@ -183,6 +183,7 @@ class Handlers:
         # Each visitor's chosen speed limit (steps/s, None = full), kept across Start/Reset/Load;
         # dropped in unload. Written by set_speed only.
         self._speeds: dict[str, float | None] = {}
+        self.ticks = PageTicks()  # how often each open page ticks
 
     @staticmethod
     def _sid(request: gr.Request | None) -> str:
@@ -416,15 +417,17 @@ class Handlers:
         metric costs the browser nothing.
         """
         sid = self._sid(request)
+        interval = self.ticks.tick(sid)
+        timer_out = gr.skip() if interval is None else gr.update(value=interval)
         self.manager.admit()
         session = self.manager.get(sid)
         if session is None:
-            return _nothing_new()
+            return (*_nothing_new(), timer_out)
         snap = session.runner.snapshot()
         session_b = self.manager.get(sid + COMPARE_SUFFIX)
         key = (snap.version, self.manager.queue_position(sid), session_b and session_b.runner.telemetry.version)
         if session.extras.get("sent") == key:
-            return _nothing_new()
+            return (*_nothing_new(), timer_out)
         due = self._plots_due(session, snap)
         if due == set(PLOT_NAMES):
             session.extras["sent"] = key  # else the next tick draws what this one deferred
@@ -434,7 +437,7 @@ class Handlers:
         graph_out = gr.skip() if session.extras.get("overview") == graph else graph
         session.extras["overview"] = graph
         return (self.status(request), graph_out, *plots_out, *self._alerts(session, snap),
-                self._rewind_menu(session), *self._compare(session, session_b, snap, due))
+                self._rewind_menu(session), *self._compare(session, session_b, snap, due), timer_out)
 
     @staticmethod
     def _plots_due(session, snap) -> set[str]:
@@ -695,14 +698,16 @@ class Handlers:
         sid = getattr(request, "session_hash", None)
         if sid:
             self._speeds.pop(sid, None)
+            self.ticks.forget(sid)
             self.manager.release(sid)
             self.manager.release(sid + COMPARE_SUFFIX)
 
 
 def _nothing_new() -> tuple:
-    """A tick with nothing new: live plots get liveplot.UNCHANGED (cheaper than gr.skip(), see there)."""
+    """A tick with nothing new, up to the timer: live plots get liveplot.UNCHANGED (cheaper than
+    gr.skip(), see there)."""
     return tuple(liveplot.UNCHANGED if name in PLOT_NAMES or name in COMPARE_PLOTS else gr.skip()
-                 for name in TICK_OUTPUTS)
+                 for name in TICK_OUTPUTS[:-1])
 
 
 def _ink(sketch) -> np.ndarray:

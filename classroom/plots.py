@@ -281,7 +281,7 @@ def samples_figure(snap: Snapshot, label: str = "") -> Figure:
     if frame is not None and frame.fake.ndim == 3:
         fig = Figure(f"{prefix}digits from {_short_name(frame.generator)} · step {frame.step:,}", "", "",
                      height=460)
-        mosaic = _tile(frame.fake)  # dark ink on white, like the data
+        mosaic = np.nan_to_num(_tile(frame.fake), nan=0.0)  # dark ink on white, like the data; NaN white
         rows, cols = mosaic.shape
         _picture(fig, np.round(255 * (1 - mosaic)).astype(np.uint8), (0, cols, 0, rows))
         fig.layout["xaxis"].update(visible=False, range=[0, cols], constrain="domain")
@@ -299,7 +299,9 @@ def samples_figure(snap: Snapshot, label: str = "") -> Figure:
     else:
         finite = frame.surface[np.isfinite(frame.surface)]
         zmin, zmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-    _picture(fig, _surface_pixels(frame.surface, zmin, zmax), (x0, x1, y0, y1))
+    # D was evaluated at the cells' centres, from x0 to x1: the picture reaches half a cell beyond.
+    hx, hy = (x1 - x0) / (2 * (frame.surface.shape[1] - 1)), (y1 - y0) / (2 * (frame.surface.shape[0] - 1))
+    _picture(fig, _surface_pixels(frame.surface, zmin, zmax), (x0 - hx, x1 + hx, y0 - hy, y1 + hy))
     # The picture's colour bar: a trace with no points that only carries it. Above the plot,
     # not beside it: a side bar would narrow the square plot area, and with it the legend,
     # which plotly wraps to the plot's width.

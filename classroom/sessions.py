@@ -77,6 +77,58 @@ def configure_threads() -> int:
     return torch.get_num_threads()
 
 
+TICK_S = 0.4  # a page's live-update interval while the server is quiet: ~2.5 updates a second
+TICK_MAX_S = 2.0
+# Server CPU of one page tick with nothing new, 11.7–11.9 ms here (`python -m classroom.bench
+# tickcost`, docs/benchmarks/tickcost.json): mostly
+# Gradio's request handling, under the interpreter lock that the trainer threads need too.
+TICK_COST_S = 0.012
+TICK_SHARE = 0.25  # all open pages' ticks together take at most this share of one core
+
+
+class PageTicks:
+    """How often each open page ticks: every TICK_S while few pages are open, slower as they
+    multiply (a class opening one link at once), so that ticks leave the trainers room.
+
+    A page counts as open while it ticked within `forget_s`. Thread-safe.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, forget_s: float = 10.0) -> None:
+        self._clock = clock
+        self.forget_s = forget_s
+        self._lock = threading.Lock()
+        self._seen: dict[str, float] = {}  # page (session hash) -> last tick
+        self._sent: dict[str, float] = {}  # page -> the interval it was last told
+
+    def interval(self) -> float:
+        """Seconds between a page's ticks for the pages open now."""
+        with self._lock:
+            n = len(self._seen)
+        return round(min(TICK_MAX_S, max(TICK_S, n * TICK_COST_S / TICK_SHARE)), 1)
+
+    def tick(self, sid: str) -> float | None:
+        """Note a tick from `sid`; returns the interval to tell it, or None if it already has it."""
+        now = self._clock()
+        with self._lock:
+            self._seen[sid] = now
+            for old in [k for k, t in self._seen.items() if now - t > self.forget_s]:
+                self.forget(old, locked=True)
+        interval = self.interval()
+        with self._lock:
+            if self._sent.get(sid, TICK_S) == interval:
+                return None
+            self._sent[sid] = interval
+        return interval
+
+    def forget(self, sid: str, locked: bool = False) -> None:
+        """`sid`'s page closed (or stopped ticking)."""
+        if not locked:
+            with self._lock:
+                return self.forget(sid, locked=True)
+        self._seen.pop(sid, None)
+        self._sent.pop(sid, None)
+
+
 @dataclass
 class Session:
     runner: Runner | CohortRunner

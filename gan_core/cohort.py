@@ -151,14 +151,15 @@ class _StackedNet:
             torch._fused_adam_(params, grads, exp_avg, exp_avg_sq, [], steps, lr=lr, beta1=beta1, beta2=beta2,
                                weight_decay=weight_decay, eps=eps, amsgrad=False, maximize=False)
 
-    def export(self, i: int, module, opt: torch.optim.Adam) -> None:
-        """Copy member i's slice (weights, last gradients, Adam state) into its own module and optimiser."""
+    def export(self, i: int, module, opt: torch.optim.Adam, grads: bool = True) -> None:
+        """Copy member i's slice (weights, Adam state and, with `grads`, its last gradients) into
+        its own module and optimiser."""
         with torch.no_grad():
             for j, p in enumerate(_mlp_tensors(module)):
                 p.copy_(self.params[j][i])
-                if p.grad is None:
+                if grads and p.grad is None:
                     p.grad = self.grads[j][i].clone()
-                else:
+                elif grads:
                     p.grad.copy_(self.grads[j][i])
                 step = self.steps[i, j].clone()
                 s = opt.state.get(p)
@@ -191,6 +192,7 @@ class Cohort:
         self._D: _StackedNet | None = None
         self._hyper: _Hyper | None = None
         self._last_rows: torch.Tensor | None = None  # (R, N_STATS) of the last step
+        self._stepped: list[bool] = []
 
     def __len__(self) -> int:
         return len(self.members)
@@ -229,13 +231,17 @@ class Cohort:
     def export(self, engine: Engine) -> None:
         """Bring `engine`'s own tensors up to date (before evaluate / capture / save)."""
         i = self._index(engine)
-        self._G.export(i, engine.G, engine.g_opt)
-        self._D.export(i, engine.D.mlp, engine.d_opt)
-        if self._last_rows is not None:
+        # Gradients and the last stats row only if the cohort stepped it since the last export or
+        # reload: a lone D or G update in between (a command) made newer ones in the engine.
+        stepped = self._stepped[i]
+        self._G.export(i, engine.G, engine.g_opt, grads=stepped)
+        self._D.export(i, engine.D.mlp, engine.d_opt, grads=stepped)
+        if stepped and self._last_rows is not None:
             # What Engine keeps for a later lone D or G update's stats row (STAT_FIELDS order).
             row = self._last_rows[i]
             engine._last_d = (row[0], row[2], row[3])
             engine._last_g = (row[1], row[4])
+        self._stepped[i] = False
         if engine.G_ema is not None:
             with torch.no_grad():
                 for p, s in zip(_mlp_tensors(engine.G_ema), self._ema[i]):
@@ -246,6 +252,7 @@ class Cohort:
         i = self._index(engine)
         self._G.reload(i, engine.G, engine.g_opt)
         self._D.reload(i, engine.D.mlp, engine.d_opt)
+        self._stepped[i] = False
         if engine.G_ema is not None:
             with torch.no_grad():
                 for p, s in zip(_mlp_tensors(engine.G_ema), self._ema[i]):
@@ -272,6 +279,7 @@ class Cohort:
         self._z = torch.empty(k, B, z_dim, device=device)
         self._hyper = None
         self._last_rows = None  # rows of the old stacking (members were exported before it)
+        self._stepped = [False] * k  # stepped by the cohort since its last export or reload
 
     # --- the step ---------------------------------------------------------------------
 
@@ -353,7 +361,12 @@ class Cohort:
         out = acts[-1]
         r, f = out[:, : B // pack], out[:, B // pack:]
         g_r, g_f = self._per_loss(hyper, "d_grad", r, f, hyper.real_target, hyper.fake_target)
+        resting = [i for i in range(R) if hyper.ks[i] <= it]
+        kept = [g[resting].clone() for g in D.grads] if resting else None
         D.backward(acts, torch.cat([g_r, g_f], 1), param_grads=True)
+        if kept is not None:  # a member past its k keeps the gradient of its own last D update
+            for g, old in zip(D.grads, kept):
+                g[resting] = old
         D.adam(active, [e.d_opt for e in ms])
         shown = self._display(hyper, out)
         stats = (self._per_loss(hyper, "d_loss", r, f, hyper.real_target, hyper.fake_target),
@@ -390,6 +403,7 @@ class Cohort:
             t = e.step_count
             ema_weight.append(0.0 if e.G_ema is None else 1.0 - min(e.config.ema_decay, (1 + t) / (10 + t)))
         torch._foreach_copy_(targets, rows.unbind(0))
+        self._stepped = [True] * len(self.members)
         self._last_rows = rows  # `export` hands a member its last row for a later lone D or G update
         if any(ema_weight):
             weight = torch.tensor(ema_weight, device=rows.device)

@@ -145,7 +145,7 @@ def test_page_memory_stays_flat_while_training(live_app):
     assert nodes_last < 1.2 * nodes_first + 500, f"DOM nodes grew from {nodes_first:.0f} to {nodes_last:.0f}"
     rss_first = median(s.renderer_rss_mb for s in samples[:third])
     rss_last = median(s.renderer_rss_mb for s in samples[-third:])
-    assert rss_last - rss_first < 40.0, f"the renderer grew from {rss_first:.0f} to {rss_last:.0f} MB"
+    assert rss_last - rss_first < 45.0, f"the renderer grew from {rss_first:.0f} to {rss_last:.0f} MB"
     assert redraws >= 50, f"the plots redrew only {redraws} times: the test measured an idle page"
 
 

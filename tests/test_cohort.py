@@ -69,10 +69,19 @@ def test_member_reproduces_its_solo_run(member):
     for a, b in zip(state(mine), state(solo), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(mine.drain_stats(), solo.drain_stats(), rtol=1e-3, atol=1e-4)
-    # After leaving the cohort's step, a lone D then G update repeats the other network's last
-    # statistics in its row, as the solo engine's do.
+    # After the cohort's steps, lone updates repeat the other network's last statistics (and
+    # gradient norm) in their rows, as the solo engine's do: G first (D's row and gradients come
+    # from the cohort, also for a member whose k is below the cohort's largest), then D, then G
+    # again the way the trainer runs a command (export, update, reload, export when leaving).
+    for e in (mine, solo):
+        e.g_update()
+    np.testing.assert_allclose(mine.drain_stats(), solo.drain_stats(), rtol=1e-3, atol=1e-4)
+    cohort.reload(mine)
     for e in (mine, solo):
         e.d_update()
+    cohort.reload(mine)
+    cohort.export(mine)
+    for e in (mine, solo):
         e.g_update()
     np.testing.assert_allclose(mine.drain_stats(), solo.drain_stats(), rtol=1e-3, atol=1e-4)
 

@@ -131,7 +131,10 @@ def test_trained_2d_figures_carry_the_data(snapshots):
     np.testing.assert_array_equal(picture(samples), plots._surface_pixels(snap.frame.surface, 0.0, 1.0))
     image = samples["layout"]["images"][0]
     x0, x1, y0, y1 = snap.frame.surface_extent
-    assert (image["x"], image["y"], image["sizex"], image["sizey"]) == (x0, y1, x1 - x0, y1 - y0)
+    cell = (x1 - x0) / (snap.frame.surface.shape[1] - 1)  # D is sampled at the cells' centres
+    assert image["x"] == pytest.approx(x0 - cell / 2) and image["sizex"] == pytest.approx(x1 - x0 + cell)
+    assert image["y"] == pytest.approx(y1 + cell / 2) and image["sizey"] == pytest.approx(y1 - y0 + cell)
+    assert samples["layout"]["xaxis"]["range"] == [x0, x1]
     names = [t["name"] for t in samples["data"]]
     assert names.index("real data") < names.index("fake G(z)")
     np.testing.assert_allclose(samples["data"][1]["x"], snap.frame.real[:plots.REAL_SHOWN, 0], atol=5e-3)

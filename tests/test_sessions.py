@@ -236,3 +236,40 @@ def test_a_hundred_students_get_the_budget_and_a_clear_message(class_manager, ti
             class_manager.create(f"student-{i}", tiny())
     class_manager.release_all()
     wait_until(lambda: class_manager.trainer.threads_alive() == 0, what="trainer threads gone")
+
+
+def test_pages_tick_slower_as_a_class_opens_the_link_and_faster_when_it_leaves():
+    from classroom.sessions import TICK_COST_S, TICK_MAX_S, TICK_S, TICK_SHARE, PageTicks
+
+    now = [0.0]
+    ticks = PageTicks(clock=lambda: now[0], forget_s=10.0)
+    assert ticks.tick("teacher") is None and ticks.interval() == TICK_S  # alone: the page's own pace
+    for i in range(30):
+        ticks.tick(f"student-{i}")
+    slow = round(31 * TICK_COST_S / TICK_SHARE, 1)
+    assert TICK_S < slow == ticks.interval() <= TICK_MAX_S
+    assert ticks.tick("teacher") == slow  # told once ...
+    assert ticks.tick("teacher") is None  # ... then it keeps that pace
+    for i in range(200):
+        ticks.tick(f"visitor-{i}")
+    assert ticks.interval() == TICK_MAX_S
+    now[0] = 11.0  # everyone else closed their tab (or stopped ticking) 11 s ago
+    assert ticks.tick("teacher") == TICK_S and ticks.interval() == TICK_S
+    ticks.forget("teacher")
+    assert ticks.interval() == TICK_S and ticks.tick("teacher") is None
+
+
+def test_tick_tells_the_page_its_pace(handlers):
+    import gradio as gr
+
+    from app_support import req
+    from classroom.handlers import TICK_OUTPUTS
+
+    for i in range(60):
+        handlers.ticks.tick(f"other-{i}")
+    out = handlers.tick(request=req("a"))  # no run yet: the pace still applies
+    timer = out[TICK_OUTPUTS.index("timer")]
+    assert timer["__type__"] == "update" and timer["value"] > 0.4
+    assert handlers.tick(request=req("a"))[TICK_OUTPUTS.index("timer")] == gr.skip()
+    handlers.unload(req("a"))
+    assert "a" not in handlers.ticks._seen
