@@ -12,6 +12,7 @@ Prints JSON (and `docs/benchmarks/cohort.json` is a saved copy):
 - `rounds`: interleaved rounds of a solo `Engine` (the fast path a lone run
   uses) and `runs` runs split into 1 or 2 cohorts, one trainer thread each, or 2
   cohorts in 2 processes (threads share Python's interpreter lock, processes do not);
+- `beside_python`: one cohort alone and with a busy pure-Python thread beside it;
   ratios are taken within a round (the shared machine drifts between rounds).
 Targets (issue 12): per-run speed with 30 runs ≥ 40 % of a solo run's.
 Not here: the app (`classroom.bench`), quality (`bench.py quality`).
@@ -87,6 +88,29 @@ def cohort_rates(config: TrainConfig, n_runs: int, n_threads: int, seconds: floa
     for t in threads:
         t.join()
     return [(b - a) / (t1 - t0) for a, b in zip(s0, s1)]
+
+
+def cohort_rate_beside_python(config: TrainConfig, n_runs: int, seconds: float) -> tuple[float, float]:
+    """Steps/s of a cohort of `n_runs` alone, then with one pure-Python thread beside it (as a web
+    server's event loop is): every torch op lets go of the interpreter lock and must take it back."""
+    import json
+
+    blob = {"rows": [list(range(50)) for _ in range(200)]}
+    stop = threading.Event()
+
+    def busy() -> None:
+        while not stop.is_set():
+            json.dumps(blob)
+
+    alone = float(np.mean(cohort_rates(config, n_runs, 1, seconds)))
+    thread = threading.Thread(target=busy, name="gan-bench-busy", daemon=True)
+    thread.start()
+    try:
+        beside = float(np.mean(cohort_rates(config, n_runs, 1, seconds)))
+    finally:
+        stop.set()
+        thread.join()
+    return alone, beside
 
 
 def _process_cohort(config: TrainConfig, n_runs: int, seconds: float, start, out) -> None:
@@ -177,6 +201,10 @@ def bench_cohort(seconds: float = 3.0, n_runs: int = 30, rounds: int = 3,
         columns="runs, hand (Cohort) steps/s per run, torch.func vmap steps/s per run",
         rows=[(r, round(hand_rate(small, r, seconds), 1), round(vmap_rate(small, r, seconds), 1))
               for r in (1, 15, 30)])
+    alone, beside = cohort_rate_beside_python(small, 15, seconds)
+    result["beside_python"] = dict(
+        config=f"ring8 MLP {small.depth}x{small.width}, batch {small.batch_size}, 15 runs in one cohort, one thread",
+        alone_steps_per_s=round(alone, 1), beside_a_busy_python_thread_steps_per_s=round(beside, 1))
     for B in batch_sizes:
         config = replace(base, batch_size=B)
         table = []

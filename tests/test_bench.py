@@ -45,3 +45,11 @@ def test_cohort_rates_in_threads_and_in_processes_count_every_run(tiny):
     processes = cohort_rates_processes(config, 3, 2, 0.2)  # spawned: 2 runs in one, 1 in the other
     assert len(threads) == len(processes) == 3
     assert min(threads) > 0 and min(processes) > 0
+
+
+def test_cohort_rate_beside_a_busy_python_thread_measures_both(tiny):
+    from gan_core.bench_cohort import cohort_rate_beside_python
+
+    alone, beside = cohort_rate_beside_python(tiny(), 2, 0.2)
+    assert alone > 0 and beside > 0
+
