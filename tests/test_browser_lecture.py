@@ -1,5 +1,6 @@
-"""Real-browser tests of the lecture controls (Debian chromium via Playwright): slow motion
-and drawing a dataset with the mouse. Skips without chromium locally, fails when CI=true."""
+"""Real-browser tests of the lecture controls (Debian chromium via Playwright): slow motion,
+drawing a dataset with the mouse, D-only/G-only steps and the page's pace on a crowded server.
+Skips without chromium locally, fails when CI=true."""
 
 from __future__ import annotations
 
@@ -82,3 +83,28 @@ def test_step_d_only_then_step_g_only_on_the_page(app_page):
     wait_until(lambda: "G updated once" in page.locator("#status").inner_text(), timeout=20)
     assert (engine.d_updates, engine.g_updates) == (d_count + 1, g_count + 1)
     assert session.runner.state() == "paused"
+
+
+def test_a_crowded_server_slows_the_page_s_updates(app_page, monkeypatch):
+    """The tick's timer update reaches the browser: with the server saying 1.6 s (as for ~30 open
+    pages), the page ticks about every 1.6 s instead of every 0.4 s."""
+    from classroom import sessions
+
+    page, manager = app_page
+    calls: list[float] = []
+    tick = sessions.PageTicks.tick
+
+    def counting(self, sid):
+        calls.append(time.monotonic())
+        return tick(self, sid)
+
+    monkeypatch.setattr(sessions.PageTicks, "tick", counting)
+    wait_until(lambda: len(calls) >= 3, timeout=30, what="the page ticks")
+    gap_before = np.diff(calls[-3:]).mean()
+    monkeypatch.setattr(sessions.PageTicks, "interval", lambda self: 1.6)
+    page.wait_for_timeout(3_000)  # the next tick tells the page its new pace
+    start = len(calls)
+    page.wait_for_timeout(8_000)
+    ticks = len(calls) - start
+    assert gap_before < 1.0, f"the page ticked every {gap_before:.2f} s before"
+    assert 2 <= ticks <= 7, f"{ticks} ticks in 8 s at a 1.6 s pace (every 0.4 s would be ~20)"
