@@ -15,6 +15,7 @@ Engine benchmarks (speed, quality, digits) are `python -m gan_core.bench`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -87,16 +88,8 @@ def bench_load(clients: int, seconds: float, max_runs: int | None = None) -> dic
     each starts a run, ticks at 2.5 Hz, moves the D learning rate, then leaves."""
     from gradio_client import Client
 
-    root = Path(__file__).resolve().parent.parent
-    port = _free_port()
-    env = dict(os.environ, GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False",
-               GRADIO_HEARTBEAT_INTERVAL="2")
-    if max_runs:
-        env["GAN_CLASSROOM_MAX_RUNS"] = str(max_runs)
-    server = subprocess.Popen([sys.executable, "app.py"], cwd=root, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/"
-    try:
+    env = dict(GRADIO_HEARTBEAT_INTERVAL="2", **({"GAN_CLASSROOM_MAX_RUNS": str(max_runs)} if max_runs else {}))
+    with launched_app(**env) as (server, url):
         admin = _connect(url)
         baseline = admin.predict(api_name="/server_stats")
         peak_rss = [0]
@@ -161,9 +154,6 @@ def bench_load(clients: int, seconds: float, max_runs: int | None = None) -> dic
             sessions_after=after["sessions"], seconds_to_clean_up=round(time.monotonic() - t_left, 1),
             errors=[e for r in results for e in r["errors"]],
         )
-    finally:
-        server.terminate()
-        server.wait(10)
 
 
 def bench_browser(seconds: float, sample_s: float = 10.0, viewport=(1400, 1000)) -> dict:
@@ -174,18 +164,13 @@ def bench_browser(seconds: float, sample_s: float = 10.0, viewport=(1400, 1000))
 
     from .browser_probe import PageProbe, launch
 
-    root = Path(__file__).resolve().parent.parent
-    port = _free_port()
-    env = dict(os.environ, GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False")
-    server = subprocess.Popen([sys.executable, "app.py"], cwd=root, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        _connect(f"http://127.0.0.1:{port}/").close()
+    with launched_app() as (server, url):
+        _connect(url).close()
         with sync_playwright() as p:
             browser = launch(p)
             try:
                 page = browser.new_page(viewport=dict(width=viewport[0], height=viewport[1]))
-                page.goto(f"http://127.0.0.1:{port}/")
+                page.goto(url)
                 page.get_by_role("button", name="Start").wait_for()
                 probe = PageProbe(page)
                 samples = [probe.sample()]
@@ -199,9 +184,6 @@ def bench_browser(seconds: float, sample_s: float = 10.0, viewport=(1400, 1000))
                 step = page.locator("#status").inner_text()
             finally:
                 browser.close()
-    finally:
-        server.terminate()
-        server.wait(10)
     return dict(seconds=seconds, sample_s=sample_s, viewport=list(viewport), status_at_end=step,
                 per_minute=_per_minute(samples), samples=[s.as_dict() for s in samples])
 
@@ -232,6 +214,21 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def launched_app(**env):
+    """`python app.py` in a subprocess on a free port (extra environment `env`): yields
+    (process, url); the server is stopped on exit."""
+    port = _free_port()
+    env = dict(os.environ, GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False", **env)
+    server = subprocess.Popen([sys.executable, "app.py"], cwd=Path(__file__).resolve().parent.parent, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield server, f"http://127.0.0.1:{port}/"
+    finally:
+        server.terminate()
+        server.wait(10)
 
 
 def _connect(url: str, timeout: float = 60.0):
@@ -271,13 +268,8 @@ def bench_tickcost(n: int = 150) -> dict:
     Backs `sessions.TICK_COST_S`."""
     from .bench_classroom import _page_defaults
 
-    root = Path(__file__).resolve().parent.parent
-    port = _free_port()
-    env = dict(os.environ, GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False")
-    server = subprocess.Popen([sys.executable, "app.py"], cwd=root, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        client = _connect(f"http://127.0.0.1:{port}/")
+    with launched_app() as (server, url):
+        client = _connect(url)
         time.sleep(2.0)
         cpu0 = _cpu_s(server.pid)
         time.sleep(5.0)
@@ -298,9 +290,6 @@ def bench_tickcost(n: int = 150) -> dict:
                                 round_trip_ms=round(1000 * wall / n, 1))
         client.close()
         return result
-    finally:
-        server.terminate()
-        server.wait(10)
 
 
 def bench_presets(seconds: float) -> dict:

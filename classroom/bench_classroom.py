@@ -19,11 +19,8 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -117,35 +114,27 @@ def run_class(url: str, students: int, seconds: float, *, target_modes: int = 8,
 
 
 def bench_classroom(students: int = 30, seconds: float = 90.0, lesson: str = "") -> dict:
-    from .bench import _connect, _free_port, _rss_mb
+    from .bench import _connect, _rss_mb, launched_app
 
-    root = Path(__file__).resolve().parent.parent
-    port = _free_port()
-    env = dict(os.environ, GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False",
-               GRADIO_HEARTBEAT_INTERVAL="2")
-    server = subprocess.Popen([sys.executable, "app.py"], cwd=root, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/"
     peak, done = [0.0], threading.Event()
+    with launched_app(GRADIO_HEARTBEAT_INTERVAL="2") as (server, url):
 
-    def watch_rss():
-        while not done.wait(0.2):
-            peak[0] = max(peak[0], _rss_mb(server.pid))
+        def watch_rss():
+            while not done.wait(0.2):
+                peak[0] = max(peak[0], _rss_mb(server.pid))
 
-    try:
-        admin = _connect(url)
-        threading.Thread(target=watch_rss, daemon=True).start()
-        stats = lambda: admin.predict(api_name="/server_stats")
-        before = stats()
-        result = run_class(url, students, seconds, setup=_page_defaults(lesson), stats=stats)
-        done.set()
-        result.update(lesson=lesson or "(none: the page's defaults)", peak_rss_mb=round(peak[0], 1), server_before=before,
-                      load_average=os.getloadavg(), cpu_count=os.cpu_count())
-        return result
-    finally:
-        done.set()
-        server.terminate()
-        server.wait(10)
+        try:
+            admin = _connect(url)
+            threading.Thread(target=watch_rss, daemon=True).start()
+            stats = lambda: admin.predict(api_name="/server_stats")
+            before = stats()
+            result = run_class(url, students, seconds, setup=_page_defaults(lesson), stats=stats)
+            done.set()
+            result.update(lesson=lesson or "(none: the page's defaults)", peak_rss_mb=round(peak[0], 1), server_before=before,
+                          load_average=os.getloadavg(), cpu_count=os.cpu_count())
+            return result
+        finally:
+            done.set()
 
 
 def _page_defaults(lesson: str = "") -> list:
