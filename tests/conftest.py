@@ -92,21 +92,36 @@ def make_runner(tiny):
 
 
 @pytest.fixture
-def app_page():
-    """The app in-process and a 1400x1000 headless Chromium page open on it: yields
-    (page, manager); `page.url_base` is the app's address."""
+def open_page():
+    """`open_page(url, width, height)`: a page of headless Debian Chromium (see
+    `app_support.chromium`) at that viewport, gone to `url`; the browser closes after the test."""
     from playwright.sync_api import sync_playwright
 
-    from classroom.browser_probe import CHROMIUM_ARGS
+    from classroom.browser_probe import launch
 
-    path = app_support.chromium()
-    with app_support.running_app() as (url, manager), sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=path, args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.url_base = url
+    app_support.chromium()  # skips here without a browser, fails under CI=true
+    with sync_playwright() as p:
+        browsers = []
+
+        def open_(url: str, width: int = 1400, height: int = 1000):
+            if not browsers:
+                browsers.append(launch(p))
+            page = browsers[0].new_page(viewport={"width": width, "height": height})
             page.goto(url)
-            yield page, manager
-        finally:
-            browser.close()
+            return page
 
+        try:
+            yield open_
+        finally:
+            for browser in browsers:
+                browser.close()
+
+
+@pytest.fixture
+def app_page(open_page):
+    """The app in-process and a 1400x1000 headless Chromium page open on it: yields
+    (page, manager); `page.url_base` is the app's address."""
+    with app_support.running_app() as (url, manager):
+        page = open_page(url)
+        page.url_base = url
+        yield page, manager

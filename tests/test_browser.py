@@ -12,9 +12,9 @@ from statistics import median
 
 import pytest
 
-from app_support import chromium, running_app, wait_until
+from app_support import running_app, wait_until
 from gan_core.config import default_config
-from classroom.browser_probe import CHROMIUM_ARGS, PageProbe
+from classroom.browser_probe import PageProbe
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -37,61 +37,45 @@ def _trace_points(page, elem_id: str) -> int:
     )
 
 
-def test_lesson_preset_fills_the_controls(live_app):
-    from playwright.sync_api import sync_playwright
-
+def test_lesson_preset_fills_the_controls(live_app, open_page):
     url, manager = live_app
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1100})
-            page.goto(url + "?lesson=strong_d&hide=g_lr")
-            wait_until(lambda: page.locator("#lesson-text").is_visible(), timeout=20)
-            assert "discriminator wins" in page.locator("#lesson-text").inner_text()
-            assert page.get_by_label("number input for D steps per G step (k)").input_value() == "5"
-            assert page.get_by_label("number input for G learning rate (log10)").count() == 0, "hidden by the link"
-        finally:
-            browser.close()
+    page = open_page(url + "?lesson=strong_d&hide=g_lr", 1400, 1100)
+    wait_until(lambda: page.locator("#lesson-text").is_visible(), timeout=20)
+    assert "discriminator wins" in page.locator("#lesson-text").inner_text()
+    assert page.get_by_label("number input for D steps per G step (k)").input_value() == "5"
+    assert page.get_by_label("number input for G learning rate (log10)").count() == 0, "hidden by the link"
 
 
-def test_start_watch_and_move_a_slider(live_app):
-    from playwright.sync_api import sync_playwright
-
+def test_start_watch_and_move_a_slider(live_app, open_page):
     url, manager = live_app
     ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1600, "height": 1300})
-            page.goto(url)
-            page.get_by_role("button", name="Start").click()
-            wait_until(lambda: _trace_points(page, "loss-plot") > 10, timeout=60)
-            wait_until(lambda: _trace_points(page, "hist-plot") > 0, timeout=30)
-            assert "Running" in page.locator("#status").inner_text()
+    page = open_page(url, 1600, 1300)
+    page.get_by_role("button", name="Start").click()
+    wait_until(lambda: _trace_points(page, "loss-plot") > 10, timeout=60)
+    wait_until(lambda: _trace_points(page, "hist-plot") > 0, timeout=30)
+    assert "Running" in page.locator("#status").inner_text()
 
-            (session,) = [manager.get(sid) for sid in list(manager._sessions)]
-            engine = session.runner.engine
-            box = page.get_by_label("number input for D learning rate (log10)")
-            box.fill("-2")
-            box.press("Enter")
-            wait_until(lambda: math.isclose(engine.d_opt.param_groups[0]["lr"], 1e-2 * engine.lr_scale(), rel_tol=2e-2), timeout=20)
-            step = session.runner.snapshot().step
-            wait_until(lambda: session.runner.snapshot().step > step + 50, timeout=20)
-            assert session.runner.engine is engine, "moving a live slider must not restart the run"
-            page.wait_for_timeout(1500)
-            page.screenshot(path=str(ARTIFACTS / "live_page.png"), full_page=True)
+    (session,) = [manager.get(sid) for sid in list(manager._sessions)]
+    engine = session.runner.engine
+    box = page.get_by_label("number input for D learning rate (log10)")
+    box.fill("-2")
+    box.press("Enter")
+    wait_until(lambda: math.isclose(engine.d_opt.param_groups[0]["lr"], 1e-2 * engine.lr_scale(), rel_tol=2e-2), timeout=20)
+    step = session.runner.snapshot().step
+    wait_until(lambda: session.runner.snapshot().step > step + 50, timeout=20)
+    assert session.runner.engine is engine, "moving a live slider must not restart the run"
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(ARTIFACTS / "live_page.png"), full_page=True)
 
-            # Rewind through the real page: the menu's choices were updated by the timer.
-            runner = session.runner
-            runner.checkpoint_now()
-            page.get_by_text("Rewind, save, timelapse and share").click()
-            wait_until(lambda: "#" in (page.get_by_label("Checkpoints (one every 10 s)").input_value() or ""),
-                       timeout=20)
-            page.get_by_role("button", name="Rewind to checkpoint").click()
-            wait_until(lambda: "Rewound" in page.locator("#status").inner_text(), timeout=20)
-            assert runner.state() == "paused"
-        finally:
-            browser.close()
+    # Rewind through the real page: the menu's choices were updated by the timer.
+    runner = session.runner
+    runner.checkpoint_now()
+    page.get_by_text("Rewind, save, timelapse and share").click()
+    wait_until(lambda: "#" in (page.get_by_label("Checkpoints (one every 10 s)").input_value() or ""),
+               timeout=20)
+    page.get_by_role("button", name="Rewind to checkpoint").click()
+    wait_until(lambda: "Rewound" in page.locator("#status").inner_text(), timeout=20)
+    assert runner.state() == "paused"
     assert (ARTIFACTS / "live_page.png").stat().st_size > 10_000
 
 
@@ -102,7 +86,7 @@ def _count_redraws(page) -> None:
             .on('plotly_afterplot', () => { window.__redraws += 1; }); }""", list(LIVE_PLOTS))
 
 
-def test_page_memory_stays_flat_while_training(live_app):
+def test_page_memory_stays_flat_while_training(live_app, open_page):
     """Two minutes of the default run drawing 2.5x/s must not grow the page's JS heap, nor
     its renderer process much.
 
@@ -112,26 +96,18 @@ def test_page_memory_stays_flat_while_training(live_app):
     renderer's RSS grew ~70 MB a minute while D's surface was a heatmap trace and ~20 MB a
     minute, slowing, with the surface as a picture (docs/benchmarks/browser_30min.json).
     """
-    from playwright.sync_api import sync_playwright
-
     url, manager = live_app
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(url)
-            page.get_by_role("button", name="Start").click()
-            wait_until(lambda: _trace_points(page, "loss-plot") > 10, timeout=60)
-            _count_redraws(page)
-            page.wait_for_timeout(10_000)  # warm up: caches, JIT, the first histories
-            probe = PageProbe(page)
-            samples = []
-            for _ in range(12):
-                samples.append(probe.sample())
-                page.wait_for_timeout(7_000)
-            redraws = page.evaluate("window.__redraws")
-        finally:
-            browser.close()
+    page = open_page(url, 1400, 1000)
+    page.get_by_role("button", name="Start").click()
+    wait_until(lambda: _trace_points(page, "loss-plot") > 10, timeout=60)
+    _count_redraws(page)
+    page.wait_for_timeout(10_000)  # warm up: caches, JIT, the first histories
+    probe = PageProbe(page)
+    samples = []
+    for _ in range(12):
+        samples.append(probe.sample())
+        page.wait_for_timeout(7_000)
+    redraws = page.evaluate("window.__redraws")
     # Medians of the first and last thirds: a sample taken in the middle of a redraw
     # holds that redraw's objects, and must not decide the test alone.
     third = len(samples) // 3
@@ -160,40 +136,32 @@ TITLES_JS = """(ids) => ids.map(id => [id, document.querySelector('#' + id + ' .
             legend_top: l ? l.top - box.top : null}; })"""
 
 
-def test_projector_1280x720_titles_fit_and_overview_is_live(live_app):
+def test_projector_1280x720_titles_fit_and_overview_is_live(live_app, open_page):
     """At a projector's 1280x720 every plot title is whole (its rendered text is the intended
     one and lies inside its plot), no legend covers a title, and the model overview's numbers
     change while training. Screenshots of the page go to test-artifacts/."""
-    from playwright.sync_api import sync_playwright
-
     url, manager = live_app
     ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 720})
-            page.goto(url)
-            wait_until(lambda: len(page.evaluate(TITLES_JS, list(LIVE_PLOTS))) == len(LIVE_PLOTS), timeout=30, what="placeholders drawn")
-            page.get_by_role("button", name="Start").click()
-            wait_until(lambda: _trace_points(page, "loss-plot") > 10 and _trace_points(page, "samples-plot") > 100,
-                       timeout=60, what="live plots drawn")
-            numbers = lambda: page.locator("#overview").inner_text()
-            first = numbers()
-            lr = f"lr {default_config('ring8').g_lr:.1e}".replace("e-0", "e-")
-            assert "D loss" in first and "mean D(x) =" in first and lr in first
-            wait_until(lambda: numbers() != first, timeout=20, what="the overview's numbers change")
-            for large in (False, True):
-                if large:
-                    page.get_by_label("Large text (for the back row)").check()
-                    page.wait_for_timeout(1500)
-                page.screenshot(path=str(ARTIFACTS / f"projector_1280x720{'_large' if large else ''}.png"),
-                                full_page=True)
-                titles = page.evaluate(TITLES_JS, list(LIVE_PLOTS))
-                assert {t["id"] for t in titles} == set(LIVE_PLOTS)
-                for t in titles:
-                    assert t["text"] == t["intended"] and t["text"], f"{t['id']}: title text {t['text']!r}"
-                    assert 0 <= t["left"] and t["right"] <= t["width"], f"{t['id']}: title cut off: {t}"
-                    if t["legend_top"] is not None:
-                        assert t["legend_top"] >= t["bottom"], f"{t['id']}: the legend covers the title: {t}"
-        finally:
-            browser.close()
+    page = open_page(url, 1280, 720)
+    wait_until(lambda: len(page.evaluate(TITLES_JS, list(LIVE_PLOTS))) == len(LIVE_PLOTS), timeout=30, what="placeholders drawn")
+    page.get_by_role("button", name="Start").click()
+    wait_until(lambda: _trace_points(page, "loss-plot") > 10 and _trace_points(page, "samples-plot") > 100,
+               timeout=60, what="live plots drawn")
+    numbers = lambda: page.locator("#overview").inner_text()
+    first = numbers()
+    lr = f"lr {default_config('ring8').g_lr:.1e}".replace("e-0", "e-")
+    assert "D loss" in first and "mean D(x) =" in first and lr in first
+    wait_until(lambda: numbers() != first, timeout=20, what="the overview's numbers change")
+    for large in (False, True):
+        if large:
+            page.get_by_label("Large text (for the back row)").check()
+            page.wait_for_timeout(1500)
+        page.screenshot(path=str(ARTIFACTS / f"projector_1280x720{'_large' if large else ''}.png"),
+                        full_page=True)
+        titles = page.evaluate(TITLES_JS, list(LIVE_PLOTS))
+        assert {t["id"] for t in titles} == set(LIVE_PLOTS)
+        for t in titles:
+            assert t["text"] == t["intended"] and t["text"], f"{t['id']}: title text {t['text']!r}"
+            assert 0 <= t["left"] and t["right"] <= t["width"], f"{t['id']}: title cut off: {t}"
+            if t["legend_top"] is not None:
+                assert t["legend_top"] >= t["bottom"], f"{t['id']}: the legend covers the title: {t}"
