@@ -80,8 +80,8 @@ def configure_threads() -> int:
 TICK_S = 0.4  # a page's live-update interval while the server is quiet: ~2.5 updates a second
 TICK_MAX_S = 2.0
 # Server CPU of one page tick with nothing new, 11.7–11.9 ms here (`python -m classroom.bench
-# tickcost`, docs/benchmarks/tickcost.json): mostly
-# Gradio's request handling, under the interpreter lock that the trainer threads need too.
+# tickcost`, docs/benchmarks/tickcost.json): mostly Gradio's request handling, under the
+# interpreter lock that the trainer threads need too.
 TICK_COST_S = 0.012
 TICK_SHARE = 0.25  # all open pages' ticks together take at most this share of one core
 
@@ -103,8 +103,10 @@ class PageTicks:
     def interval(self) -> float:
         """Seconds between a page's ticks for the pages open now."""
         with self._lock:
-            n = len(self._seen)
-        return round(min(TICK_MAX_S, max(TICK_S, n * TICK_COST_S / TICK_SHARE)), 1)
+            return self._interval()
+
+    def _interval(self) -> float:  # caller holds the lock
+        return round(min(TICK_MAX_S, max(TICK_S, len(self._seen) * TICK_COST_S / TICK_SHARE)), 1)
 
     def tick(self, sid: str) -> float | None:
         """Note a tick from `sid`; returns the interval to tell it, or None if it already has it."""
@@ -112,19 +114,19 @@ class PageTicks:
         with self._lock:
             self._seen[sid] = now
             for old in [k for k, t in self._seen.items() if now - t > self.forget_s]:
-                self.forget(old, locked=True)
-        interval = self.interval()
-        with self._lock:
+                self._drop(old)
+            interval = self._interval()
             if self._sent.get(sid, TICK_S) == interval:
                 return None
             self._sent[sid] = interval
-        return interval
+            return interval
 
-    def forget(self, sid: str, locked: bool = False) -> None:
-        """`sid`'s page closed (or stopped ticking)."""
-        if not locked:
-            with self._lock:
-                return self.forget(sid, locked=True)
+    def forget(self, sid: str) -> None:
+        """`sid`'s page closed."""
+        with self._lock:
+            self._drop(sid)
+
+    def _drop(self, sid: str) -> None:  # caller holds the lock
         self._seen.pop(sid, None)
         self._sent.pop(sid, None)
 

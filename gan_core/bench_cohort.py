@@ -58,10 +58,9 @@ def _class(config: TrainConfig, n_runs: int) -> list[Engine]:
     return [Engine(replace(config, seed=i)) for i in range(n_runs)]
 
 
-def cohort_rates(config: TrainConfig, n_runs: int, n_threads: int, seconds: float, start=None) -> list[float]:
+def cohort_rates(config: TrainConfig, n_runs: int, n_threads: int, seconds: float, others=None) -> list[float]:
     """Steps/s of every run when `n_runs` runs train as `n_threads` cohorts, one thread each
-    (`start`: a barrier to wait at before measuring, shared with other processes)."""
-    start_others = start
+    (`others`: a barrier shared with other processes, waited at before measuring)."""
     engines = _class(config, n_runs)
     cohorts = [Cohort(cohort_key(config, "cpu")) for _ in range(n_threads)]
     for i, e in enumerate(engines):
@@ -79,8 +78,8 @@ def cohort_rates(config: TrainConfig, n_runs: int, n_threads: int, seconds: floa
     for t in threads:
         t.start()
     start.wait()
-    if start_others is not None:
-        start_others.wait()
+    if others is not None:
+        others.wait()
     s0, t0 = [e.step_count for e in engines], time.perf_counter()
     time.sleep(seconds)
     s1, t1 = [e.step_count for e in engines], time.perf_counter()
@@ -115,7 +114,7 @@ def cohort_rate_beside_python(config: TrainConfig, n_runs: int, seconds: float) 
 
 def _process_cohort(config: TrainConfig, n_runs: int, seconds: float, start, out) -> None:
     torch.set_num_threads(1)
-    out.put(cohort_rates(config, n_runs, 1, seconds, start=start))
+    out.put(cohort_rates(config, n_runs, 1, seconds, others=start))
 
 
 def cohort_rates_processes(config: TrainConfig, n_runs: int, n_procs: int, seconds: float) -> list[float]:

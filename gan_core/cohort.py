@@ -236,7 +236,7 @@ class Cohort:
         stepped = self._stepped[i]
         self._G.export(i, engine.G, engine.g_opt, grads=stepped)
         self._D.export(i, engine.D.mlp, engine.d_opt, grads=stepped)
-        if stepped and self._last_rows is not None:
+        if stepped:  # `_advance` set both
             # What Engine keeps for a later lone D or G update's stats row (STAT_FIELDS order).
             row = self._last_rows[i]
             engine._last_d = (row[0], row[2], row[3])
@@ -413,7 +413,7 @@ class Cohort:
 
 class _Hyper(NamedTuple):
     configs: tuple
-    losses: list  # [(vmapped fns by name, member mask)] per distinct loss
+    losses: list  # [(loss functions by name, member mask)] per distinct loss
     real_target: torch.Tensor  # (R, 1, 1)
     fake_target: torch.Tensor
     is_probability: torch.Tensor | None  # (R,) bool; None when all members agree
