@@ -101,7 +101,7 @@ def test_a_crowded_server_slows_the_page_s_updates(app_page, monkeypatch):
     monkeypatch.setattr(sessions.PageTicks, "tick", counting)
     wait_until(lambda: len(calls) >= 3, timeout=30, what="the page ticks")
     gap_before = np.diff(calls[-3:]).mean()
-    monkeypatch.setattr(sessions.PageTicks, "interval", lambda self: 1.6)
+    monkeypatch.setattr(sessions.PageTicks, "_interval", lambda self: 1.6)
     page.wait_for_timeout(3_000)  # the next tick tells the page its new pace
     start = len(calls)
     page.wait_for_timeout(8_000)
