@@ -205,4 +205,8 @@ demo = build_demo()
 
 if __name__ == "__main__":
     configure_threads()
-    demo.launch(css=CSS)
+    demo.handlers.manager.start()  # the trainer processes, up before the first visitor presses Start
+    try:
+        demo.launch(css=CSS)
+    finally:
+        demo.handlers.manager.close()

@@ -18,6 +18,7 @@ import numpy as np
 
 from gan_core.checkpoints import CheckpointError, load_run_extras, read_run
 from gan_core.config import FROZEN_FIELDS, LIVE_FIELDS, ConfigError, TrainConfig, can_continue, default_config
+from gan_core.engine import lr_scale
 from gan_core.data import CSV_MAX_BYTES, IMAGE_DATASETS, DataError, parse_points_csv
 from gan_core.losses import LOSSES
 from gan_core.run_controls import MAX_SPEED_LIMIT
@@ -390,7 +391,7 @@ class Handlers:
                  "GPU" if snap.device.startswith("cuda") else "CPU",
                  f"G lr {_fmt_lr(cfg.g_lr)} · D lr {_fmt_lr(cfg.d_lr)} · k={cfg.n_critic}"
                  + (f" · smoothing {cfg.label_smoothing:g}" if cfg.label_smoothing else "")]
-        scale = session.runner.engine.lr_scale()
+        scale = lr_scale(cfg, snap.step)
         if scale < 0.99:  # say so once the decay is visible in two digits
             parts.append(f"lr decay: now G {_fmt_lr(cfg.g_lr * scale)} · D {_fmt_lr(cfg.d_lr * scale)} "
                          f"({scale:.0%} of the sliders' values, {cfg.lr_decay_final:.0%} by step "
@@ -686,12 +687,10 @@ class Handlers:
 
     def server_stats(self) -> dict:
         """Counts for operators and the load benchmark (no per-visitor data)."""
-        import threading
-
         stats = self.manager.stats()
         stats["steps_per_s"] = self.manager.running_rates()
         stats["capacity"] = self.manager.capacity()
-        stats["training_threads"] = sum(1 for t in threading.enumerate() if t.name.startswith("gan-"))
+        stats["training_threads"] = self.manager.training_threads()
         return stats
 
     def unload(self, request: gr.Request) -> None:

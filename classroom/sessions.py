@@ -28,8 +28,9 @@ from typing import Callable
 import torch
 
 from gan_core.config import TrainConfig
+from gan_core.processes import RemoteRun, TrainerProcesses, default_processes
 from gan_core.runner import Runner
-from gan_core.trainer import CohortRunner, Trainer, default_threads, step_cost
+from gan_core.trainer import CohortRunner, Trainer, default_threads, new_run, step_cost
 
 # Run-steps per second one core gives a cohort of classroom 2-D runs, measured with
 # `python -m gan_core.bench cohort` (30 runs of MLP 3x32, batch 64, one thread: ~2,700-4,100
@@ -133,7 +134,7 @@ class PageTicks:
 
 @dataclass
 class Session:
-    runner: Runner | CohortRunner
+    runner: Runner | CohortRunner | RemoteRun
     last_seen: float
     running_since: float = 0.0  # when the run last got a training slot
     extras: dict = field(default_factory=dict)  # UI-owned bookkeeping
@@ -143,7 +144,7 @@ class SessionManager:
     def __init__(self, max_active: int | None = None, max_sessions: int = 128,
                  idle_timeout_s: float = 600.0, clock: Callable[[], float] = time.monotonic,
                  runner_factory: Callable[..., Runner] | None = None, turn_s: float | None = None,
-                 trainer: Trainer | None = None) -> None:
+                 trainer: Trainer | TrainerProcesses | None = None, processes: int | None = None) -> None:
         self.max_active = max_active or default_max_active()  # cost units training at once
         # While visitors wait, a run gives up its slot after `turn_s` seconds of training
         # (0 = never): a class of 30 on a few cores takes turns instead of 28 waiting forever.
@@ -152,27 +153,44 @@ class SessionManager:
         self.idle_timeout_s = idle_timeout_s
         self._clock = clock
         self._factory = runner_factory or self._make_runner
-        self._trainer = trainer  # built on the first 2-D run: no threads before a visitor trains
+        # Runs train in `processes` trainer processes (default: one per core, `default_processes`),
+        # or with 0 on trainer threads in this process; built on the first run (or `start()`).
+        self._processes = default_processes() if processes is None else processes
+        self._trainer = trainer
         self._lock = threading.Lock()
         self._sessions: dict[str, Session] = {}
         self._queue: list[str] = []  # session ids waiting for a training slot, FIFO
         self._last_sweep = clock()
 
     @property
-    def trainer(self) -> Trainer:
+    def trainer(self) -> Trainer | TrainerProcesses:
+        """Where runs train: the trainer processes, or this process's trainer threads."""
         with self._lock:
             if self._trainer is None:
-                self._trainer = Trainer()
+                self._trainer = TrainerProcesses(self._processes) if self._processes else Trainer()
             return self._trainer
 
+    def start(self) -> None:
+        """Start the trainer processes now (at server launch) rather than at the first run."""
+        trainer = self.trainer
+        if isinstance(trainer, TrainerProcesses):
+            trainer.start()
+
+    def close(self) -> None:
+        """Release every session and stop the trainer processes (server shutdown)."""
+        self.release_all()
+        with self._lock:
+            trainer = self._trainer
+        if isinstance(trainer, TrainerProcesses):
+            trainer.close()
+
     def _make_runner(self, config: TrainConfig, **kwargs):
-        """Digits (and everything when env GAN_CLASSROOM_COHORTS=0) on a `Runner` thread of its
-        own; 2-D runs on the shared trainer threads."""
-        engine = kwargs.get("engine")
-        image = engine.data.is_image if engine is not None else config.is_image
-        if image or os.environ.get("GAN_CLASSROOM_COHORTS", "1") == "0":
-            return Runner(config, **kwargs)
-        return CohortRunner(config, trainer=self.trainer, **kwargs)
+        """A run in a trainer process, or here (`trainer.new_run`: digits on a thread of their own,
+        2-D runs on the shared trainer threads)."""
+        trainer = self.trainer
+        if isinstance(trainer, TrainerProcesses):
+            return trainer.create(config, **kwargs)
+        return new_run(config, trainer, **kwargs)
 
     # --- lookup and lifecycle ------------------------------------------------------------
 
@@ -211,7 +229,7 @@ class SessionManager:
             if sid in self._queue:
                 self._queue.remove(sid)
         if session is not None:
-            session.runner.stop()
+            session.runner.close()
         self.admit()
 
     def release_all(self) -> None:
@@ -305,11 +323,18 @@ class SessionManager:
         with self._lock:
             used = self._running_cost()
         budget = threads * _env_float("GAN_CLASSROOM_STEP_BUDGET", STEP_BUDGET_PER_CORE)
-        return dict(trainer_threads=threads, step_budget_per_s=round(budget),
+        return dict(trainer_threads=threads, trainer_processes=self._processes, step_budget_per_s=round(budget),
                     students_at_once=int(self.max_active),
                     steps_per_s_each_when_full=round(budget / max(1, self.max_active)),
                     steps_per_s_each_now=round(budget / max(1.0, used)), budget_units_used=round(used, 1),
                     trainer=self._trainer.stats() if self._trainer is not None else None)
+
+    def training_threads(self) -> int:
+        """Training threads in this process ('gan-…') plus runs a trainer process holds on one."""
+        with self._lock:
+            trainer = self._trainer
+        here = sum(1 for t in threading.enumerate() if t.name.startswith("gan-"))
+        return here + (trainer.threads_alive() if isinstance(trainer, TrainerProcesses) else 0)
 
     def wait_message(self, sid: str) -> str:
         """Why `sid` waits, where it is and for how long (empty when it is not queued)."""

@@ -637,7 +637,12 @@ def read_run(path: str | os.PathLike, device: str = "auto", *,
     it was saved on, training continues bit-identically; across CPU/GPU the RNG
     stream is reseeded. Every problem raises `CheckpointError`.
     """
-    data = _read_file(Path(path), max_bytes)
+    return read_run_bytes(_read_file(Path(path), max_bytes), device)
+
+
+def read_run_bytes(data: bytes, device: str = "auto") -> tuple[Engine, History | None]:
+    """`read_run` of a run file's contents (e.g. `save_run` into a `BytesIO`, sent to a trainer
+    process)."""
     meta = _metadata(_read_header(data))
     if meta["rng_device"] not in ("cpu", "cuda"):
         raise CheckpointError(f"run file rng_device must be 'cpu' or 'cuda', got {meta['rng_device']!r}")

@@ -91,6 +91,14 @@ def _grad_norm(params: list[torch.Tensor]) -> torch.Tensor:
     return torch.linalg.vector_norm(torch.stack(torch._foreach_norm([p.grad for p in params])))
 
 
+def lr_scale(config: TrainConfig, step: int) -> float:
+    """Factor of `config`'s linear lr decay at `step` (1 without decay)."""
+    if not config.lr_decay_steps:
+        return 1.0
+    frac = min(1.0, step / config.lr_decay_steps)
+    return 1.0 - (1.0 - config.lr_decay_final) * frac
+
+
 class Engine:
     """Models, optimisers, data and the training step of one run.
 
@@ -275,11 +283,7 @@ class Engine:
 
     def lr_scale(self) -> float:
         """Factor of the linear lr decay at the current step (1 without decay)."""
-        cfg = self.config
-        if not cfg.lr_decay_steps:
-            return 1.0
-        frac = min(1.0, self.step_count / cfg.lr_decay_steps)
-        return 1.0 - (1.0 - cfg.lr_decay_final) * frac
+        return lr_scale(self.config, self.step_count)
 
     @torch.no_grad()
     def _update_ema(self) -> None:

@@ -43,6 +43,7 @@ from .config import TrainConfig
 from .engine import STATS_CAPACITY, Engine
 from .telemetry import Telemetry
 from .run_controls import RunControls
+from .runner import Runner
 from .timelapse import TimelapseRecorder
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,17 @@ def step_cost(config: TrainConfig) -> float:
         return 100.0
     work = (config.batch_size / 64) * (config.width / 32) ** 2 * (config.depth / 3) * (config.n_critic + 1) / 2
     return max(1.0, work)
+
+
+def new_run(config: TrainConfig, trainer: "Trainer", **kwargs: Any):
+    """A run handle for `config`: digits (and everything when env GAN_CLASSROOM_COHORTS=0) on
+    a `runner.Runner` thread of their own, 2-D runs on `trainer`'s threads. `kwargs` go to the
+    handle (csv_bytes, name, engine: a loaded run)."""
+    engine = kwargs.get("engine")
+    image = engine.data.is_image if engine is not None else config.is_image
+    if image or os.environ.get("GAN_CLASSROOM_COHORTS", "1") == "0":
+        return Runner(config, **kwargs)
+    return CohortRunner(config, trainer=trainer, **kwargs)
 
 
 class Trainer:

@@ -53,15 +53,16 @@ def until(act, done, timeout: float = 60.0, every: float = 8.0):
 
 
 @contextmanager
-def running_app(max_active: int = 2):
-    """The app launched in-process on a free port: yields (url, SessionManager)."""
+def running_app(max_active: int = 2, processes: int | None = None):
+    """The app launched in-process on a free port: yields (url, SessionManager). Its runs train
+    in trainer processes as the server's do (`processes` overrides how many; 0: threads here)."""
     import torch
 
     import app
     from classroom.sessions import SessionManager
 
     torch.set_num_threads(1)
-    manager = SessionManager(max_active=max_active)
+    manager = SessionManager(max_active=max_active, processes=processes)
     demo = app.build_demo(manager)
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, css=app.CSS)
@@ -69,7 +70,7 @@ def running_app(max_active: int = 2):
         yield f"http://127.0.0.1:{port}/", manager
     finally:
         demo.close()
-        manager.release_all()
+        manager.close()
 
 
 def chromium() -> str:

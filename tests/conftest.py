@@ -57,13 +57,13 @@ def make_handlers():
 
     managers = []
 
-    def make(max_active: int = 1) -> "Handlers":
-        managers.append(SessionManager(max_active=max_active, max_sessions=4))
+    def make(max_active: int = 1, processes: int = 0) -> "Handlers":
+        managers.append(SessionManager(max_active=max_active, max_sessions=4, processes=processes))
         return Handlers(managers[-1])
 
     yield make
     for manager in managers:
-        manager.release_all()
+        manager.close()
 
 
 @pytest.fixture
@@ -120,8 +120,9 @@ def open_page():
 @pytest.fixture
 def app_page(open_page):
     """The app in-process and a 1400x1000 headless Chromium page open on it: yields
-    (page, manager); `page.url_base` is the app's address."""
-    with app_support.running_app() as (url, manager):
+    (page, manager); `page.url_base` is the app's address. Its runs train on threads in this
+    process, so a test can look at their engines."""
+    with app_support.running_app(processes=0) as (url, manager):
         page = open_page(url)
         page.url_base = url
         yield page, manager

@@ -150,7 +150,7 @@ def test_api_live_d_lr_change_via_gradio_client():
     """Launch the app in-process, drive it over HTTP like any API user."""
     from gradio_client import Client
 
-    with running_app() as (url, manager):
+    with running_app(processes=0) as (url, manager):
         client = Client(url, verbose=False)
         status = client.predict(*SETUP, api_name="/start")
         assert "Running" in status

@@ -88,7 +88,7 @@ def test_empty_or_missing_drawing_is_a_clear_message(handlers):
 def test_speed_through_the_api():
     from gradio_client import Client
 
-    with running_app() as (url, manager):
+    with running_app(processes=0) as (url, manager):
         client = Client(url, verbose=False)
         client.predict("1", api_name="/set_speed")
         client.predict(*SETUP[:10], None, "", api_name="/start")
@@ -106,7 +106,7 @@ def test_step_d_and_step_g_through_the_api():
 
     weights = lambda net: [p.detach().clone() for p in net.parameters()]
     same = lambda a, b: all(x.equal(y) for x, y in zip(a, b, strict=True))
-    with running_app() as (url, manager):
+    with running_app(processes=0) as (url, manager):
         client = Client(url, verbose=False)
         client.predict(*SETUP[:10], None, "", api_name="/step")  # builds the run, one step, paused
         (session,) = [manager.get(sid) for sid in list(manager._sessions)]

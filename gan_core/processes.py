@@ -1,0 +1,592 @@
+"""Trainer processes: a class's runs trained outside the web server's interpreter lock.
+
+Why: every torch op releases Python's interpreter lock and must take it back, so trainer
+threads beside a busy web server crawl (measured: a 15-run cohort made 497 steps/s alone and
+0.3 steps/s beside one busy pure-Python thread; during a class of 30 the server's event loop
+held the lock 38 % of the time). A child process has its own lock.
+
+`TrainerProcesses` starts `n` child interpreters (`python -m gan_core.processes`, one per
+core by default), each running a one-thread `trainer.Trainer` for its 2-D runs and a
+`runner.Runner` thread per digits run (`trainer.new_run`). New runs go to the child with the
+least work. `RemoteRun` is the server's handle on one run, with the public API the
+classroom uses of `Runner`/`CohortRunner`: controls are calls answered by the child, while
+`state()`, `config`, `telemetry.version`, `checkpoints.list()`, `speed_limit` and
+`cpu_seconds` read a small `RunView` the child sends whenever it changes (every
+`VIEW_S`), so the server's admission loops never wait on a child. `snapshot()` fetches the
+child's snapshot only when the view says it is newer than the one held.
+
+Protocol, one socket pair per child, pickled tuples (both ends are this program):
+  server → child  ("new", call, run, config, kwargs, engine_bytes) | ("call", call, run, name, args, kwargs) | ("close",)
+  child → server  ("reply", call, ok, value) | ("views", {run: RunView})
+A call's reply comes after the run's new view, so the handle reflects the call when it returns.
+A child whose server goes away (end of file on its socket) stops its runs and exits.
+POSIX only (the socket is inherited by `pass_fds`).
+
+Not here: scheduling inside a child (`trainer.py`), admission (classroom/sessions.py).
+"""
+
+from __future__ import annotations
+
+import atexit
+import io
+import itertools
+import logging
+import os
+import pickle
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from .checkpoints import CheckpointInfo, read_run_bytes, save_run
+from .cohort import solo_reason
+from .config import TrainConfig
+from .telemetry import History, Snapshot
+from .timelapse import TimelapseRecorder
+
+log = logging.getLogger(__name__)
+
+VIEW_S = 0.1  # how often a child sends the views that changed
+CALL_TIMEOUT_S = 60.0  # longer than any child-side wait (a command: 30 s, stop: 10 s)
+# What a handle may ask of its run in the child (dotted: an attribute's method).
+CALLS = frozenset({
+    "start", "pause", "resume", "step", "step_d", "step_g", "update", "rewind", "save", "reset", "set_speed",
+    "checkpoint_now", "publish_frame", "stop", "snapshot", "timelapse.frames", "telemetry.set_status",
+    "telemetry.restore", "telemetry.history", "adopt_timelapse_tensors", "save_bytes", "close",
+})
+
+
+def default_processes() -> int:
+    """Trainer processes for a server: env GAN_CLASSROOM_PROCESSES, else one per core when
+    there are two or more and the OS is POSIX (0: train in the server's own threads)."""
+    env = os.environ.get("GAN_CLASSROOM_PROCESSES")
+    if env:
+        return max(0, int(env))
+    cores = os.cpu_count() or 1
+    return cores if cores >= 2 and os.name == "posix" else 0
+
+
+@dataclass(frozen=True)
+class RunView:
+    """What the server reads of a run without asking its child."""
+
+    version: int  # the telemetry's version
+    state: str
+    config: TrainConfig  # including changes queued for the next step
+    speed_limit: float | None
+    cpu_seconds: float
+    checkpoints: tuple[CheckpointInfo, ...]
+    timelapse_frames: int
+    attached: bool  # a trainer thread owns the run (Runner/CohortRunner.is_alive)
+
+
+def _view_of(run) -> RunView:
+    tel = run.telemetry
+    return RunView(tel.version, tel.state, run.config, run.speed_limit, round(run.cpu_seconds, 1),
+                   tuple(run.checkpoints.list()), len(run.timelapse), run.is_alive)
+
+
+def _dumps(message: tuple) -> bytes:
+    return pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _picklable_error(exc: BaseException) -> BaseException:
+    """`exc` if it survives the trip (pickle and back), else a RuntimeError with its text."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:
+        return RuntimeError(f"{type(exc).__name__}: {exc}")
+
+
+# --- the server side --------------------------------------------------------------------------
+
+
+class _Child:
+    """One trainer process and the server's end of its socket."""
+
+    def __init__(self, pool: "TrainerProcesses", index: int, chunk_s: float) -> None:
+        self.pool = pool
+        self.index = index
+        ours, theirs = socket.socketpair()
+        root = str(Path(__file__).resolve().parent.parent)
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gan_core.processes", str(theirs.fileno()), str(chunk_s)],
+            pass_fds=[theirs.fileno()], env=env)
+        theirs.close()
+        self.conn = Connection(ours.detach())
+        self.send_lock = threading.Lock()
+        self.runs: dict[int, RemoteRun] = {}  # guarded by pool.lock
+        self.alive = True
+        self.reader = threading.Thread(target=self._read, name=f"trainer-process-{index}-reader", daemon=True)
+        self.reader.start()
+
+    def send(self, message: tuple) -> None:
+        data = _dumps(message)
+        with self.send_lock:
+            if not self.alive:
+                raise RuntimeError("the trainer process has stopped")
+            self.conn.send_bytes(data)
+
+    def _read(self) -> None:
+        pool = self.pool
+        try:
+            while True:
+                message = pickle.loads(self.conn.recv_bytes())
+                if message[0] == "reply":
+                    pool._answer(message[1], message[2], message[3])
+                else:
+                    with pool.lock:
+                        runs = dict(self.runs)
+                    for run_id, view in message[1].items():
+                        run = runs.get(run_id)
+                        if run is not None:
+                            run._view = view
+        except (EOFError, OSError):
+            pass
+        except Exception:  # a message this side cannot read: treat the child as gone
+            log.exception("reading from trainer process %d failed", self.index)
+            self.process.kill()
+        with self.send_lock:
+            self.alive = False
+        pool._child_gone(self)
+
+    def load(self) -> float:  # caller holds pool.lock
+        from .trainer import step_cost
+
+        return sum(step_cost(r._view.config) for r in self.runs.values())
+
+
+class TrainerProcesses:
+    """The server's trainer processes, started at the first run (or `start()`). Thread-safe."""
+
+    def __init__(self, n: int | None = None, chunk_s: float = 0.05) -> None:
+        self.n = n or default_processes() or 1
+        self.chunk_s = chunk_s
+        self.lock = threading.Lock()
+        self._children: list[_Child] = []
+        self._ids = itertools.count(1)
+        self._waiting: dict[int, tuple[threading.Event, list, _Child]] = {}  # call id -> (done, [ok, value], child)
+        self._closed = False
+
+    def start(self) -> None:
+        """Start the children now (a server does so at launch, so the first visitor does not wait)."""
+        with self.lock:
+            if self._closed:
+                raise RuntimeError("the trainer processes were closed")
+            if not self._children:
+                self._children = [_Child(self, i, self.chunk_s) for i in range(self.n)]
+                atexit.register(self.close)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop every run and child (at exit, or when a test is done)."""
+        with self.lock:
+            children, self._children, self._closed = self._children, [], True
+        for child in children:
+            try:
+                child.send(("close",))
+            except (RuntimeError, OSError):
+                pass
+        deadline = time.monotonic() + timeout
+        for child in children:
+            try:
+                child.process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.process.kill()
+                child.process.wait()
+            child.reader.join(timeout)
+            child.conn.close()
+
+    def create(self, config: TrainConfig, *, csv_bytes: bytes | None = None, name: str = "gan-run",
+               engine=None) -> "RemoteRun":
+        """A new run in the child with the least work; raises what building the run raises
+        (ConfigError, DataError, …) and nothing is left behind."""
+        self.start()
+        engine_bytes = None
+        if engine is not None:  # a loaded run file: its state crosses as a run file's bytes
+            buffer = io.BytesIO()
+            save_run(engine, buffer)
+            engine_bytes = (buffer.getvalue(), engine.device.type)
+            config = engine.config
+        with self.lock:
+            live = [c for c in self._children if c.alive]
+            if not live:
+                raise RuntimeError("the server's trainer processes have stopped; restart the server")
+            child = min(live, key=lambda c: (c.load(), len(c.runs), c.index))
+            run = RemoteRun(self, child, next(self._ids), name, config)
+            child.runs[run.id] = run
+        try:
+            self._request(child, "new", run.id, config, dict(csv_bytes=csv_bytes, name=name), engine_bytes)
+        except BaseException:
+            with self.lock:
+                child.runs.pop(run.id, None)
+            raise
+        return run
+
+    def _request(self, child: _Child, kind: str, *fields, timeout: float = CALL_TIMEOUT_S):
+        call = next(self._ids)
+        done, box = threading.Event(), []
+        with self.lock:
+            self._waiting[call] = (done, box, child)
+        try:
+            child.send((kind, call, *fields))
+            if not done.wait(timeout):
+                raise TimeoutError(f"the trainer process did not answer within {timeout:.0f} s")
+        finally:
+            with self.lock:
+                self._waiting.pop(call, None)
+        ok, value = box
+        if not ok:
+            raise value
+        return value
+
+    def _answer(self, call: int, ok: bool, value: Any) -> None:
+        with self.lock:
+            waiting = self._waiting.get(call)
+        if waiting is not None:
+            waiting[1].extend((ok, value))
+            waiting[0].set()
+
+    def _child_gone(self, child: _Child) -> None:
+        """A child exited (closed, or crashed): its runs say so, and calls waiting on it fail."""
+        with self.lock:
+            runs = list(child.runs.values())
+            closing = self._closed
+        if not closing:
+            log.error("trainer process %d exited with %s", child.index, child.process.poll())
+        for run in runs:
+            run._view = RunView(run._view.version + 1, "error" if not closing else "stopped", run._view.config,
+                                None, run._view.cpu_seconds, (), 0, False)
+        with self.lock:
+            pending = [(done, box) for done, box, owner in self._waiting.values() if owner is child]
+        for done, box in pending:
+            if not done.is_set():
+                box.extend((False, RuntimeError("the trainer process of this run has stopped")))
+                done.set()
+
+    def _forget(self, run: "RemoteRun") -> None:
+        with self.lock:
+            run.child.runs.pop(run.id, None)
+
+    # --- what the server reports --------------------------------------------------------
+
+    def runs_alive(self) -> int:
+        """Runs the children hold (0 once every visitor has left)."""
+        with self.lock:
+            return sum(len(c.runs) for c in self._children)
+
+    def threads_alive(self) -> int:
+        """Runs a trainer thread owns now, over all children (0 once every run stopped)."""
+        with self.lock:
+            views = [r._view for c in self._children for r in c.runs.values()]
+        return sum(1 for v in views if v.attached)
+
+    def stats(self) -> dict[str, Any]:
+        """Per child: its process id, runs, runs training now and their run-steps/s."""
+        with self.lock:
+            children = [(c, list(c.runs.values())) for c in self._children]
+        workers = []
+        for child, runs in children:
+            views = [r._view for r in runs]
+            workers.append(dict(pid=child.process.pid, alive=child.alive, runs=len(runs),
+                                training=sum(1 for v in views if v.state == "running")))
+        return dict(processes=self.n, workers=workers)
+
+
+class _RemoteTelemetry:
+    """The parts of `Telemetry` the server uses, for a run in a child."""
+
+    def __init__(self, run: "RemoteRun") -> None:
+        self._run = run
+
+    @property
+    def version(self) -> int:
+        return self._run._view.version
+
+    @property
+    def state(self) -> str:
+        return self._run._view.state
+
+    def snapshot(self) -> Snapshot:
+        return self._run.snapshot()
+
+    def set_status(self, *args, **kwargs) -> None:
+        self._run._call("telemetry.set_status", *args, **kwargs)
+
+    def restore(self, history: History, step: int) -> None:
+        self._run._call("telemetry.restore", history, step)
+
+    def history(self) -> History:
+        return self._run._call("telemetry.history")
+
+
+class _RemoteCheckpoints:
+    def __init__(self, run: "RemoteRun") -> None:
+        self._run = run
+
+    def list(self) -> list[CheckpointInfo]:
+        return list(self._run._view.checkpoints)
+
+    def __len__(self) -> int:
+        return len(self._run._view.checkpoints)
+
+
+class _RemoteTimelapse:
+    def __init__(self, run: "RemoteRun") -> None:
+        self._run = run
+
+    def frames(self):
+        return self._run._call("timelapse.frames")
+
+    def __len__(self) -> int:
+        return self._run._view.timelapse_frames
+
+
+class RemoteRun:
+    """The server's handle on a run trained in a trainer process (the `Runner` API the
+    classroom uses). Thread-safe: calls are answered one by one by the child."""
+
+    def __init__(self, pool: TrainerProcesses, child: _Child, run_id: int, name: str, config: TrainConfig) -> None:
+        self.pool = pool
+        self.child = child
+        self.id = run_id
+        self.name = name
+        self._view = RunView(0, "idle", config, None, 0.0, (), 0, False)  # replaced by the child's
+        self._snap: Snapshot | None = None
+        self.telemetry = _RemoteTelemetry(self)
+        self.checkpoints = _RemoteCheckpoints(self)
+        self.timelapse = _RemoteTimelapse(self)
+
+    def _call(self, name: str, *args, timeout: float = CALL_TIMEOUT_S, **kwargs):
+        return self.pool._request(self.child, "call", self.id, name, args, kwargs, timeout=timeout)
+
+    # --- read from the view (no call) -------------------------------------------------
+
+    @property
+    def config(self) -> TrainConfig:
+        return self._view.config
+
+    def state(self) -> str:
+        return self._view.state
+
+    @property
+    def speed_limit(self) -> float | None:
+        return self._view.speed_limit
+
+    @property
+    def cpu_seconds(self) -> float:
+        return self._view.cpu_seconds
+
+    @property
+    def is_alive(self) -> bool:
+        return self._view.attached
+
+    @property
+    def solo_reason(self) -> str | None:
+        return solo_reason(self.config)
+
+    def snapshot(self) -> Snapshot:
+        """The run's snapshot, fetched from the child only when its view is newer."""
+        snap, version = self._snap, self._view.version
+        if snap is None or snap.version < version:
+            if not self.child.alive:
+                if snap is None:
+                    raise RuntimeError("the trainer process of this run has stopped")
+                return snap
+            snap = self._snap = self._call("snapshot")
+        return snap
+
+    # --- controls (answered by the child) ------------------------------------------------
+
+    def start(self, paused: bool = False) -> None:
+        self._call("start", paused)
+
+    def pause(self, message: str | None = None) -> None:
+        self._call("pause", message)
+
+    def resume(self) -> None:
+        self._call("resume")
+
+    def step(self, n: int = 1) -> None:
+        self._call("step", n)
+
+    def step_d(self) -> int:
+        return self._call("step_d")
+
+    def step_g(self) -> int:
+        return self._call("step_g")
+
+    def update(self, **changes: Any) -> TrainConfig:
+        return self._call("update", **changes)
+
+    def rewind(self, index: int) -> int:
+        return self._call("rewind", index)
+
+    def save(self, target) -> object:
+        if hasattr(target, "write"):  # a file object stays here: the child sends the bytes
+            data = self._call("save_bytes")
+            target.write(data)
+            return None
+        return self._call("save", os.fspath(Path(target).resolve()))
+
+    def reset(self, config: TrainConfig | None = None, csv_bytes: bytes | None = None) -> None:
+        self._call("reset", config, csv_bytes)
+        self._snap = None
+
+    def set_speed(self, steps_per_s: float | None) -> None:
+        self._call("set_speed", steps_per_s)
+
+    def checkpoint_now(self) -> int:
+        return self._call("checkpoint_now")
+
+    def publish_frame(self) -> None:
+        self._call("publish_frame")
+
+    def adopt_timelapse(self, recorder: TimelapseRecorder) -> None:
+        self._call("adopt_timelapse_tensors", recorder.to_tensors())
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.child.alive:
+            self._call("stop", timeout, timeout=timeout + CALL_TIMEOUT_S)
+
+    def close(self) -> None:
+        """Stop the run and drop it from its child (the visitor left)."""
+        try:
+            if self.child.alive:
+                self._call("close")
+        finally:
+            self.pool._forget(self)
+
+
+# --- the child side ------------------------------------------------------------------------------
+
+
+class _Host:
+    """A child's runs, answering the server's calls on a few threads."""
+
+    def __init__(self, conn: Connection, chunk_s: float) -> None:
+        from .trainer import Trainer
+
+        self.conn = conn
+        self.trainer = Trainer(n_threads=1, chunk_s=chunk_s)
+        self.runs: dict[int, Any] = {}
+        self.sent: dict[int, RunView] = {}
+        self.lock = threading.Lock()  # guards runs, sent and the socket's send side
+        self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="gan-trainer-call")
+
+    def serve(self) -> None:
+        try:
+            while True:
+                if self.conn.poll(VIEW_S):
+                    message = pickle.loads(self.conn.recv_bytes())
+                    if message[0] == "close":
+                        break
+                    self.pool.submit(self._answer, message)
+                self._send_views()
+        except (EOFError, OSError):
+            pass  # the server went away
+        finally:
+            self._close_all()
+
+    def _close_all(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        with self.lock:
+            runs = list(self.runs.values())
+            self.runs.clear()
+        for run in runs:
+            try:
+                run.stop()
+            except Exception:
+                log.exception("run %s did not stop", run.name)
+
+    def _send(self, message: tuple) -> None:
+        data = _dumps(message)
+        with self.lock:
+            self.conn.send_bytes(data)
+
+    def _send_views(self, only: int | None = None) -> None:
+        with self.lock:
+            runs = dict(self.runs) if only is None else {only: self.runs[only]} if only in self.runs else {}
+        views = {}
+        for run_id, run in runs.items():
+            view = _view_of(run)
+            if self.sent.get(run_id) != view:
+                views[run_id] = self.sent[run_id] = view
+        if views:
+            self._send(("views", views))
+
+    def _answer(self, message: tuple) -> None:
+        kind, call, run_id = message[:3]
+        try:
+            if kind == "new":
+                value = self._new(run_id, *message[3:])
+            else:
+                value = self._run_call(run_id, *message[3:])
+            reply = ("reply", call, True, value)
+        except Exception as exc:
+            reply = ("reply", call, False, _picklable_error(exc))
+        try:
+            self._send_views(only=run_id)
+            self._send(reply)
+        except (OSError, EOFError):
+            pass  # the server went away; serve() ends too
+
+    def _new(self, run_id: int, config: TrainConfig, kwargs: dict, engine_bytes) -> None:
+        from .trainer import new_run
+
+        if engine_bytes is not None:
+            data, device = engine_bytes
+            kwargs = dict(kwargs, engine=read_run_bytes(data, device)[0])
+        run = new_run(config, self.trainer, **kwargs)
+        with self.lock:
+            self.runs[run_id] = run
+
+    def _run_call(self, run_id: int, name: str, args: tuple, kwargs: dict):
+        if name not in CALLS:
+            raise ValueError(f"unknown call {name!r}")
+        with self.lock:
+            run = self.runs.get(run_id)
+        if run is None:
+            raise RuntimeError("this run is gone from its trainer process")
+        if name == "close":
+            run.stop()
+            with self.lock:
+                self.runs.pop(run_id, None)
+                self.sent.pop(run_id, None)
+            return None
+        if name == "save_bytes":
+            buffer = io.BytesIO()
+            run.save(buffer)
+            return buffer.getvalue()
+        if name == "adopt_timelapse_tensors":
+            tensors = args[0]
+            return run.adopt_timelapse(TimelapseRecorder.from_tensors(tensors, run.engine.step_count))
+        target = run
+        for part in name.split("."):
+            target = getattr(target, part)
+        return target(*args, **kwargs)
+
+
+def _child_main(argv: list[str]) -> None:
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("GAN_CLASSROOM_TORCH_THREADS", "1")))
+    fd, chunk_s = int(argv[0]), float(argv[1])
+    conn = Connection(socket.socket(fileno=fd).detach())
+    _Host(conn, chunk_s).serve()
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s trainer process: %(message)s")
+    # Through the package's module, so the classes pickled to the server are gan_core.processes'
+    # (not __main__'s copies).
+    from gan_core.processes import _child_main as main
+
+    main(sys.argv[1:])
