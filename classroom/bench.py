@@ -244,6 +244,16 @@ def _connect(url: str, timeout: float = 60.0):
             time.sleep(0.5)
 
 
+def _tree_rss_mb(pid: int) -> float:
+    """RSS of process `pid` and its descendants (the server with its trainer processes)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            children = [int(c) for c in f.read().split()]
+    except OSError:
+        children = []
+    return _rss_mb(pid) + sum(_tree_rss_mb(c) for c in children)
+
+
 def _rss_mb(pid: int) -> float:
     try:
         with open(f"/proc/{pid}/status") as f:

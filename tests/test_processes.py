@@ -1,0 +1,166 @@
+"""Tests for gan_core/processes.py: runs trained in trainer processes keep every control of a
+run handle, train bit-identically to a run in this process, fail clearly when their process
+dies, and leave nothing behind (no run, no thread, no process)."""
+
+from __future__ import annotations
+
+import inspect
+import io
+import time
+
+import pytest
+import torch
+
+from gan_core.checkpoints import CheckpointError, read_run_bytes
+from gan_core.config import ConfigError
+from gan_core.engine import Engine
+from gan_core.processes import RemoteRun, TrainerProcesses
+from gan_core.trainer import CohortRunner
+
+
+@pytest.fixture(scope="module")
+def pool():
+    pool = TrainerProcesses(2, chunk_s=0.01)
+    pool.start()
+    yield pool
+    pool.close()
+    assert all(c.process.poll() is not None for c in pool._children) or not pool._children
+
+
+@pytest.fixture
+def make(pool, tiny):
+    made = []
+
+    def make_run(**overrides) -> RemoteRun:
+        made.append(pool.create(tiny(**overrides), name=f"gan-p{len(made)}"))
+        return made[-1]
+
+    yield make_run
+    for run in made:
+        if run.child.alive:
+            run.close()
+    assert pool.runs_alive() == 0
+
+
+def engine_of(run: RemoteRun) -> Engine:
+    """The run as its child holds it, through a run file's bytes."""
+    buffer = io.BytesIO()
+    run.save(buffer)
+    return read_run_bytes(buffer.getvalue(), "cpu")[0]
+
+
+def test_the_handle_has_every_public_member_of_a_run_in_this_process():
+    local = {n for n, _ in inspect.getmembers(CohortRunner) if not n.startswith("_")} - {"engine"}
+    missing = sorted(n for n in local if not hasattr(RemoteRun, n))
+    assert not missing
+
+
+def test_runs_spread_over_the_processes_and_train(make, pool, wait_until):
+    runs = [make(seed=i) for i in range(4)]
+    assert sorted(r.child.index for r in runs) == [0, 0, 1, 1]
+    for run in runs:
+        run.start()
+    wait_until(lambda: all(r.snapshot().step > 50 for r in runs), what="every run advances")
+    assert all(r.state() == "running" for r in runs)
+    assert sum(w["training"] for w in pool.stats()["workers"]) == 4
+    assert pool.threads_alive() == 4
+
+
+def test_single_steps_match_a_run_trained_here_bit_for_bit(make, tiny):
+    run = make(seed=3)
+    run.step(40)
+    deadline = time.monotonic() + 10
+    while run.snapshot().step < 40 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    here = Engine(tiny(seed=3))
+    for _ in range(40):
+        here.step()
+    there = engine_of(run)
+    assert there.step_count == here.step_count == 40
+    for a, b in zip(there.G.state_dict().values(), here.G.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_controls_pause_update_rewind_and_bad_values(make, wait_until):
+    run = make(seed=1)
+    run.start()
+    wait_until(lambda: run.snapshot().step > 20, what="training")
+    run.pause()
+    wait_until(lambda: run.state() == "paused", what="paused")
+    step = run.snapshot().step
+    time.sleep(0.1)
+    assert run.snapshot().step == step
+    new = run.update(d_lr=1e-3, n_critic=2)
+    assert new.d_lr == 1e-3 and run.config.n_critic == 2  # the view follows the call at once
+    assert run.checkpoint_now() >= 1 and len(run.checkpoints.list()) >= 2
+    back_to = run.rewind(run.checkpoints.list()[0].index)
+    assert back_to == 0 and run.snapshot().step == 0 and run.state() == "paused"
+    with pytest.raises(CheckpointError, match="not kept"):
+        run.rewind(999)
+    with pytest.raises(ValueError, match="speed"):
+        run.set_speed(-5)
+    with pytest.raises(ConfigError):
+        run.update(d_lr=50.0)
+    assert run.config.d_lr == 1e-3  # a rejected change changed nothing
+
+
+def test_a_bad_config_raises_and_leaves_nothing(pool, tiny):
+    from gan_core.data import DataError
+
+    before = pool.runs_alive()
+    with pytest.raises(DataError, match="expected 2 columns"):  # the engine's own error, across
+        pool.create(tiny(dataset="csv"), csv_bytes=b"x,y\n1\n")
+    assert pool.runs_alive() == before
+
+
+def test_a_loaded_run_continues_in_a_process(make, pool, tiny):
+    source = Engine(tiny(seed=5))
+    for _ in range(30):
+        source.step()
+    run = pool.create(source.config, engine=source, name="gan-loaded")
+    try:
+        assert run.snapshot().step == 0  # telemetry starts empty; the engine is at step 30
+        run.step(10)
+        deadline = time.monotonic() + 10
+        while engine_of(run).step_count < 40 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        for _ in range(10):
+            source.step()
+        there = engine_of(run)
+        assert there.step_count == 40
+        for a, b in zip(there.D.state_dict().values(), source.D.state_dict().values()):
+            assert torch.equal(a, b)
+    finally:
+        run.close()
+
+
+def test_a_dead_process_fails_its_runs_clearly(tiny):
+    pool = TrainerProcesses(1, chunk_s=0.01)
+    try:
+        run = pool.create(tiny(), name="gan-doomed")
+        run.start()
+        pool._children[0].process.kill()
+        deadline = time.monotonic() + 10
+        while run.state() != "error" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert run.state() == "error" and not run.is_alive
+        with pytest.raises(RuntimeError, match="trainer process"):
+            run.pause()
+        run.close()  # no hang, no error: the visitor can still leave
+        with pytest.raises(RuntimeError, match="stopped"):
+            pool.create(tiny())
+    finally:
+        pool.close()
+
+
+def test_a_process_exits_when_its_server_goes_away(tiny):
+    pool = TrainerProcesses(1, chunk_s=0.01)
+    run = pool.create(tiny(), name="gan-orphan")
+    run.start()
+    child = pool._children[0]
+    child.conn.close()  # as if the server died: the child reads end of file
+    try:
+        child.process.wait(15)
+    finally:
+        pool.close()
+    assert child.process.returncode == 0
