@@ -32,10 +32,13 @@ from gan_core.processes import RemoteRun, TrainerProcesses, default_processes
 from gan_core.runner import Runner
 from gan_core.trainer import CohortRunner, Trainer, default_threads, new_run, step_cost
 
-# Run-steps per second one core gives a cohort of classroom 2-D runs, measured with
-# `python -m gan_core.bench cohort` (30 runs of MLP 3x32, batch 64, one thread: ~2,700-4,100
-# on this 2-core box depending on its other load; the lower end, so promises hold when busy).
-STEP_BUDGET_PER_CORE = 2700.0
+# Cost units (`trainer.step_cost`: a batch-64 width-32 2-D step is 1) per second one core gives a
+# class, measured in the app with `python -m classroom.bench classroom --students 30` on this 2-core
+# box (simulated students on the same cores): with trainer processes 8,200 units/s for the
+# whole-class lesson and 10,400 for the page's defaults; with trainer threads in the server
+# (processes=0) 2,800. The lower figure per core, rounded down, so promises hold.
+STEP_BUDGET_PER_CORE = 4000.0
+STEP_BUDGET_PER_CORE_THREADS = 1400.0
 MIN_RATE = 90.0  # steps/s every admitted student gets at least (ring-8 reaches 8/8 in ~5k steps)
 
 
@@ -50,9 +53,16 @@ def _env_float(name: str, default: float) -> float:
     return value
 
 
-def default_max_active() -> int:
+def step_budget_per_core(processes: int) -> float:
+    """Env GAN_CLASSROOM_STEP_BUDGET, else the measured budget for runs trained in `processes`
+    trainer processes (0: trainer threads in the server)."""
+    return _env_float("GAN_CLASSROOM_STEP_BUDGET",
+                      STEP_BUDGET_PER_CORE if processes else STEP_BUDGET_PER_CORE_THREADS)
+
+
+def default_max_active(processes: int | None = None) -> int:
     """Cost units that may train at once: env GAN_CLASSROOM_MAX_RUNS, else the step budget
-    (cores × GAN_CLASSROOM_STEP_BUDGET / GAN_CLASSROOM_MIN_RATE)."""
+    (cores × `step_budget_per_core` / GAN_CLASSROOM_MIN_RATE)."""
     env = os.environ.get("GAN_CLASSROOM_MAX_RUNS")
     if env:
         value = int(env)
@@ -61,7 +71,7 @@ def default_max_active() -> int:
         return value
     if torch.cuda.is_available():
         return 8  # unmeasured here: the GPU interleaves several solo runs well
-    budget = _env_float("GAN_CLASSROOM_STEP_BUDGET", STEP_BUDGET_PER_CORE)
+    budget = step_budget_per_core(default_processes() if processes is None else processes)
     return max(1, int(default_threads() * budget / _env_float("GAN_CLASSROOM_MIN_RATE", MIN_RATE)))
 
 
@@ -145,7 +155,13 @@ class SessionManager:
                  idle_timeout_s: float = 600.0, clock: Callable[[], float] = time.monotonic,
                  runner_factory: Callable[..., Runner] | None = None, turn_s: float | None = None,
                  trainer: Trainer | TrainerProcesses | None = None, processes: int | None = None) -> None:
-        self.max_active = max_active or default_max_active()  # cost units training at once
+        # Runs train in `processes` trainer processes (default: one per core, `default_processes`),
+        # or with 0 on trainer threads in this process; built at the first run (or `start()`).
+        if trainer is not None:
+            processes = trainer.n if isinstance(trainer, TrainerProcesses) else 0
+        self._processes = default_processes() if processes is None else processes
+        self._trainer = trainer
+        self.max_active = max_active or default_max_active(self._processes)  # cost units training at once
         # While visitors wait, a run gives up its slot after `turn_s` seconds of training
         # (0 = never): a class of 30 on a few cores takes turns instead of 28 waiting forever.
         self.turn_s = float(os.environ.get("GAN_CLASSROOM_TURN_S", 120)) if turn_s is None else turn_s
@@ -153,10 +169,6 @@ class SessionManager:
         self.idle_timeout_s = idle_timeout_s
         self._clock = clock
         self._factory = runner_factory or self._make_runner
-        # Runs train in `processes` trainer processes (default: one per core, `default_processes`),
-        # or with 0 on trainer threads in this process; built on the first run (or `start()`).
-        self._processes = default_processes() if processes is None else processes
-        self._trainer = trainer
         self._lock = threading.Lock()
         self._sessions: dict[str, Session] = {}
         self._queue: list[str] = []  # session ids waiting for a training slot, FIFO
@@ -322,7 +334,7 @@ class SessionManager:
         threads = default_threads()
         with self._lock:
             used = self._running_cost()
-        budget = threads * _env_float("GAN_CLASSROOM_STEP_BUDGET", STEP_BUDGET_PER_CORE)
+        budget = threads * step_budget_per_core(self._processes)
         return dict(trainer_threads=threads, trainer_processes=self._processes, step_budget_per_s=round(budget),
                     students_at_once=int(self.max_active),
                     steps_per_s_each_when_full=round(budget / max(1, self.max_active)),

@@ -153,14 +153,41 @@ def test_a_dead_process_fails_its_runs_clearly(tiny):
         pool.close()
 
 
-def test_a_process_exits_when_its_server_goes_away(tiny):
-    pool = TrainerProcesses(1, chunk_s=0.01)
-    run = pool.create(tiny(), name="gan-orphan")
-    run.start()
-    child = pool._children[0]
-    child.conn.close()  # as if the server died: the child reads end of file
+SERVER = """
+import sys, time
+sys.path[:0] = {paths!r}
+from configs import tiny_config
+from gan_core.processes import TrainerProcesses
+pool = TrainerProcesses(1, chunk_s=0.01)
+pool.create(tiny_config(), name="gan-orphan").start()
+print(pool._children[0].process.pid, flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_process_exits_when_its_server_is_killed():
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    code = SERVER.format(paths=[str(here.parent), str(here)])
+    server = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
-        child.process.wait(15)
+        child = int(server.stdout.readline())
+        os.kill(server.pid, signal.SIGKILL)  # no atexit, no "close": the child only sees end of file
+        server.wait(10)
+        def running() -> bool:  # a zombie (exited, not yet reaped by init) counts as gone
+            try:
+                return Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+            except OSError:
+                return False
+
+        deadline = time.monotonic() + 15
+        while running() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not running(), "the trainer process outlived its server"
     finally:
-        pool.close()
-    assert child.process.returncode == 0
+        server.kill()
