@@ -71,6 +71,13 @@ def handlers(make_handlers):
     return make_handlers(max_active=1)
 
 
+@pytest.fixture(params=[0, 2], ids=["threads", "processes"])
+def any_handlers(request, make_handlers):
+    """`handlers` with runs trained on threads here, then in two trainer processes (the server's
+    default): for tests that look at runs only through the handle."""
+    return make_handlers(max_active=1, processes=request.param)
+
+
 @pytest.fixture
 def make_runner(tiny):
     """Build runners on tiny configs; every one is stopped when the test ends."""
