@@ -34,10 +34,11 @@ from gan_core.trainer import CohortRunner, Trainer, default_threads, new_run, st
 
 # Cost units (`trainer.step_cost`: a batch-64 width-32 2-D step is 1) per second one core gives a
 # class, measured in the app with `python -m classroom.bench classroom --students 30` on this 2-core
-# box (simulated students on the same cores): with trainer processes 8,200 units/s for the
-# whole-class lesson and 10,400 for the page's defaults; with trainer threads in the server
-# (processes=0) 2,800. The lower figure per core, rounded down, so promises hold.
-STEP_BUDGET_PER_CORE = 4000.0
+# box (simulated students on the same cores): with trainer processes 8,200 units/s for 30 students
+# on the whole-class lesson, 10,400 for 30 on the page's defaults and 6,800 for 100 (44 training,
+# the rest ticking in the queue); with trainer threads in the server (processes=0) 2,800 for 30.
+# The lowest per core, rounded down, so promises hold.
+STEP_BUDGET_PER_CORE = 3400.0
 STEP_BUDGET_PER_CORE_THREADS = 1400.0
 MIN_RATE = 90.0  # steps/s every admitted student gets at least (ring-8 reaches 8/8 in ~5k steps)
 

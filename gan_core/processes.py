@@ -28,6 +28,7 @@ Not here: scheduling inside a child (`trainer.py`), admission (classroom/session
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import io
 import itertools
 import logging
@@ -47,11 +48,13 @@ from typing import Any
 from .checkpoints import CheckpointInfo, read_run_bytes, save_run
 from .cohort import solo_reason
 from .config import TrainConfig
-from .telemetry import History, Snapshot
+from .telemetry import History, Snapshot, Telemetry
 from .timelapse import TimelapseRecorder
 
 log = logging.getLogger(__name__)
 
+GONE_MESSAGE = ("The trainer process of this run stopped (the server may be short of memory): this run is "
+                "lost. Press Start to begin a new one.")
 VIEW_S = 0.1  # how often a child sends the views that changed
 CALL_TIMEOUT_S = 60.0  # longer than any child-side wait (a command: 30 s, stop: 10 s)
 # What a handle may ask of its run in the child (dotted: an attribute's method).
@@ -216,10 +219,12 @@ class TrainerProcesses:
             engine_bytes = (buffer.getvalue(), engine.device.type)
             config = engine.config
         with self.lock:
-            live = [c for c in self._children if c.alive]
-            if not live:
-                raise RuntimeError("the server's trainer processes have stopped; restart the server")
-            child = min(live, key=lambda c: (c.load(), len(c.runs), c.index))
+            if self._closed:
+                raise RuntimeError("the trainer processes were closed")
+            for i, old in enumerate(self._children):  # one that died (killed, out of memory) is replaced
+                if not old.alive:
+                    self._children[i] = _Child(self, old.index, self.chunk_s)
+            child = min(self._children, key=lambda c: (c.load(), len(c.runs), c.index))
             run = RemoteRun(self, child, next(self._ids), name, config)
             child.runs[run.id] = run
         try:
@@ -396,10 +401,9 @@ class RemoteRun:
         """The run's snapshot, fetched from the child only when its view is newer."""
         snap, version = self._snap, self._view.version
         if snap is None or snap.version < version:
-            if not self.child.alive:
-                if snap is None:
-                    raise RuntimeError("the trainer process of this run has stopped")
-                return snap
+            if not self.child.alive:  # the last one held, saying what happened
+                return dataclasses.replace(snap or Telemetry().snapshot(), version=version, state="error",
+                                           message=GONE_MESSAGE, steps_per_s=0.0, config=self.config)
             snap = self._snap = self._call("snapshot")
         return snap
 

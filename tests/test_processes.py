@@ -144,11 +144,18 @@ def test_a_dead_process_fails_its_runs_clearly(tiny):
         while run.state() != "error" and time.monotonic() < deadline:
             time.sleep(0.01)
         assert run.state() == "error" and not run.is_alive
+        snap = run.snapshot()
+        assert snap.state == "error" and "Press Start" in snap.message  # what the status line shows
         with pytest.raises(RuntimeError, match="trainer process"):
             run.pause()
         run.close()  # no hang, no error: the visitor can still leave
-        with pytest.raises(RuntimeError, match="stopped"):
-            pool.create(tiny())
+        fresh = pool.create(tiny(), name="gan-next")  # a new process replaces the dead one
+        fresh.step(3)
+        deadline = time.monotonic() + 10
+        while fresh.snapshot().step < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert fresh.snapshot().step == 3
+        fresh.close()
     finally:
         pool.close()
 
