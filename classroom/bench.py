@@ -53,7 +53,7 @@ def bench_ticks(history_steps: int = 50_000, n: int = 200) -> dict:
     """Latency of the app's tick handler (status + 5 figures) with a long history."""
     import gradio as gr
 
-    manager = SessionManager(max_active=1)
+    manager = SessionManager(max_active=1, processes=0)  # the runner's own telemetry, in this process
     handlers = Handlers(manager)
     session = manager.create("bench", default_config("ring8"))
     runner = session.runner
@@ -76,7 +76,7 @@ def bench_ticks(history_steps: int = 50_000, n: int = 200) -> dict:
         size = sum(len(o) for o in plots_out if isinstance(o, str))  # figure JSON sent (unchanged ones skip)
         times.append(time.perf_counter() - t0)
         sizes.append(size)
-    manager.release_all()
+    manager.close()
     ms = np.array(times) * 1000
     return dict(history_steps=runner.snapshot().step, history_rows=len(runner.snapshot().history),
                 tick_ms_p50=round(float(np.percentile(ms, 50)), 2), tick_ms_p95=round(float(np.percentile(ms, 95)), 2),
@@ -246,12 +246,20 @@ def _connect(url: str, timeout: float = 60.0):
 
 def _tree_rss_mb(pid: int) -> float:
     """RSS of process `pid` and its descendants (the server with its trainer processes)."""
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            children = [int(c) for c in f.read().split()]
-    except OSError:
-        children = []
-    return _rss_mb(pid) + sum(_tree_rss_mb(c) for c in children)
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                pass
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        children = [p for p, parent in parents.items() if parent in frontier and p not in tree]
+        tree.update(children)
+        frontier = children
+    return sum(_rss_mb(p) for p in tree)
 
 
 def _rss_mb(pid: int) -> float:

@@ -246,7 +246,7 @@ class Handlers:
         csv_bytes = self._csv_for(config, upload, None)
         try:
             session = self._with_speed(sid, self.manager.create(sid, config, csv_bytes))
-        except (ConfigError, DataError, ServerBusy, RuntimeError) as exc:
+        except (ConfigError, DataError, ServerBusy, RuntimeError, TimeoutError) as exc:
             raise gr.Error(str(exc)) from None
         session.extras["setup"] = setup_of(config, lesson, csv_bytes)
         session.runner.publish_frame()  # the plots show G and D at step 0 before Start
@@ -547,7 +547,7 @@ class Handlers:
             timelapse = TimelapseRecorder.from_tensors(load_run_extras(path, "timelapse"), engine.step_count)
             session = self._with_speed(sid, self.manager.create(sid, engine.config, engine=engine))
             session.runner.adopt_timelapse(timelapse)
-        except (CheckpointError, ConfigError, ValueError) as exc:
+        except (CheckpointError, ConfigError, ValueError, RuntimeError, TimeoutError) as exc:
             raise gr.Error(f"Cannot load this file ({size:,} bytes): {exc}") from None
         runner, step = session.runner, engine.step_count
         if history is not None:

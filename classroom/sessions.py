@@ -19,6 +19,7 @@ Knows nothing about Gradio. One lock guards the tables; runners have their own.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -41,6 +42,9 @@ from gan_core.trainer import CohortRunner, Trainer, default_threads, new_run, st
 STEP_BUDGET_PER_CORE = 3400.0
 STEP_BUDGET_PER_CORE_THREADS = 1400.0
 MIN_RATE = 90.0  # steps/s every admitted student gets at least (ring-8 reaches 8/8 in ~5k steps)
+
+
+log = logging.getLogger(__name__)
 
 
 class ServerBusy(RuntimeError):
@@ -72,8 +76,15 @@ def default_max_active(processes: int | None = None) -> int:
         return value
     if torch.cuda.is_available():
         return 8  # unmeasured here: the GPU interleaves several solo runs well
-    budget = step_budget_per_core(default_processes() if processes is None else processes)
-    return max(1, int(default_threads() * budget / _env_float("GAN_CLASSROOM_MIN_RATE", MIN_RATE)))
+    processes = default_processes() if processes is None else processes
+    return max(1, int(training_cores(processes) * step_budget_per_core(processes)
+                      / _env_float("GAN_CLASSROOM_MIN_RATE", MIN_RATE)))
+
+
+def training_cores(processes: int) -> int:
+    """Cores that train: one per trainer process (each steps its cohorts on one thread), else one
+    per trainer thread."""
+    return min(processes, default_threads()) if processes else default_threads()
 
 
 def configure_threads() -> int:
@@ -173,6 +184,7 @@ class SessionManager:
         self._lock = threading.Lock()
         self._sessions: dict[str, Session] = {}
         self._queue: list[str] = []  # session ids waiting for a training slot, FIFO
+        self._starting: set[str] = set()  # admitted, resume() not yet returned
         self._last_sweep = clock()
 
     @property
@@ -242,7 +254,10 @@ class SessionManager:
             if sid in self._queue:
                 self._queue.remove(sid)
         if session is not None:
-            session.runner.close()
+            try:
+                session.runner.close()
+            except Exception:  # e.g. a trainer process that does not answer: the session is gone anyway
+                log.exception("the run of session %s did not close", sid[:8])
         self.admit()
 
     def release_all(self) -> None:
@@ -262,7 +277,8 @@ class SessionManager:
         return sum(1 for s in self._sessions.values() if s.runner.state() == "running")
 
     def _running_cost(self) -> float:
-        return sum(self._cost(s.runner) for s in self._sessions.values() if s.runner.state() == "running")
+        return sum(self._cost(s.runner) for sid, s in self._sessions.items()
+                   if s.runner.state() == "running" or sid in self._starting)
 
     def request_start(self, sid: str) -> int:
         """Start (or resume) `sid`'s run if the budget allows; else queue it.
@@ -292,6 +308,7 @@ class SessionManager:
         When the head of the queue does not fit and `turn_s` > 0, the run that has trained
         longest beyond `turn_s` is paused and queued again; it resumes when its turn comes.
         """
+        to_pause, to_resume = [], []
         with self._lock:
             now = self._clock()
             free = self.max_active - self._running_cost()
@@ -301,8 +318,7 @@ class SessionManager:
                            if s.runner.state() == "running" and sid not in self._queue]
                 sid, longest = min(running, key=lambda item: item[1].running_since, default=(None, None))
                 if longest is not None and now - longest.running_since >= self.turn_s:
-                    longest.runner.pause(f"Paused after {self.turn_s:.0f} s to give a waiting visitor a turn; "
-                                         "it resumes by itself when its turn comes again.")
+                    to_pause.append(longest.runner)
                     longest.running_since = now
                     self._queue.append(sid)
                     free += self._cost(longest.runner)
@@ -315,9 +331,22 @@ class SessionManager:
                 if cost > free and free < self.max_active:  # a run bigger than the budget runs alone
                     continue
                 self._queue.remove(sid)
-                session.runner.resume()
+                self._starting.add(sid)  # counted as running until its resume() has returned
+                to_resume.append((sid, session.runner))
                 session.running_since = now
                 free -= cost
+        # The runs' controls may wait on a trainer process: not under the tables' lock.
+        for runner in to_pause:
+            runner.pause(f"Paused after {self.turn_s:.0f} s to give a waiting visitor a turn; "
+                         "it resumes by itself when its turn comes again.")
+        for sid, runner in to_resume:
+            try:
+                runner.resume()
+            except Exception:  # its process died or it was released meanwhile: its page says so
+                log.exception("could not start the run of session %s", sid[:8])
+            finally:
+                with self._lock:
+                    self._starting.discard(sid)
 
     def queue_position(self, sid: str) -> int:
         with self._lock:
@@ -332,7 +361,7 @@ class SessionManager:
 
     def capacity(self) -> dict:
         """What this server promises: how many classroom 2-D runs train at once, at what speed."""
-        threads = default_threads()
+        threads = training_cores(self._processes)
         with self._lock:
             used = self._running_cost()
         budget = threads * step_budget_per_core(self._processes)

@@ -11,14 +11,15 @@ core by default), each running a one-thread `trainer.Trainer` for its 2-D runs a
 least work. `RemoteRun` is the server's handle on one run, with the public API the
 classroom uses of `Runner`/`CohortRunner`: controls are calls answered by the child, while
 `state()`, `config`, `telemetry.version`, `checkpoints.list()`, `speed_limit` and
-`cpu_seconds` read a small `RunView` the child sends whenever it changes (every
-`VIEW_S`), so the server's admission loops never wait on a child. `snapshot()` fetches the
-child's snapshot only when the view says it is newer than the one held.
+`cpu_seconds` read a small `RunView` the child sends when it changes (checked every
+`VIEW_S`), so reading them never waits on a child. `snapshot()` fetches the child's snapshot
+only when the view says it is newer than the one held.
 
 Protocol, one socket pair per child, pickled tuples (both ends are this program):
   server → child  ("new", call, run, config, kwargs, engine_bytes) | ("call", call, run, name, args, kwargs) | ("close",)
-  child → server  ("reply", call, ok, value) | ("views", {run: RunView})
-A call's reply comes after the run's new view, so the handle reflects the call when it returns.
+  child → server  ("reply", call, ok, value, run, (seq, RunView) | None) | ("views", {run: (seq, RunView)})
+A reply carries the run's view taken after the call, so the handle reflects the call when it
+returns; views are numbered in the order the child took them and the server keeps the newest.
 A child whose server goes away (end of file on its socket) stops its runs and exits.
 POSIX only (the socket is inherited by `pass_fds`).
 
@@ -56,7 +57,10 @@ log = logging.getLogger(__name__)
 GONE_MESSAGE = ("The trainer process of this run stopped (the server may be short of memory): this run is "
                 "lost. Press Start to begin a new one.")
 VIEW_S = 0.1  # how often a child sends the views that changed
-CALL_TIMEOUT_S = 60.0  # longer than any child-side wait (a command: 30 s, stop: 10 s)
+# Trainer processes run at a lower priority than the web server: training takes every spare cycle,
+# and a page's request still gets a core as soon as it arrives.
+TRAINER_NICE = 10
+CALL_TIMEOUT_S = 60.0  # twice the longest child-side wait (a command between two steps: 30 s)
 # What a handle may ask of its run in the child (dotted: an attribute's method).
 CALLS = frozenset({
     "start", "pause", "resume", "step", "step_d", "step_g", "update", "rewind", "save", "reset", "set_speed",
@@ -144,14 +148,13 @@ class _Child:
             while True:
                 message = pickle.loads(self.conn.recv_bytes())
                 if message[0] == "reply":
-                    pool._answer(message[1], message[2], message[3])
+                    _, call, ok, value, run_id, seq_view = message
+                    if seq_view is not None:
+                        self._set_view(run_id, *seq_view)
+                    pool._answer(call, ok, value)
                 else:
-                    with pool.lock:
-                        runs = dict(self.runs)
-                    for run_id, view in message[1].items():
-                        run = runs.get(run_id)
-                        if run is not None:
-                            run._view = view
+                    for run_id, (seq, view) in message[1].items():
+                        self._set_view(run_id, seq, view)
         except (EOFError, OSError):
             pass
         except Exception:  # a message this side cannot read: treat the child as gone
@@ -160,6 +163,19 @@ class _Child:
         with self.send_lock:
             self.alive = False
         pool._child_gone(self)
+        try:
+            self.process.wait(10)  # reaped here; close() waits too
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.conn.close()
+
+    def _set_view(self, run_id: int, seq: int, view: RunView) -> None:
+        """Keep the newest view of a run (reader thread only)."""
+        with self.pool.lock:
+            run = self.runs.get(run_id)
+        if run is not None and seq > run._view_seq:
+            run._view_seq, run._view = seq, view
 
     def load(self) -> float:  # caller holds pool.lock
         from .trainer import step_cost
@@ -206,6 +222,7 @@ class TrainerProcesses:
                 child.process.wait()
             child.reader.join(timeout)
             child.conn.close()
+        atexit.unregister(self.close)
 
     def create(self, config: TrainConfig, *, csv_bytes: bytes | None = None, name: str = "gan-run",
                engine=None) -> "RemoteRun":
@@ -294,7 +311,7 @@ class TrainerProcesses:
         return sum(1 for v in views if v.attached)
 
     def stats(self) -> dict[str, Any]:
-        """Per child: its process id, runs, runs training now and their run-steps/s."""
+        """Per child: its process id, whether it lives, its runs and how many train now."""
         with self.lock:
             children = [(c, list(c.runs.values())) for c in self._children]
         workers = []
@@ -356,7 +373,8 @@ class _RemoteTimelapse:
 
 class RemoteRun:
     """The server's handle on a run trained in a trainer process (the `Runner` API the
-    classroom uses). Thread-safe: calls are answered one by one by the child."""
+    classroom uses). Thread-safe: the child answers calls on a few threads of its own, and
+    each run's controls take its lock there as they do here."""
 
     def __init__(self, pool: TrainerProcesses, child: _Child, run_id: int, name: str, config: TrainConfig) -> None:
         self.pool = pool
@@ -364,12 +382,16 @@ class RemoteRun:
         self.id = run_id
         self.name = name
         self._view = RunView(0, "idle", config, None, 0.0, (), 0, False)  # replaced by the child's
+        self._view_seq = 0
         self._snap: Snapshot | None = None
+        self._closed = False
         self.telemetry = _RemoteTelemetry(self)
         self.checkpoints = _RemoteCheckpoints(self)
         self.timelapse = _RemoteTimelapse(self)
 
     def _call(self, name: str, *args, timeout: float = CALL_TIMEOUT_S, **kwargs):
+        if self._closed:
+            raise RuntimeError("this run was closed (its visitor left or started another)")
         return self.pool._request(self.child, "call", self.id, name, args, kwargs, timeout=timeout)
 
     # --- read from the view (no call) -------------------------------------------------
@@ -400,6 +422,8 @@ class RemoteRun:
     def snapshot(self) -> Snapshot:
         """The run's snapshot, fetched from the child only when its view is newer."""
         snap, version = self._snap, self._view.version
+        if self._closed:
+            return dataclasses.replace(snap or Telemetry().snapshot(), state="stopped", steps_per_s=0.0)
         if snap is None or snap.version < version:
             if not self.child.alive:  # the last one held, saying what happened
                 return dataclasses.replace(snap or Telemetry().snapshot(), version=version, state="error",
@@ -461,10 +485,13 @@ class RemoteRun:
             self._call("stop", timeout, timeout=timeout + CALL_TIMEOUT_S)
 
     def close(self) -> None:
-        """Stop the run and drop it from its child (the visitor left)."""
+        """Stop the run and drop it from its child (the visitor left); later calls raise."""
+        if self._closed:
+            return
+        self._closed = True  # from now on a snapshot reads "stopped" without asking the child
         try:
             if self.child.alive:
-                self._call("close")
+                self.pool._request(self.child, "call", self.id, "close", (), {})
         finally:
             self.pool._forget(self)
 
@@ -481,11 +508,13 @@ class _Host:
         self.conn = conn
         self.trainer = Trainer(n_threads=1, chunk_s=chunk_s)
         self.runs: dict[int, Any] = {}
-        self.sent: dict[int, RunView] = {}
-        self.lock = threading.Lock()  # guards runs, sent and the socket's send side
+        self.sent: dict[int, RunView] = {}  # the last view sent of each run
+        self._seq = itertools.count(1)
+        self.lock = threading.Lock()  # guards runs, sent, the numbering and the socket's send side
         self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="gan-trainer-call")
 
     def serve(self) -> None:
+        views_at = 0.0
         try:
             while True:
                 if self.conn.poll(VIEW_S):
@@ -493,7 +522,9 @@ class _Host:
                     if message[0] == "close":
                         break
                     self.pool.submit(self._answer, message)
-                self._send_views()
+                if time.monotonic() - views_at >= VIEW_S:
+                    self._send_views()
+                    views_at = time.monotonic()
         except (EOFError, OSError):
             pass  # the server went away
         finally:
@@ -510,35 +541,55 @@ class _Host:
             except Exception:
                 log.exception("run %s did not stop", run.name)
 
-    def _send(self, message: tuple) -> None:
-        data = _dumps(message)
+    def _view(self, run_id: int) -> tuple[int, RunView] | None:
+        """(number, view) of a run, numbered before it is read; None once the run is gone.
+        Marked as sent: the caller sends it."""
         with self.lock:
-            self.conn.send_bytes(data)
+            run = self.runs.get(run_id)
+            seq = next(self._seq)
+        if run is None:
+            return None
+        view = _view_of(run)
+        with self.lock:
+            if run_id not in self.runs:
+                return None
+            self.sent[run_id] = view
+        return seq, view
 
-    def _send_views(self, only: int | None = None) -> None:
+    def _send_views(self) -> None:
         with self.lock:
-            runs = dict(self.runs) if only is None else {only: self.runs[only]} if only in self.runs else {}
+            ids = [i for i, run in self.runs.items()]
         views = {}
-        for run_id, run in runs.items():
-            view = _view_of(run)
-            if self.sent.get(run_id) != view:
-                views[run_id] = self.sent[run_id] = view
+        for run_id in ids:
+            with self.lock:
+                last = self.sent.get(run_id)
+            numbered = self._view(run_id)
+            if numbered is not None and numbered[1] != last:
+                views[run_id] = numbered
         if views:
-            self._send(("views", views))
+            data = _dumps(("views", views))
+            with self.lock:
+                self.conn.send_bytes(data)
 
     def _answer(self, message: tuple) -> None:
         kind, call, run_id = message[:3]
         try:
             if kind == "new":
-                value = self._new(run_id, *message[3:])
+                ok, value = True, self._new(run_id, *message[3:])
             else:
-                value = self._run_call(run_id, *message[3:])
-            reply = ("reply", call, True, value)
+                ok, value = True, self._run_call(run_id, *message[3:])
         except Exception as exc:
-            reply = ("reply", call, False, _picklable_error(exc))
+            ok, value = False, _picklable_error(exc)
         try:
-            self._send_views(only=run_id)
-            self._send(reply)
+            try:
+                numbered = self._view(run_id)
+                data = _dumps(("reply", call, ok, value, run_id, numbered))
+            except Exception as exc:  # an answer that cannot travel still gets one
+                log.exception("call %s could not be answered", message[3] if kind == "call" else kind)
+                data = _dumps(("reply", call, False, RuntimeError(f"the trainer process could not answer: {exc}"),
+                               run_id, None))
+            with self.lock:
+                self.conn.send_bytes(data)
         except (OSError, EOFError):
             pass  # the server went away; serve() ends too
 
@@ -559,11 +610,11 @@ class _Host:
             run = self.runs.get(run_id)
         if run is None:
             raise RuntimeError("this run is gone from its trainer process")
-        if name == "close":
-            run.stop()
+        if name == "close":  # forgotten first, so a stop that fails leaves nothing behind
             with self.lock:
                 self.runs.pop(run_id, None)
                 self.sent.pop(run_id, None)
+            run.stop()
             return None
         if name == "save_bytes":
             buffer = io.BytesIO()
@@ -581,6 +632,7 @@ class _Host:
 def _child_main(argv: list[str]) -> None:
     import torch
 
+    os.nice(TRAINER_NICE)
     torch.set_num_threads(int(os.environ.get("GAN_CLASSROOM_TORCH_THREADS", "1")))
     fd, chunk_s = int(argv[0]), float(argv[1])
     conn = Connection(socket.socket(fileno=fd).detach())

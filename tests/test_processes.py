@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import inspect
 import io
+import re
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -22,9 +24,10 @@ from gan_core.trainer import CohortRunner
 def pool():
     pool = TrainerProcesses(2, chunk_s=0.01)
     pool.start()
+    children = list(pool._children)
     yield pool
     pool.close()
-    assert all(c.process.poll() is not None for c in pool._children) or not pool._children
+    assert all(c.process.poll() is not None for c in children), "close() ends every trainer process"
 
 
 @pytest.fixture
@@ -49,10 +52,22 @@ def engine_of(run: RemoteRun) -> Engine:
     return read_run_bytes(buffer.getvalue(), "cpu")[0]
 
 
-def test_the_handle_has_every_public_member_of_a_run_in_this_process():
+def test_the_handle_has_what_the_classroom_uses_of_a_run():
+    """Every `runner.<name>` (and `runner.telemetry.<name>`, …) in classroom/ and app.py exists on a
+    RemoteRun, as on the run handles of this process."""
+    from gan_core.processes import _RemoteCheckpoints, _RemoteTelemetry, _RemoteTimelapse
+
+    root = Path(__file__).resolve().parent.parent
+    source = "\n".join(p.read_text() for p in [root / "app.py", *sorted((root / "classroom").glob("*.py"))])
+    used = set(re.findall(r"\brunner\.(\w+)(?:\.(\w+))?", source))
+    parts = {"telemetry": _RemoteTelemetry, "checkpoints": _RemoteCheckpoints, "timelapse": _RemoteTimelapse}
+    assert used, "the pattern finds the classroom's uses"
+    missing = sorted(f"{a}.{b}" if b and a in parts else a for a, b in used
+                     if not hasattr(RemoteRun, a) and a not in parts
+                     or a in parts and b and not hasattr(parts[a], b))
+    assert not missing, f"RemoteRun lacks {missing}"
     local = {n for n, _ in inspect.getmembers(CohortRunner) if not n.startswith("_")} - {"engine"}
-    missing = sorted(n for n in local if not hasattr(RemoteRun, n))
-    assert not missing
+    assert not sorted(n for n in local if not hasattr(RemoteRun, n))
 
 
 def test_runs_spread_over_the_processes_and_train(make, pool, wait_until):
@@ -177,12 +192,14 @@ def test_a_process_exits_when_its_server_is_killed():
     import signal
     import subprocess
     import sys
-    from pathlib import Path
 
     here = Path(__file__).resolve().parent
     code = SERVER.format(paths=[str(here.parent), str(here)])
     server = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
+        import select
+
+        assert select.select([server.stdout], [], [], 60)[0], "the server did not start its trainer process"
         child = int(server.stdout.readline())
         os.kill(server.pid, signal.SIGKILL)  # no atexit, no "close": the child only sees end of file
         server.wait(10)
@@ -192,9 +209,20 @@ def test_a_process_exits_when_its_server_is_killed():
             except OSError:
                 return False
 
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 30
         while running() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not running(), "the trainer process outlived its server"
     finally:
         server.kill()
+
+
+def test_a_closed_run_reads_as_stopped_and_refuses_controls(pool, tiny):
+    run = pool.create(tiny(seed=7), name="gan-left")
+    run.start()
+    run.close()
+    run.close()  # twice is harmless (release after an unload)
+    assert run.snapshot().state == "stopped"  # a tick that still holds the old session
+    with pytest.raises(RuntimeError, match="closed"):
+        run.resume()
+    assert pool.runs_alive() == 0
