@@ -101,10 +101,14 @@ def run_class(url: str, students: int, seconds: float, *, target_modes: int = 8,
     during = stats() if stats else None
     # The class's training rate over the whole class (one sample alone swings 3x): the sum of the
     # runs' steps/s every 5 s while students are still working.
-    rates, next_at = [], time.monotonic()
+    # Fair shares: the slowest, median and fastest run's steps/s at each sample, while all train.
+    rates, spreads, next_at = [], [], time.monotonic()
     while stats and any(t.is_alive() for t in threads):
         if time.monotonic() >= next_at:
-            rates.append(round(sum(stats()["steps_per_s"]), 1))
+            each = stats()["steps_per_s"]
+            rates.append(round(sum(each), 1))
+            if each and all(t.is_alive() for t in threads):
+                spreads.append([round(float(q), 1) for q in np.percentile(each, [0, 50, 100])])
             next_at += 5.0
         time.sleep(0.25)
     for t in threads:
@@ -122,6 +126,8 @@ def run_class(url: str, students: int, seconds: float, *, target_modes: int = 8,
         served_after_s_max=max(served) if served else None,
         queued_at_start=sum(r["queued"] for r in results),
         run_steps_per_s_every_5s=rates, run_steps_per_s_median=float(np.median(rates)) if rates else None,
+        run_rate_min_median_max_every_5s=spreads,
+        run_rate_max_over_min_median=float(np.median([hi / max(lo, 1e-9) for lo, _, hi in spreads])) if spreads else None,
         not_served_last_status=[r["last_status"][-200:] for r in results if r["served_after_s"] is None][:5],
         tick_ms_p50=round(float(np.percentile(ticks, 50)), 1) if len(ticks) else None,
         tick_ms_p95=round(float(np.percentile(ticks, 95)), 1) if len(ticks) else None,

@@ -125,7 +125,7 @@ class _Child:
         root = str(Path(__file__).resolve().parent.parent)
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gan_core.processes", str(theirs.fileno()), str(chunk_s)],
+            [sys.executable, "-m", "gan_core.processes", str(theirs.fileno()), str(chunk_s), str(index)],
             pass_fds=[theirs.fileno()], env=env)
         theirs.close()
         self.conn = Connection(ours.detach())
@@ -634,7 +634,10 @@ def _child_main(argv: list[str]) -> None:
 
     os.nice(TRAINER_NICE)
     torch.set_num_threads(int(os.environ.get("GAN_CLASSROOM_TORCH_THREADS", "1")))
-    fd, chunk_s = int(argv[0]), float(argv[1])
+    fd, chunk_s, index = int(argv[0]), float(argv[1]), int(argv[2])
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) > 1:  # one core each, so that the kernel never stacks two trainers on one core
+        os.sched_setaffinity(0, {cores[index % len(cores)]})
     conn = Connection(socket.socket(fileno=fd).detach())
     _Host(conn, chunk_s).serve()
 
