@@ -1,12 +1,13 @@
 """Many visitors, one server: a run per visitor, an admission budget, idle eviction.
 
 `SessionManager` maps an opaque session id (the UI uses Gradio's
-`session_hash`) to that visitor's run. 2-D runs train in cohorts on the
-server's trainer threads (`gan_core.trainer`, one per core), so the cap is a
-budget, not a count: each core gives about `step_budget` run-steps per second
-(measured, docs/benchmarks/cohort.json), and every student should get at least
-`min_rate` steps/s, so `max_active` = cores × step_budget / min_rate cost units
-train at once (a classroom 2-D run costs 1, a bigger one more:
+`session_hash`) to that visitor's run. Runs train in trainer processes
+(`gan_core.processes`, one per core; `processes=0`: trainer threads in this
+process), where 2-D runs of one shape share a cohort, so the cap is a budget,
+not a count: each core gives about `step_budget_per_core` cost units per second
+(measured with the class benchmark), and every student should get at least
+`MIN_RATE` steps/s, so `max_active` = cores × budget / min rate cost units
+train at once (a batch-64 width-32 2-D run costs 1, a bigger one more:
 `trainer.step_cost`). A digits run (DCGAN) takes a whole core on its own
 `Runner` thread. Visitors beyond the budget wait in a queue with a message
 saying why, where they are and how long it should take; a paused, finished or
@@ -14,7 +15,8 @@ failed run frees its share, and while others wait runs take turns every
 `turn_s` seconds. Sessions not seen for `idle_timeout_s` are stopped and
 dropped, and at most `max_sessions` exist at once, so memory stays bounded.
 
-Knows nothing about Gradio. One lock guards the tables; runners have their own.
+Knows nothing about Gradio. One lock guards the tables; runs' controls are called
+outside it (they may wait on a trainer process).
 """
 
 from __future__ import annotations
