@@ -51,7 +51,7 @@ from . import __version__
 from .config import FROZEN_FIELDS, ConfigError, TrainConfig
 from .data import CSV_MAX_ROWS, CSV_MIN_ROWS, PointDataset
 from .engine import Engine
-from .records import N_STATS
+from .records import N_STATS, LockGuarded
 from .telemetry import HISTORY_CAPACITY, MAX_EVENT_CHARS, MAX_EVENTS, History
 
 log = logging.getLogger(__name__)
@@ -265,7 +265,7 @@ class CheckpointInfo:
         return f"#{self.index} · step {self.step:,} · {time.strftime('%H:%M:%S', time.localtime(self.created))}"
 
 
-class CheckpointRing:
+class CheckpointRing(LockGuarded):
     """The last `capacity` checkpoints of a run (and at most `max_bytes` of them).
 
     Adding to a full ring drops the oldest. Indices are stable ids, not

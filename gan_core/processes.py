@@ -36,6 +36,7 @@ import logging
 import os
 import pickle
 import socket
+import statistics
 import subprocess
 import sys
 import threading
@@ -51,12 +52,15 @@ from .cohort import solo_reason
 from .config import TrainConfig
 from .telemetry import History, Snapshot, Telemetry
 from .timelapse import TimelapseRecorder
+from .trainer import CohortRunner, Trainer, new_run, step_cost
 
 log = logging.getLogger(__name__)
 
 GONE_MESSAGE = ("The trainer process of this run stopped (the server may be short of memory): this run is "
                 "lost. Press Start to begin a new one.")
 VIEW_S = 0.1  # how often a child sends the views that changed
+BALANCE_S = 3.0  # how often the server compares its trainer processes' speeds (`balance`)
+BALANCE_GAIN = 1.05  # a move must speed the slowest runs up by at least this factor
 # Trainer processes run at a lower priority than the web server: training takes every spare cycle,
 # and a page's request still gets a core as soon as it arrives.
 TRAINER_NICE = 10
@@ -65,7 +69,7 @@ CALL_TIMEOUT_S = 60.0  # twice the longest child-side wait (a command between tw
 CALLS = frozenset({
     "start", "pause", "resume", "step", "step_d", "step_g", "update", "rewind", "save", "reset", "set_speed",
     "checkpoint_now", "publish_frame", "stop", "snapshot", "timelapse.frames", "telemetry.set_status",
-    "telemetry.restore", "telemetry.history", "adopt_timelapse_tensors", "save_bytes", "close",
+    "telemetry.restore", "telemetry.history", "adopt_timelapse_tensors", "save_bytes", "close", "export",
 })
 
 
@@ -91,12 +95,13 @@ class RunView:
     checkpoints: tuple[CheckpointInfo, ...]
     timelapse_frames: int
     attached: bool  # a trainer thread owns the run (Runner/CohortRunner.is_alive)
+    rate: float = 0.0  # steps/s lately
 
 
 def _view_of(run) -> RunView:
     tel = run.telemetry
     return RunView(tel.version, tel.state, run.config, run.speed_limit, round(run.cpu_seconds, 1),
-                   tuple(run.checkpoints.list()), len(run.timelapse), run.is_alive)
+                   tuple(run.checkpoints.list()), len(run.timelapse), run.is_alive, round(tel.rate, 1))
 
 
 def _dumps(message: tuple) -> bytes:
@@ -171,15 +176,13 @@ class _Child:
         self.conn.close()
 
     def _set_view(self, run_id: int, seq: int, view: RunView) -> None:
-        """Keep the newest view of a run (reader thread only)."""
+        """Keep the newest view of a run from the process it is in (reader thread only)."""
         with self.pool.lock:
             run = self.runs.get(run_id)
-        if run is not None and seq > run._view_seq:
-            run._view_seq, run._view = seq, view
+            if run is not None and run.child is self and seq > run._view_seq:
+                run._view_seq, run._view = seq, view
 
     def load(self) -> float:  # caller holds pool.lock
-        from .trainer import step_cost
-
         return sum(step_cost(r._view.config) for r in self.runs.values())
 
 
@@ -194,6 +197,9 @@ class TrainerProcesses:
         self._ids = itertools.count(1)
         self._waiting: dict[int, tuple[threading.Event, list, _Child]] = {}  # call id -> (done, [ok, value], child)
         self._closed = False
+        self._stop_balancing = threading.Event()
+        self._balancer: threading.Thread | None = None
+        self.moves = 0  # runs moved between processes by `balance`
 
     def start(self) -> None:
         """Start the children now (a server does so at launch, so the first visitor does not wait)."""
@@ -203,11 +209,18 @@ class TrainerProcesses:
             if not self._children:
                 self._children = [_Child(self, i, self.chunk_s) for i in range(self.n)]
                 atexit.register(self.close)
+                if self.n > 1:
+                    self._balancer = threading.Thread(target=self._balance_loop, name="trainer-processes-balancer",
+                                                      daemon=True)
+                    self._balancer.start()
 
     def close(self, timeout: float = 10.0) -> None:
         """Stop every run and child (at exit, or when a test is done)."""
         with self.lock:
             children, self._children, self._closed = self._children, [], True
+        self._stop_balancing.set()
+        if self._balancer is not None:
+            self._balancer.join(timeout)
         for child in children:
             try:
                 child.send(("close",))
@@ -297,6 +310,58 @@ class TrainerProcesses:
         with self.lock:
             run.child.runs.pop(run.id, None)
 
+    # --- fair shares across processes ----------------------------------------------------
+
+    def _balance_loop(self) -> None:
+        while not self._stop_balancing.wait(BALANCE_S):
+            try:
+                if self.balance():
+                    self._stop_balancing.wait(BALANCE_S)  # let the speeds settle before the next look
+            except Exception:  # the run stays or went back where it was (`RemoteRun._move`)
+                log.exception("moving a run between trainer processes failed")
+
+    def balance(self) -> bool:
+        """Move one training 2-D run from the process whose runs train slowest to the process
+        where, afterwards, the slowest runs of all train fastest — if that speeds the slowest up
+        by at least BALANCE_GAIN. Returns whether a run moved.
+
+        Speeds are what the processes measured: a process's runs share its rounds, so its
+        capacity is their steps/s × their cost (`trainer.step_cost`); one with no training run
+        is taken to be as fast as the fastest. Slowed-down (lecture pace) and digits runs stay.
+        """
+        with self.lock:
+            groups = [(c, [r for r in c.runs.values() if r._view.state == "running" and r._view.speed_limit is None
+                           and not r._view.config.is_image and not r._closed]) for c in self._children if c.alive]
+        if len(groups) < 2:
+            return False
+        procs = []  # [child, runs, cost units training, their median steps/s or None]
+        for child, runs in groups:
+            rates = [r._view.rate for r in runs if r._view.rate > 0]
+            procs.append([child, runs, sum(step_cost(r._view.config) for r in runs),
+                          statistics.median(rates) if rates else None])
+        capacity = {id(p): p[2] * p[3] for p in procs if p[3]}
+        if not capacity:
+            return False
+        for p in procs:
+            capacity.setdefault(id(p), max(capacity.values()))
+        slow = min((p for p in procs if p[3]), key=lambda p: p[3])
+        run = min(slow[1], key=lambda r: step_cost(r._view.config))
+        cost = step_cost(run._view.config)
+        best, target = slow[3], None
+        for p in procs:
+            if p is slow:
+                continue
+            after = [capacity[id(slow)] / (slow[2] - cost) if slow[2] > cost else float("inf"),
+                     capacity[id(p)] / (p[2] + cost)]
+            after += [q[3] for q in procs if q is not slow and q is not p and q[3]]
+            if min(after) > best:
+                best, target = min(after), p[0]
+        if target is None or best < slow[3] * BALANCE_GAIN:
+            return False
+        run._move(target)
+        self.moves += 1
+        return True
+
     # --- what the server reports --------------------------------------------------------
 
     def runs_alive(self) -> int:
@@ -319,7 +384,7 @@ class TrainerProcesses:
             views = [r._view for r in runs]
             workers.append(dict(pid=child.process.pid, alive=child.alive, runs=len(runs),
                                 training=sum(1 for v in views if v.state == "running")))
-        return dict(processes=self.n, workers=workers)
+        return dict(processes=self.n, workers=workers, runs_moved=self.moves)
 
 
 class _RemoteTelemetry:
@@ -382,9 +447,12 @@ class RemoteRun:
         self.id = run_id
         self.name = name
         self._view = RunView(0, "idle", config, None, 0.0, (), 0, False)  # replaced by the child's
-        self._view_seq = 0
+        self._view_seq = 0  # views numbered by `child`; guarded by pool.lock
         self._snap: Snapshot | None = None
         self._closed = False
+        self._gate = threading.Condition()  # calls wait while the run moves to another process
+        self._calls = 0  # calls under way (guarded by _gate)
+        self._moving = False
         self.telemetry = _RemoteTelemetry(self)
         self.checkpoints = _RemoteCheckpoints(self)
         self.timelapse = _RemoteTimelapse(self)
@@ -392,7 +460,54 @@ class RemoteRun:
     def _call(self, name: str, *args, timeout: float = CALL_TIMEOUT_S, **kwargs):
         if self._closed:
             raise RuntimeError("this run was closed (its visitor left or started another)")
-        return self.pool._request(self.child, "call", self.id, name, args, kwargs, timeout=timeout)
+        return self._request(name, args, kwargs, timeout)
+
+    def _request(self, name: str, args: tuple = (), kwargs: dict | None = None, timeout: float = CALL_TIMEOUT_S):
+        with self._gate:
+            while self._moving:
+                self._gate.wait()
+            self._calls += 1
+            child, run_id = self.child, self.id
+        try:
+            return self.pool._request(child, "call", run_id, name, args, kwargs or {}, timeout=timeout)
+        finally:
+            with self._gate:
+                self._calls -= 1
+                self._gate.notify_all()
+
+    def _move(self, target: "_Child") -> None:
+        """Carry the run to `target`'s process between two of its steps: weights, Adam state, RNG,
+        telemetry, checkpoints, time-lapse and settings go along, and it trains on there if it was
+        training. On failure it is put back where it was."""
+        with self._gate:
+            while self._moving:
+                self._gate.wait()
+            self._moving = True
+            while self._calls:
+                self._gate.wait()
+        try:
+            if self._closed:
+                return
+            source, old_id = self.child, self.id
+            bundle = self.pool._request(source, "call", old_id, "export", (), {})
+            new_id = next(self.pool._ids)
+            with self.pool.lock:
+                target.runs[new_id] = self
+                self.child, self.id, self._view_seq = target, new_id, 0
+            try:
+                self.pool._request(target, "adopt", new_id, bundle)
+            except BaseException:
+                with self.pool.lock:
+                    target.runs.pop(new_id, None)
+                    self.child, self.id, self._view_seq = source, old_id, 0
+                self.pool._request(source, "adopt", old_id, bundle)
+                raise
+            with self.pool.lock:
+                source.runs.pop(old_id, None)
+        finally:
+            with self._gate:
+                self._moving = False
+                self._gate.notify_all()
 
     # --- read from the view (no call) -------------------------------------------------
 
@@ -491,7 +606,7 @@ class RemoteRun:
         self._closed = True  # from now on a snapshot reads "stopped" without asking the child
         try:
             if self.child.alive:
-                self.pool._request(self.child, "call", self.id, "close", (), {})
+                self._request("close")
         finally:
             self.pool._forget(self)
 
@@ -503,8 +618,6 @@ class _Host:
     """A child's runs, answering the server's calls on a few threads."""
 
     def __init__(self, conn: Connection, chunk_s: float) -> None:
-        from .trainer import Trainer
-
         self.conn = conn
         self.trainer = Trainer(n_threads=1, chunk_s=chunk_s)
         self.runs: dict[int, Any] = {}
@@ -576,6 +689,8 @@ class _Host:
         try:
             if kind == "new":
                 ok, value = True, self._new(run_id, *message[3:])
+            elif kind == "adopt":
+                ok, value = True, self._adopt(run_id, *message[3:])
             else:
                 ok, value = True, self._run_call(run_id, *message[3:])
         except Exception as exc:
@@ -594,14 +709,54 @@ class _Host:
             pass  # the server went away; serve() ends too
 
     def _new(self, run_id: int, config: TrainConfig, kwargs: dict, engine_bytes) -> None:
-        from .trainer import new_run
-
         if engine_bytes is not None:
             data, device = engine_bytes
             kwargs = dict(kwargs, engine=read_run_bytes(data, device)[0])
         run = new_run(config, self.trainer, **kwargs)
         with self.lock:
             self.runs[run_id] = run
+
+    def _export(self, run_id: int) -> dict:
+        """Take a 2-D run out of this process for another one (`_adopt` there): stopped, with its
+        engine as a run file's bytes and its telemetry, checkpoints and time-lapse."""
+        with self.lock:
+            run = self.runs.get(run_id)
+            if not isinstance(run, CohortRunner):
+                raise RuntimeError("only a 2-D run moves to another trainer process")
+            state = run.state()
+            del self.runs[run_id]
+            self.sent.pop(run_id, None)
+        try:
+            run.stop()
+            buffer = io.BytesIO()
+            save_run(run.engine, buffer)
+        except Exception:
+            with self.lock:
+                self.runs[run_id] = run
+            if state == "running":
+                run.start()
+            raise
+        return dict(engine=buffer.getvalue(), device=run.engine.device.type, pending=run._pending_config, state=state,
+                    speed=run.speed_limit, wall_s=run._wall_s(), cpu_seconds=run.cpu_seconds,
+                    kwargs=dict(csv_bytes=run._csv_bytes, name=run.name, eval_interval_s=run.eval_interval_s,
+                                checkpoint_interval_s=run.checkpoint_interval_s, max_steps=run.max_steps),
+                    telemetry=run.telemetry, checkpoints=run.checkpoints, timelapse=run.timelapse)
+
+    def _adopt(self, run_id: int, bundle: dict) -> None:
+        """Go on training a run `_export`ed by another process."""
+        engine = read_run_bytes(bundle["engine"], bundle["device"])[0]
+        run = CohortRunner(engine.config, trainer=self.trainer, engine=engine, **bundle["kwargs"])
+        run.telemetry, run.checkpoints, run.timelapse = bundle["telemetry"], bundle["checkpoints"], bundle["timelapse"]
+        run.cpu_seconds = bundle["cpu_seconds"]
+        run._t0 = time.perf_counter() - bundle["wall_s"]  # the wall-time column goes on
+        run._pending_config = bundle["pending"]
+        run.set_speed(bundle["speed"])
+        with self.lock:
+            self.runs[run_id] = run
+        if bundle["state"] == "running":
+            run.start()
+        else:
+            run.telemetry.set_status(bundle["state"], rate=0.0)
 
     def _run_call(self, run_id: int, name: str, args: tuple, kwargs: dict):
         if name not in CALLS:
@@ -616,6 +771,8 @@ class _Host:
                 self.sent.pop(run_id, None)
             run.stop()
             return None
+        if name == "export":
+            return self._export(run_id)
         if name == "save_bytes":
             buffer = io.BytesIO()
             run.save(buffer)

@@ -7,6 +7,7 @@ reader. Plain data only. Not here: computing them (`engine.py`), storing them
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,3 +56,20 @@ class EvalFrame:
     # (rows, cols, 2) G's image of a regular grid in the (z₁, z₂) plane of its noise space
     # (`evaluation.manifold_noise`), in data units; 2-D data only.
     manifold: np.ndarray | None = None
+
+
+class LockGuarded:
+    """A holder of records guarded by `self._lock` that may move to another process (a run
+    moving between trainer processes): pickled without its lock, unpickled with a fresh one."""
+
+    _lock: threading.Lock
+
+    def __getstate__(self) -> dict:
+        with self._lock:
+            state = dict(self.__dict__)
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()

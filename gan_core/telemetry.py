@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .records import STAT_FIELDS, EvalFrame, column
+from .records import STAT_FIELDS, EvalFrame, LockGuarded, column
 
 HISTORY_CAPACITY = 4096  # rows of the decimated whole-run history
 RECENT = 2048  # full-resolution recent steps
@@ -175,7 +175,7 @@ class History:
     events: tuple = ()  # ((step, text), …)
 
 
-class Telemetry:
+class Telemetry(LockGuarded):
     """The one shared structure between the training thread and readers.
 
     Owner of every field: the training thread writes (via the methods below),
@@ -312,6 +312,12 @@ class Telemetry:
         """The run state without copying a snapshot (cheap)."""
         with self._lock:
             return self._state
+
+    @property
+    def rate(self) -> float:
+        """Steps per second lately (cheap)."""
+        with self._lock:
+            return self._rate
 
     @property
     def version(self) -> int:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .records import EvalFrame
+from .records import EvalFrame, LockGuarded
 
 MAX_FRAMES = 200
 MOSAIC = 8  # digits: MOSAIC × MOSAIC samples kept per frame
@@ -95,7 +95,7 @@ def compact(frame: EvalFrame, extent: tuple[float, float, float, float] | None =
                           extent or _extent_of(frame), caption)
 
 
-class TimelapseRecorder:
+class TimelapseRecorder(LockGuarded):
     """Bounded sequence of compact frames spanning the whole run (see module docstring)."""
 
     def __init__(self, max_frames: int = MAX_FRAMES) -> None:

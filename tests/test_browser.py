@@ -147,7 +147,7 @@ def test_projector_1280x720_titles_fit_and_overview_is_live(live_app, open_page)
     url, manager = live_app
     ARTIFACTS.mkdir(exist_ok=True)
     page = open_page(url, 1280, 720)
-    wait_until(lambda: len(page.evaluate(TITLES_JS, list(LIVE_PLOTS))) == len(LIVE_PLOTS), timeout=30, what="placeholders drawn")
+    wait_until(lambda: len(page.evaluate(TITLES_JS, list(LIVE_PLOTS))) == len(LIVE_PLOTS), timeout=60, what="placeholders drawn")
     page.get_by_role("button", name="Start").click()
     wait_until(lambda: _trace_points(page, "loss-plot") > 10 and _trace_points(page, "samples-plot") > 100,
                timeout=60, what="live plots drawn")

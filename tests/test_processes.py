@@ -226,3 +226,48 @@ def test_a_closed_run_reads_as_stopped_and_refuses_controls(pool, tiny):
     with pytest.raises(RuntimeError, match="closed"):
         run.resume()
     assert pool.runs_alive() == 0
+
+
+def test_a_moved_run_goes_on_bit_for_bit_with_everything_it_had(make, pool, wait_until):
+    run = make(seed=4)
+    run.start()
+    wait_until(lambda: run.snapshot().step > 30 and len(run.timelapse) >= 2, what="training")
+    run.update(g_lr=5e-4)
+    run.checkpoint_now()
+    run.pause()
+    wait_until(lambda: run.state() == "paused", what="paused")
+    before, here = run.snapshot(), engine_of(run)
+    kept, frames = run.checkpoints.list(), len(run.timelapse)
+    source = run.child
+    (target,) = [c for c in pool._children if c is not source]
+    run._move(target)
+    assert run.child is target and run.id in target.runs and run.id not in source.runs
+    after = run.snapshot()
+    assert after.step == before.step and after.state == "paused" and len(after.history) == len(before.history)
+    assert [e[1] for e in after.events] == [e[1] for e in before.events] and "G lr" in after.events[-1][1]
+    assert run.checkpoints.list() == kept and len(run.timelapse) == frames
+    run.step(20)
+    wait_until(lambda: run.snapshot().step == before.step + 20, what="20 steps in the new process")
+    for _ in range(20):
+        here.step()
+    there = engine_of(run)
+    assert there.step_count == here.step_count
+    for a, b in zip([*there.G.state_dict().values(), *there.D.state_dict().values()],
+                    [*here.G.state_dict().values(), *here.D.state_dict().values()]):
+        assert torch.equal(a, b)
+    assert run.rewind(kept[-1].index) == kept[-1].step  # its checkpoints work there
+
+
+def test_training_runs_spread_out_when_a_process_empties(make, pool, wait_until):
+    runs = [make(seed=i) for i in range(4)]
+    for run in runs:
+        run.start()
+    for run in [r for r in runs if r.child.index == 1]:
+        run.close()  # two students on process 1 leave
+    left = [r for r in runs if not r._closed]
+    assert [r.child.index for r in left] == [0, 0]
+    wait_until(lambda: sorted(r.child.index for r in left) == [0, 1], timeout=20,
+               what="the balancer moves one run to the idle process")
+    steps = [r.snapshot().step for r in left]
+    wait_until(lambda: all(r.snapshot().step > s + 20 for r, s in zip(left, steps)), what="both train on")
+    assert all(r.state() == "running" for r in left)
