@@ -8,7 +8,8 @@ held the lock 38 % of the time). A child process has its own lock.
 `TrainerProcesses` starts `n` child interpreters (`python -m gan_core.processes`, one per
 core by default), each running a one-thread `trainer.Trainer` for its 2-D runs and a
 `runner.Runner` thread per digits run (`trainer.new_run`). New runs go to the child with the
-least work. `RemoteRun` is the server's handle on one run, with the public API the
+least work; a 2-D run moves to another child with all it has (`RemoteRun._move`) when that
+speeds up the slowest runs (`TrainerProcesses.balance`, every `BALANCE_S`). `RemoteRun` is the server's handle on one run, with the public API the
 classroom uses of `Runner`/`CohortRunner`: controls are calls answered by the child, while
 `state()`, `config`, `telemetry.version`, `checkpoints.list()`, `speed_limit` and
 `cpu_seconds` read a small `RunView` the child sends when it changes (checked every
@@ -16,7 +17,8 @@ classroom uses of `Runner`/`CohortRunner`: controls are calls answered by the ch
 only when the view says it is newer than the one held.
 
 Protocol, one socket pair per child, pickled tuples (both ends are this program):
-  server → child  ("new", call, run, config, kwargs, engine_bytes) | ("call", call, run, name, args, kwargs) | ("close",)
+  server → child  ("new", call, run, config, kwargs, engine_bytes) | ("adopt", call, run, bundle)
+                  | ("call", call, run, name, args, kwargs) | ("close",)
   child → server  ("reply", call, ok, value, run, (seq, RunView) | None) | ("views", {run: (seq, RunView)})
 A reply carries the run's view taken after the call, so the handle reflects the call when it
 returns; views are numbered in the order the child took them and the server keeps the newest.
