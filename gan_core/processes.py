@@ -35,6 +35,7 @@ import dataclasses
 import io
 import itertools
 import logging
+import math
 import os
 import pickle
 import socket
@@ -63,6 +64,7 @@ GONE_MESSAGE = ("The trainer process of this run stopped (the server may be shor
 VIEW_S = 0.1  # how often a child sends the views that changed
 BALANCE_S = 3.0  # how often the server compares its trainer processes' speeds (`balance`)
 BALANCE_GAIN = 1.05  # a move must speed the slowest runs up by at least this factor
+MOVE_COOLDOWN_S = 30.0  # a run moved stays at least this long (no back and forth on noisy rates)
 # Trainer processes run at a lower priority than the web server: training takes every spare cycle,
 # and a page's request still gets a core as soon as it arrives.
 TRAINER_NICE = 10
@@ -72,6 +74,7 @@ CALLS = frozenset({
     "start", "pause", "resume", "step", "step_d", "step_g", "update", "rewind", "save", "reset", "set_speed",
     "checkpoint_now", "publish_frame", "stop", "snapshot", "timelapse.frames", "telemetry.set_status",
     "telemetry.restore", "telemetry.history", "adopt_timelapse_tensors", "save_bytes", "close", "export",
+    "restore",
 })
 
 
@@ -98,12 +101,14 @@ class RunView:
     timelapse_frames: int
     attached: bool  # a trainer thread owns the run (Runner/CohortRunner.is_alive)
     rate: float = 0.0  # steps/s lately
+    movable: bool = False  # a run on the child's trainer thread (`CohortRunner`): it may move
 
 
 def _view_of(run) -> RunView:
     tel = run.telemetry
     return RunView(tel.version, tel.state, run.config, run.speed_limit, round(run.cpu_seconds, 1),
-                   tuple(run.checkpoints.list()), len(run.timelapse), run.is_alive, round(tel.rate, 1))
+                   tuple(run.checkpoints.list()), len(run.timelapse), run.is_alive, round(tel.rate, 1),
+                   isinstance(run, CohortRunner))
 
 
 def _dumps(message: tuple) -> bytes:
@@ -191,9 +196,10 @@ class _Child:
 class TrainerProcesses:
     """The server's trainer processes, started at the first run (or `start()`). Thread-safe."""
 
-    def __init__(self, n: int | None = None, chunk_s: float = 0.05) -> None:
+    def __init__(self, n: int | None = None, chunk_s: float = 0.05, balance_s: float | None = BALANCE_S) -> None:
         self.n = n or default_processes() or 1
         self.chunk_s = chunk_s
+        self.balance_s = balance_s  # None: runs stay where they were created
         self.lock = threading.Lock()
         self._children: list[_Child] = []
         self._ids = itertools.count(1)
@@ -211,7 +217,7 @@ class TrainerProcesses:
             if not self._children:
                 self._children = [_Child(self, i, self.chunk_s) for i in range(self.n)]
                 atexit.register(self.close)
-                if self.n > 1:
+                if self.n > 1 and self.balance_s:
                     self._balancer = threading.Thread(target=self._balance_loop, name="trainer-processes-balancer",
                                                       daemon=True)
                     self._balancer.start()
@@ -294,13 +300,13 @@ class TrainerProcesses:
     def _child_gone(self, child: _Child) -> None:
         """A child exited (closed, or crashed): its runs say so, and calls waiting on it fail."""
         with self.lock:
-            runs = list(child.runs.values())
             closing = self._closed
+            for run in child.runs.values():
+                if run.child is child:  # (a run moving out already belongs to its target)
+                    run._view = RunView(run._view.version + 1, "error" if not closing else "stopped",
+                                        run._view.config, None, run._view.cpu_seconds, (), 0, False)
         if not closing:
             log.error("trainer process %d exited with %s", child.index, child.process.poll())
-        for run in runs:
-            run._view = RunView(run._view.version + 1, "error" if not closing else "stopped", run._view.config,
-                                None, run._view.cpu_seconds, (), 0, False)
         with self.lock:
             pending = [(done, box) for done, box, owner in self._waiting.values() if owner is child]
         for done, box in pending:
@@ -315,10 +321,10 @@ class TrainerProcesses:
     # --- fair shares across processes ----------------------------------------------------
 
     def _balance_loop(self) -> None:
-        while not self._stop_balancing.wait(BALANCE_S):
+        while not self._stop_balancing.wait(self.balance_s):
             try:
                 if self.balance():
-                    self._stop_balancing.wait(BALANCE_S)  # let the speeds settle before the next look
+                    self._stop_balancing.wait(self.balance_s)  # let the speeds settle before the next look
             except Exception:  # the run stays or went back where it was (`RemoteRun._move`)
                 log.exception("moving a run between trainer processes failed")
 
@@ -329,11 +335,18 @@ class TrainerProcesses:
 
         Speeds are what the processes measured: a process's runs share its rounds, so its
         capacity is their steps/s × their cost (`trainer.step_cost`); one with no training run
-        is taken to be as fast as the fastest. Slowed-down (lecture pace) and digits runs stay.
+        is taken to be as fast as the fastest. Slowed-down (lecture pace) and digits runs stay, a
+        process training digits (a core of its own) takes no runs, and a run moves at most once
+        every MOVE_COOLDOWN_S.
         """
+        now = time.monotonic()
         with self.lock:
-            groups = [(c, [r for r in c.runs.values() if r._view.state == "running" and r._view.speed_limit is None
-                           and not r._view.config.is_image and not r._closed]) for c in self._children if c.alive]
+            children = [c for c in self._children if c.alive]
+            busy = {id(c) for c in children
+                    if any(r._view.state == "running" and r._view.config.is_image for r in c.runs.values())}
+            groups = [(c, [r for r in c.runs.values() if r.child is c and r._view.state == "running"
+                           and r._view.speed_limit is None and r._view.movable and not r._closed])
+                      for c in children]
         if len(groups) < 2:
             return False
         procs = []  # [child, runs, cost units training, their median steps/s or None]
@@ -347,11 +360,14 @@ class TrainerProcesses:
         for p in procs:
             capacity.setdefault(id(p), max(capacity.values()))
         slow = min((p for p in procs if p[3]), key=lambda p: p[3])
-        run = min(slow[1], key=lambda r: step_cost(r._view.config))
+        ready = [r for r in slow[1] if now - r._moved_at >= MOVE_COOLDOWN_S]
+        if not ready:
+            return False
+        run = min(ready, key=lambda r: step_cost(r._view.config))
         cost = step_cost(run._view.config)
         best, target = slow[3], None
         for p in procs:
-            if p is slow:
+            if p is slow or id(p[0]) in busy:
                 continue
             after = [capacity[id(slow)] / (slow[2] - cost) if slow[2] > cost else float("inf"),
                      capacity[id(p)] / (p[2] + cost)]
@@ -455,6 +471,7 @@ class RemoteRun:
         self._gate = threading.Condition()  # calls wait while the run moves to another process
         self._calls = 0  # calls under way (guarded by _gate)
         self._moving = False
+        self._moved_at = -math.inf  # time.monotonic() of the last move
         self.telemetry = _RemoteTelemetry(self)
         self.checkpoints = _RemoteCheckpoints(self)
         self.timelapse = _RemoteTimelapse(self)
@@ -490,8 +507,13 @@ class RemoteRun:
         try:
             if self._closed:
                 return
+            self._moved_at = time.monotonic()
             source, old_id = self.child, self.id
-            bundle = self.pool._request(source, "call", old_id, "export", (), {})
+            try:  # the source keeps the stopped run until it hears how the move went
+                bundle = self.pool._request(source, "call", old_id, "export", (), {})
+            except BaseException:
+                self._undo_export(source, old_id)
+                raise
             new_id = next(self.pool._ids)
             with self.pool.lock:
                 target.runs[new_id] = self
@@ -502,10 +524,18 @@ class RemoteRun:
                 with self.pool.lock:
                     target.runs.pop(new_id, None)
                     self.child, self.id, self._view_seq = source, old_id, 0
-                self.pool._request(source, "adopt", old_id, bundle)
+                for child, run_id, call in ((target, new_id, "close"), (source, old_id, "restore")):
+                    try:  # best effort: no copy left behind in the target, the run going on in the source
+                        self.pool._request(child, "call", run_id, call, (), {})
+                    except Exception:
+                        log.exception("run %s: %s after a failed move", self.name, call)
                 raise
             with self.pool.lock:
                 source.runs.pop(old_id, None)
+            try:
+                self.pool._request(source, "call", old_id, "close", (), {})
+            except Exception:  # the source keeps a stopped copy until it exits
+                log.exception("run %s: the process it left did not drop it", self.name)
         finally:
             with self._gate:
                 self._moving = False
@@ -541,6 +571,8 @@ class RemoteRun:
         snap, version = self._snap, self._view.version
         if self._closed:
             return dataclasses.replace(snap or Telemetry().snapshot(), state="stopped", steps_per_s=0.0)
+        if self._moving and snap is not None:  # a page does not wait for a move (~0.1 s)
+            return snap
         if snap is None or snap.version < version:
             if not self.child.alive:  # the last one held, saying what happened
                 return dataclasses.replace(snap or Telemetry().snapshot(), version=version, state="error",
@@ -601,6 +633,12 @@ class RemoteRun:
         if self.child.alive:
             self._call("stop", timeout, timeout=timeout + CALL_TIMEOUT_S)
 
+    def _undo_export(self, child: "_Child", run_id: int) -> None:
+        try:
+            self.pool._request(child, "call", run_id, "restore", (), {})
+        except Exception:
+            log.exception("run %s: could not go on after a failed move", self.name)
+
     def close(self) -> None:
         """Stop the run and drop it from its child (the visitor left); later calls raise."""
         if self._closed:
@@ -624,6 +662,7 @@ class _Host:
         self.trainer = Trainer(n_threads=1, chunk_s=chunk_s)
         self.runs: dict[int, Any] = {}
         self.sent: dict[int, RunView] = {}  # the last view sent of each run
+        self.exported: dict[int, dict] = {}  # runs stopped for a move: their controls before it
         self._seq = itertools.count(1)
         self.lock = threading.Lock()  # guards runs, sent, the numbering and the socket's send side
         self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="gan-trainer-call")
@@ -673,7 +712,7 @@ class _Host:
 
     def _send_views(self) -> None:
         with self.lock:
-            ids = [i for i, run in self.runs.items()]
+            ids = [i for i in self.runs if i not in self.exported]
         views = {}
         for run_id in ids:
             with self.lock:
@@ -699,7 +738,8 @@ class _Host:
             ok, value = False, _picklable_error(exc)
         try:
             try:
-                numbered = self._view(run_id)
+                moving = kind == "call" and message[3] == "export"  # its "stopped" is not news
+                numbered = None if moving else self._view(run_id)
                 data = _dumps(("reply", call, ok, value, run_id, numbered))
             except Exception as exc:  # an answer that cannot travel still gets one
                 log.exception("call %s could not be answered", message[3] if kind == "call" else kind)
@@ -718,27 +758,21 @@ class _Host:
         with self.lock:
             self.runs[run_id] = run
 
-    def _export(self, run_id: int) -> dict:
-        """Take a 2-D run out of this process for another one (`_adopt` there): stopped, with its
-        engine as a run file's bytes and its telemetry, checkpoints and time-lapse."""
-        with self.lock:
-            run = self.runs.get(run_id)
-            if not isinstance(run, CohortRunner):
-                raise RuntimeError("only a 2-D run moves to another trainer process")
-            state = run.state()
-            del self.runs[run_id]
-            self.sent.pop(run_id, None)
-        try:
-            run.stop()
-            buffer = io.BytesIO()
-            save_run(run.engine, buffer)
-        except Exception:
-            with self.lock:
-                self.runs[run_id] = run
-            if state == "running":
-                run.start()
-            raise
-        return dict(engine=buffer.getvalue(), device=run.engine.device.type, pending=run._pending_config, state=state,
+    def _export(self, run_id: int, run) -> dict:
+        """A 2-D run's everything, for another process (`_adopt` there): its engine as a run
+        file's bytes, telemetry, checkpoints, time-lapse and controls. The run is stopped and
+        stays here until the server says "close" (moved) or "restore" (the move failed)."""
+        if not isinstance(run, CohortRunner):
+            raise RuntimeError("only a 2-D run moves to another trainer process")
+        with run.trainer.cond:
+            controls = dict(paused=run._paused, steps=run._pending_steps, state=run.state())
+        self.exported[run_id] = controls
+        run.stop()
+        buffer = io.BytesIO()
+        save_run(run.engine, buffer)
+        now = time.perf_counter()
+        return dict(engine=buffer.getvalue(), device=run.engine.device.type, pending=run._pending_config,
+                    controls=controls, since_checkpoint=now - run._last_checkpoint, since_eval=now - run._last_eval,
                     speed=run.speed_limit, wall_s=run._wall_s(), cpu_seconds=run.cpu_seconds,
                     kwargs=dict(csv_bytes=run._csv_bytes, name=run.name, eval_interval_s=run.eval_interval_s,
                                 checkpoint_interval_s=run.checkpoint_interval_s, max_steps=run.max_steps),
@@ -753,12 +787,11 @@ class _Host:
         run._t0 = time.perf_counter() - bundle["wall_s"]  # the wall-time column goes on
         run._pending_config = bundle["pending"]
         run.set_speed(bundle["speed"])
+        now = time.perf_counter()
+        run._last_checkpoint, run._last_eval = now - bundle["since_checkpoint"], now - bundle["since_eval"]
+        _continue(run, bundle["controls"])
         with self.lock:
             self.runs[run_id] = run
-        if bundle["state"] == "running":
-            run.start()
-        else:
-            run.telemetry.set_status(bundle["state"], rate=0.0)
 
     def _run_call(self, run_id: int, name: str, args: tuple, kwargs: dict):
         if name not in CALLS:
@@ -771,10 +804,14 @@ class _Host:
             with self.lock:
                 self.runs.pop(run_id, None)
                 self.sent.pop(run_id, None)
+                self.exported.pop(run_id, None)
             run.stop()
             return None
         if name == "export":
-            return self._export(run_id)
+            return self._export(run_id, run)
+        if name == "restore":  # a move that failed: go on here as before
+            _continue(run, self.exported.pop(run_id))
+            return None
         if name == "save_bytes":
             buffer = io.BytesIO()
             run.save(buffer)
@@ -786,6 +823,17 @@ class _Host:
         for part in name.split("."):
             target = getattr(target, part)
         return target(*args, **kwargs)
+
+
+def _continue(run: CohortRunner, controls: dict) -> None:
+    """Put a stopped run back as it was before `_Host._export`: training, paused, or paused with
+    single steps still owed."""
+    if not controls["paused"]:
+        run.start()
+    elif controls["steps"]:
+        run.step(controls["steps"])
+    else:
+        run.telemetry.set_status(controls["state"], rate=0.0)
 
 
 def _child_main(argv: list[str]) -> None:

@@ -10,6 +10,7 @@ import re
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -22,7 +23,7 @@ from gan_core.trainer import CohortRunner
 
 @pytest.fixture(scope="module")
 def pool():
-    pool = TrainerProcesses(2, chunk_s=0.01)
+    pool = TrainerProcesses(2, chunk_s=0.01, balance_s=None)  # runs stay put unless a test moves them
     pool.start()
     children = list(pool._children)
     yield pool
@@ -258,16 +259,51 @@ def test_a_moved_run_goes_on_bit_for_bit_with_everything_it_had(make, pool, wait
     assert run.rewind(kept[-1].index) == kept[-1].step  # its checkpoints work there
 
 
-def test_training_runs_spread_out_when_a_process_empties(make, pool, wait_until):
-    runs = [make(seed=i) for i in range(4)]
-    for run in runs:
+def test_a_training_run_moves_and_trains_on_from_where_it_was(make, pool, wait_until):
+    run = make(seed=6)
+    run.start()
+    wait_until(lambda: run.snapshot().step > 50, what="training")
+    (target,) = [c for c in pool._children if c is not run.child]
+    run._move(target)
+    moved_at = run.snapshot().step
+    assert run.child is target and run.state() == "running"
+    wait_until(lambda: run.snapshot().step > moved_at + 50, what="training on in the new process")
+    steps = run.snapshot().history[:, 0]
+    assert steps[0] <= 1 and (np.diff(steps) > 0).all(), "one history from step 0, no restart"
+
+
+def test_a_failed_move_leaves_the_run_training_where_it_was(tiny, wait_until):
+    pool = TrainerProcesses(2, chunk_s=0.01, balance_s=None)
+    try:
+        runs = [pool.create(tiny(seed=i), name=f"gan-f{i}") for i in range(2)]
+        run = next(r for r in runs if r.child.index == 0)
         run.start()
-    for run in [r for r in runs if r.child.index == 1]:
-        run.close()  # two students on process 1 leave
-    left = [r for r in runs if not r._closed]
-    assert [r.child.index for r in left] == [0, 0]
-    wait_until(lambda: sorted(r.child.index for r in left) == [0, 1], timeout=20,
-               what="the balancer moves one run to the idle process")
-    steps = [r.snapshot().step for r in left]
-    wait_until(lambda: all(r.snapshot().step > s + 20 for r, s in zip(left, steps)), what="both train on")
-    assert all(r.state() == "running" for r in left)
+        dead = pool._children[1]
+        dead.process.kill()
+        wait_until(lambda: not dead.alive, what="the target process gone")
+        with pytest.raises(RuntimeError):
+            run._move(dead)
+        step = run.snapshot().step
+        assert run.child.index == 0 and run.state() == "running"
+        wait_until(lambda: run.snapshot().step > step + 20, what="training on in its own process")
+    finally:
+        pool.close()
+
+
+def test_training_runs_spread_out_when_a_process_empties(tiny, wait_until):
+    pool = TrainerProcesses(2, chunk_s=0.01, balance_s=0.5)
+    try:
+        runs = [pool.create(tiny(seed=i), name=f"gan-s{i}") for i in range(4)]
+        for run in [r for r in runs if r.child.index == 1]:
+            run.close()  # two students on process 1 leave before starting
+        left = [r for r in runs if not r._closed]
+        assert [r.child.index for r in left] == [0, 0]
+        for run in left:
+            run.start()
+        wait_until(lambda: sorted(r.child.index for r in left) == [0, 1], timeout=30,
+                   what="the balancer moves one run to the idle process")
+        steps = [r.snapshot().step for r in left]
+        wait_until(lambda: all(r.snapshot().step > s + 20 for r, s in zip(left, steps)), what="both train on")
+        assert all(r.state() == "running" for r in left) and pool.moves == 1
+    finally:
+        pool.close()
