@@ -9,8 +9,9 @@ held the lock 38 % of the time). A child process has its own lock.
 core by default), each running a one-thread `trainer.Trainer` for its 2-D runs and a
 `runner.Runner` thread per digits run (`trainer.new_run`). New runs go to the child with the
 least work; a 2-D run moves to another child with all it has (`RemoteRun._move`) when that
-speeds up the slowest runs (`TrainerProcesses.balance`, every `BALANCE_S`). `RemoteRun` is the server's handle on one run, with the public API the
-classroom uses of `Runner`/`CohortRunner`: controls are calls answered by the child, while
+speeds up the slowest runs (`TrainerProcesses.balance`, every `BALANCE_S`). `RemoteRun` is
+the server's handle on one run, with the public API the classroom uses of
+`Runner`/`CohortRunner`: controls are calls answered by the child, while
 `state()`, `config`, `telemetry.version`, `checkpoints.list()`, `speed_limit` and
 `cpu_seconds` read a small `RunView` the child sends when it changes (checked every
 `VIEW_S`), so reading them never waits on a child. `snapshot()` fetches the child's snapshot
