@@ -18,7 +18,7 @@ the server's handle on one run, with the public API the classroom uses of
 only when the view says it is newer than the one held.
 
 Protocol, one socket pair per child, pickled tuples (both ends are this program):
-  server → child  ("new", call, run, config, kwargs, engine_bytes) | ("adopt", call, run, bundle)
+  server → child  ("new", call, run, config, kwargs, packed engine) | ("adopt", call, run, bundle)
                   | ("call", call, run, name, args, kwargs) | ("close",)
   child → server  ("reply", call, ok, value, run, (seq, RunView) | None) | ("views", {run: (seq, RunView)})
 A reply carries the run's view taken after the call, so the handle reflects the call when it
@@ -110,6 +110,18 @@ def _view_of(run) -> RunView:
     return RunView(tel.version, tel.state, run.config, run.speed_limit, round(run.cpu_seconds, 1),
                    tuple(run.checkpoints.list()), len(run.timelapse), run.is_alive, round(tel.rate, 1),
                    isinstance(run, CohortRunner))
+
+
+def _pack_engine(engine) -> tuple[bytes, str]:
+    """An engine as it crosses to another process: a run file's bytes and its device type."""
+    buffer = io.BytesIO()
+    save_run(engine, buffer)
+    return buffer.getvalue(), engine.device.type
+
+
+def _unpack_engine(packed: tuple[bytes, str]):
+    data, device = packed
+    return read_run_bytes(data, device)[0]
 
 
 def _dumps(message: tuple) -> bytes:
@@ -251,11 +263,9 @@ class TrainerProcesses:
         """A new run in the child with the least work; raises what building the run raises
         (ConfigError, DataError, …) and nothing is left behind."""
         self.start()
-        engine_bytes = None
-        if engine is not None:  # a loaded run file: its state crosses as a run file's bytes
-            buffer = io.BytesIO()
-            save_run(engine, buffer)
-            engine_bytes = (buffer.getvalue(), engine.device.type)
+        packed = None
+        if engine is not None:  # a loaded run file
+            packed = _pack_engine(engine)
             config = engine.config
         with self.lock:
             if self._closed:
@@ -267,7 +277,7 @@ class TrainerProcesses:
             run = RemoteRun(self, child, next(self._ids), name, config)
             child.runs[run.id] = run
         try:
-            self._request(child, "new", run.id, config, dict(csv_bytes=csv_bytes, name=name), engine_bytes)
+            self._request(child, "new", run.id, config, dict(csv_bytes=csv_bytes, name=name), packed)
         except BaseException:
             with self.lock:
                 child.runs.pop(run.id, None)
@@ -513,7 +523,7 @@ class RemoteRun:
             try:  # the source keeps the stopped run until it hears how the move went
                 bundle = self.pool._request(source, "call", old_id, "export", (), {})
             except BaseException:
-                self._undo_export(source, old_id)
+                self._tell(source, old_id, "restore")
                 raise
             new_id = next(self.pool._ids)
             with self.pool.lock:
@@ -525,18 +535,12 @@ class RemoteRun:
                 with self.pool.lock:
                     target.runs.pop(new_id, None)
                     self.child, self.id, self._view_seq = source, old_id, 0
-                for child, run_id, call in ((target, new_id, "close"), (source, old_id, "restore")):
-                    try:  # best effort: no copy left behind in the target, the run going on in the source
-                        self.pool._request(child, "call", run_id, call, (), {})
-                    except Exception:
-                        log.exception("run %s: %s after a failed move", self.name, call)
+                self._tell(target, new_id, "close")  # no copy left behind in the target
+                self._tell(source, old_id, "restore")
                 raise
             with self.pool.lock:
                 source.runs.pop(old_id, None)
-            try:
-                self.pool._request(source, "call", old_id, "close", (), {})
-            except Exception:  # the source keeps a stopped copy until it exits
-                log.exception("run %s: the process it left did not drop it", self.name)
+            self._tell(source, old_id, "close")
         finally:
             with self._gate:
                 self._moving = False
@@ -634,11 +638,13 @@ class RemoteRun:
         if self.child.alive:
             self._call("stop", timeout, timeout=timeout + CALL_TIMEOUT_S)
 
-    def _undo_export(self, child: "_Child", run_id: int) -> None:
+    def _tell(self, child: "_Child", run_id: int, call: str) -> None:
+        """Settle a move in one process, best effort: a process that cannot be told ("restore",
+        "close") keeps the stopped copy until it exits, and the failure is logged."""
         try:
-            self.pool._request(child, "call", run_id, "restore", (), {})
+            self.pool._request(child, "call", run_id, call, (), {})
         except Exception:
-            log.exception("run %s: could not go on after a failed move", self.name)
+            log.exception("run %s: %r in trainer process %d failed during a move", self.name, call, child.index)
 
     def close(self) -> None:
         """Stop the run and drop it from its child (the visitor left); later calls raise."""
@@ -751,10 +757,9 @@ class _Host:
         except (OSError, EOFError):
             pass  # the server went away; serve() ends too
 
-    def _new(self, run_id: int, config: TrainConfig, kwargs: dict, engine_bytes) -> None:
-        if engine_bytes is not None:
-            data, device = engine_bytes
-            kwargs = dict(kwargs, engine=read_run_bytes(data, device)[0])
+    def _new(self, run_id: int, config: TrainConfig, kwargs: dict, packed) -> None:
+        if packed is not None:
+            kwargs = dict(kwargs, engine=_unpack_engine(packed))
         run = new_run(config, self.trainer, **kwargs)
         with self.lock:
             self.runs[run_id] = run
@@ -769,10 +774,8 @@ class _Host:
             controls = dict(paused=run._paused, steps=run._pending_steps, state=run.state())
         self.exported[run_id] = controls
         run.stop()
-        buffer = io.BytesIO()
-        save_run(run.engine, buffer)
         now = time.perf_counter()
-        return dict(engine=buffer.getvalue(), device=run.engine.device.type, pending=run._pending_config,
+        return dict(engine=_pack_engine(run.engine), pending=run._pending_config,
                     controls=controls, since_checkpoint=now - run._last_checkpoint, since_eval=now - run._last_eval,
                     speed=run.speed_limit, wall_s=run._wall_s(), cpu_seconds=run.cpu_seconds,
                     kwargs=dict(csv_bytes=run._csv_bytes, name=run.name, eval_interval_s=run.eval_interval_s,
@@ -781,7 +784,7 @@ class _Host:
 
     def _adopt(self, run_id: int, bundle: dict) -> None:
         """Go on training a run `_export`ed by another process."""
-        engine = read_run_bytes(bundle["engine"], bundle["device"])[0]
+        engine = _unpack_engine(bundle["engine"])
         run = CohortRunner(engine.config, trainer=self.trainer, engine=engine, **bundle["kwargs"])
         run.telemetry, run.checkpoints, run.timelapse = bundle["telemetry"], bundle["checkpoints"], bundle["timelapse"]
         run.cpu_seconds = bundle["cpu_seconds"]

@@ -97,7 +97,6 @@ class RunControls:
         self.telemetry.reset()
         self.telemetry.set_status("idle", "", device=str(engine.device), config=config, step=0, rate=0.0)
 
-
     def close(self) -> None:
         """Stop for good (the visitor left); the same as `stop()` for a run in this process."""
         self.stop()
