@@ -13,6 +13,7 @@ Not here: how steps are scheduled (the subclasses), the step itself (`engine.py`
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 
@@ -119,7 +120,9 @@ class RunControls:
             steps_per_s = float(steps_per_s)
         with self._cond:
             self._speed_limit = steps_per_s
-            self._next_step_at = 0.0  # the new pace starts now
+            # The new pace starts now: one step at once, the next 1/speed later. (0.0 here let a
+            # cohort-trained run take two at once: its catch-up allowance reaches 0.5 s back.)
+            self._next_step_at = time.perf_counter()
             self._cond.notify_all()
 
     def _publish_frame(self, safe: bool = False) -> None:

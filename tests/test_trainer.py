@@ -5,6 +5,7 @@ a run to a matching cohort with its Adam state, and no thread outlives its runs.
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 import torch
@@ -160,3 +161,15 @@ def test_wgan_gp_trains_solo_inside_the_trainer(trainer, tiny, wait_until, no_le
     finally:
         run.stop()
     assert isinstance(run.engine, Engine)
+
+
+def test_a_slowed_run_takes_one_step_at_once_then_keeps_the_pace(trainer, tiny, wait_until, no_leaked_threads):
+    run = CohortRunner(tiny(seed=2), trainer=trainer, name="gan-slow")
+    try:
+        run.set_speed(1.0)
+        run.start()
+        wait_until(lambda: steps(run) >= 1, what="the first step")
+        time.sleep(0.4)  # the second is due a second after the first, not at once
+        assert steps(run) == 1
+    finally:
+        run.stop()
