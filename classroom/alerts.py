@@ -21,7 +21,7 @@ a dict of live `TrainConfig` fields the UI can apply with one button
                      gets no signal. Not "G has won": that is D = 0.5 on data-like fakes.
 
 Each fix is the one the matching lesson teaches (`presets.py`), and
-`python -m classroom.bench presets` measures that it helps: learning rates
+`python -m benchmarks presets` measures that it helps: learning rates
 above the dataset's recommended value come back to it (oscillation, a D
 that collapsed, a G much faster than D), a minimax D that wins is met with
 the non-saturating loss and equal footing (k = 1, equal learning rates). When several symptoms show at once,

@@ -21,7 +21,7 @@ from gan_core.config import FROZEN_FIELDS, LIVE_FIELDS, ConfigError, TrainConfig
 from gan_core.engine import lr_scale
 from gan_core.data import CSV_MAX_BYTES, IMAGE_DATASETS, DataError, parse_points_csv
 from gan_core.losses import LOSSES
-from gan_core.run_controls import MAX_SPEED_LIMIT
+from gan_core.serve.handle import MAX_SPEED_LIMIT
 from gan_core.strokes import points_csv, points_from_strokes
 from gan_core.timelapse import TimelapseRecorder
 

@@ -16,7 +16,7 @@ Grids of values (D's decision surface, the digit mosaic) are pictures under the 
 (`layout.images`, a PNG made here), not heatmap traces: plotly redraws a heatmap by
 encoding a new PNG in the browser on every update, and Chromium's renderer kept
 growing by ~35 MB per 250 updates while a layout picture stayed flat
-(`python -m classroom.bench browser`, BENCHMARKS.md).
+(`python -m benchmarks browser`, BENCHMARKS.md).
 """
 
 from __future__ import annotations

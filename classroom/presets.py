@@ -2,7 +2,7 @@
 
 Each preset names the lesson, explains what students should watch for, and
 gives the `TrainConfig` that shows it on a CPU within about 30 seconds.
-`python -m gan_core.bench presets` trains each one and measures the symptom
+`python -m benchmarks presets` trains each one and measures the symptom
 it is meant to show (numbers in BENCHMARKS.md). Not here: the UI, detection
 of symptoms in arbitrary runs (`alerts.py`).
 """
@@ -47,7 +47,7 @@ _add(
 **The healthy duel, sized for a class.** The same GAN as "Healthy GAN", with batch 128 instead of
 256 and learning rates 2·10⁻³ decaying to 5 % over 10,000 steps: at half the work per step, 4 of 5
 seeds reached all 8 modes with ≥ 90 % high-quality samples in 6,000–8,500 steps
-(`python -m gan_core.bench cohort_setting`), where the default took more steps or did not get there
+(`python -m benchmarks cohort_setting`), where the default took more steps or did not get there
 within 10,000. Share the link with this lesson chosen when a whole class trains at once. Watch the
 orange points spread to all 8 blue clusters and D's histograms move towards **0.5**.
 """,

@@ -2,7 +2,7 @@
 
 `SessionManager` maps an opaque session id (the UI uses Gradio's
 `session_hash`) to that visitor's run. Runs train in trainer processes
-(`gan_core.processes`, one per core; `processes=0`: trainer threads in this
+(`gan_core.serve.processes`, one per core; `processes=0`: trainer threads in this
 process), where 2-D runs of one shape share a cohort, so the cap is a budget,
 not a count: each core gives about `step_budget_per_core` cost units per second
 (measured with the class benchmark), and every student should get at least
@@ -31,12 +31,12 @@ from typing import Callable
 import torch
 
 from gan_core.config import TrainConfig
-from gan_core.processes import RemoteRun, TrainerProcesses, default_processes
-from gan_core.runner import Runner
-from gan_core.trainer import CohortRunner, Trainer, default_threads, new_run, step_cost
+from gan_core.serve.processes import RemoteRun, TrainerProcesses, default_processes
+from gan_core.serve.runner import Runner
+from gan_core.serve.trainer import CohortRunner, Trainer, default_threads, new_run, step_cost
 
-# Cost units (`trainer.step_cost`: a batch-64 width-32 2-D step is 1) per second one core gives a
-# class, measured in the app with `python -m classroom.bench classroom --students 30` on this 2-core
+# Cost units (`gan_core.serve.trainer.step_cost`: a batch-64 width-32 2-D step is 1) per second one core gives a
+# class, measured in the app with `python -m benchmarks classroom --students 30` on this 2-core
 # box (simulated students on the same cores): with trainer processes 8,200 units/s for 30 students
 # on the whole-class lesson, 10,400 for 30 on the page's defaults and 6,800 for 100 (44 training,
 # the rest ticking in the queue); with trainer threads in the server (processes=0) 2,800 for 30.
@@ -104,7 +104,7 @@ def configure_threads() -> int:
 
 TICK_S = 0.4  # a page's live-update interval while the server is quiet: ~2.5 updates a second
 TICK_MAX_S = 2.0
-# Server CPU of one page tick with nothing new, 11.7–11.9 ms here (`python -m classroom.bench
+# Server CPU of one page tick with nothing new, 11.7–11.9 ms here (`python -m benchmarks
 # tickcost`, docs/benchmarks/tickcost.json): mostly Gradio's request handling, under the
 # interpreter lock that the trainer threads need too.
 TICK_COST_S = 0.012

@@ -1,8 +1,8 @@
-"""GAN Classroom engine: data, models, losses, a live-tunable training step, a
-background runner, lock-guarded telemetry, checkpoints and a headless CLI.
+"""GAN Classroom's engine: data, models, losses, a live-tunable training step, evaluation,
+lock-guarded telemetry, checkpoints and a headless CLI (`python -m gan_core.train`).
 
-It imports neither Gradio, plotly nor Pillow (tests/test_layering.py checks); the
-page lives in `classroom/` and reads the immutable snapshots published here.
+The serving layer that trains runs in the background lives in `gan_core.serve`; the page in
+`classroom/`. This package imports neither, nor Gradio, plotly or Pillow (tests/test_layering.py).
 Importing it has no side effects.
 """
 

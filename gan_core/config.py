@@ -186,7 +186,7 @@ def can_continue(running: TrainConfig, wanted: TrainConfig) -> bool:
 
 
 # Ring-8 for a whole class (issue 12): half the work per step of the default; 4 of 5 seeds reached
-# 8/8 modes with >= 90 % HQ in 6,000-8,500 steps (`python -m gan_core.bench cohort_setting`). The
+# 8/8 modes with >= 90 % HQ in 6,000-8,500 steps (`python -m benchmarks cohort_setting`). The
 # "whole_class" lesson uses it; a lone run keeps the default (measured faster solo).
 CLASSROOM_SETTING: dict[str, Any] = dict(batch_size=128, g_lr=2e-3, d_lr=2e-3, lr_decay_steps=10_000)
 

@@ -5,7 +5,7 @@ matrix product is tiny, so per-operation overhead (Python, allocation,
 autograd's graph) dominates a step. Here the forward pass keeps its
 activations and the backward pass is written out: no graph, no host syncs.
 Measured 1.9× the engine's own autograd step on the default ring-8 model, per
-CPU-second (`python -m gan_core.bench speed`, docs/benchmarks/speed.json).
+CPU-second (`python -m benchmarks speed`, docs/benchmarks/speed.json).
 
 - `HandMLP`: forward/backward of a `models.MLP` on its own parameter tensors.
 - `HandGAN.d_backward` / `g_backward`: the gradients of one D update and one

@@ -3,8 +3,9 @@
     python -m gan_core.train --data ring8 --steps 5000
     python -m gan_core.train --data grid25 --seconds 60 --loss hinge --g-lr 5e-4
 
-Prints progress (step, steps/s, losses, D outputs, mode coverage) as it goes
-and a JSON summary at the end. Uses the same `Runner` as the app.
+Prints progress (step, steps/s, losses, D outputs) as it goes, and mode coverage with a
+JSON summary at the end. A plain loop over the app's `Engine` (no threads): a run trained
+here takes the same steps as the same run in the app.
 """
 
 from __future__ import annotations
@@ -15,13 +16,16 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .config import ConfigError, TrainConfig, default_config
 from .data import DATASET_NAMES, DOWNLOADABLE, DataError
-from .records import column
+from .engine import Engine
 from .losses import LOSSES
-from .runner import Runner
+from .records import STAT_FIELDS
+
+CHUNK_STEPS = 50  # steps between two reads of the statistics
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -59,49 +63,50 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = config_from_args(args)
         csv_bytes = Path(args.csv).read_bytes() if args.csv else None
-        runner = Runner(config, csv_bytes=csv_bytes, max_steps=args.steps, eval_interval_s=1.0)
+        engine = Engine(config, csv_bytes)
     except (ConfigError, DataError, OSError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"training {config.dataset} on {runner.engine.device}: {config}", flush=True)
-    t0 = time.perf_counter()
-    runner.start()
+    print(f"training {config.dataset} on {engine.device}: {config}", flush=True)
+    t0 = last_print = time.perf_counter()
+    recent = np.zeros((0, len(STAT_FIELDS)))
+    state, message = "finished", ""
     try:
-        while True:
-            time.sleep(min(args.every, 0.2))
-            snap = runner.snapshot()
+        while args.steps is None or engine.step_count < args.steps:
+            for _ in range(CHUNK_STEPS if args.steps is None else min(CHUNK_STEPS, args.steps - engine.step_count)):
+                engine.step()
+            stats = engine.drain_stats()  # one host sync per chunk
+            recent = np.concatenate([recent, stats])[-50:]
             elapsed = time.perf_counter() - t0
-            done = snap.state in ("finished", "error", "paused") or (
-                args.seconds is not None and elapsed >= args.seconds)
-            if done or int(elapsed / args.every) != int((elapsed - 0.2) / args.every):
-                print(_progress(snap, elapsed), flush=True)
-            if done:
+            if not np.isfinite(stats).all() or not engine.parameters_finite():
+                state, message = "diverged", f"a loss or weight became NaN/Inf at step {engine.step_count}"
                 break
+            if args.seconds is not None and elapsed >= args.seconds:
+                break
+            if time.perf_counter() - last_print >= args.every:
+                print(_progress(engine, recent, elapsed), flush=True)
+                last_print = time.perf_counter()
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-    finally:
-        runner.stop()
-    snap = runner.snapshot()
-    frame = runner.engine.evaluate()
-    summary = dict(dataset=config.dataset, steps=runner.engine.step_count, seconds=round(time.perf_counter() - t0, 2),
-                   state=snap.state, message=snap.message, device=snap.device,
-                   modes_covered=frame.modes_covered, n_modes=frame.n_modes, hq_percent=frame.hq_percent)
+        state, message = "interrupted", "stopped by Ctrl-C"
+    elapsed = time.perf_counter() - t0
+    frame = engine.evaluate()
+    print(_progress(engine, recent, elapsed, frame), flush=True)
+    summary = dict(dataset=config.dataset, steps=engine.step_count, seconds=round(elapsed, 2), state=state,
+                   message=message, device=str(engine.device), modes_covered=frame.modes_covered,
+                   n_modes=frame.n_modes, hq_percent=frame.hq_percent)
     print(json.dumps(summary))
-    return 1 if snap.state == "error" else 0
+    return 1 if state == "diverged" else 0
 
 
-def _progress(snap, elapsed: float) -> str:
-    if len(snap.recent) == 0:
-        return f"[{elapsed:6.1f}s] {snap.state}"
-    col = lambda name: column(snap.recent[-50:], name).mean()
-    text = (f"[{elapsed:6.1f}s] step {snap.step:7d}  {snap.steps_per_s:6.0f} steps/s  "
-            f"D loss {col('d_loss'):.3f}  G loss {col('g_loss'):.3f}  "
-            f"D(x) {col('d_real'):.2f}  D(G(z)) {col('d_fake'):.2f}")
-    frame = snap.frame
+def _progress(engine: Engine, recent: np.ndarray, elapsed: float, frame=None) -> str:
+    """One line: step, steps/s, mean losses and D outputs of the last steps, and coverage when evaluated."""
+    text = f"[{elapsed:6.1f}s] step {engine.step_count:7d}  {engine.step_count / max(elapsed, 1e-9):6.0f} steps/s"
+    if len(recent):
+        col = lambda name: recent[:, STAT_FIELDS.index(name)].mean()
+        text += (f"  D loss {col('d_loss'):.3f}  G loss {col('g_loss'):.3f}  "
+                 f"D(x) {col('d_real'):.2f}  D(G(z)) {col('d_fake'):.2f}")
     if frame is not None and frame.modes_covered is not None:
         text += f"  modes {frame.modes_covered}/{frame.n_modes}  HQ {frame.hq_percent:.1f}%"
-    if snap.message:
-        text += f"  ({snap.message})"
     return text
 
 

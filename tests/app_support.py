@@ -81,7 +81,7 @@ def chromium() -> str:
 
     import pytest
 
-    from classroom.browser_probe import chromium_path
+    from benchmarks.browser_probe import chromium_path
 
     path = chromium_path()
     missing = None

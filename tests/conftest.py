@@ -81,7 +81,7 @@ def any_handlers(request, make_handlers):
 @pytest.fixture
 def make_runner(tiny):
     """Build runners on tiny configs; every one is stopped when the test ends."""
-    from gan_core.runner import Runner
+    from gan_core.serve.runner import Runner
 
     made: list = []
 
@@ -104,7 +104,7 @@ def open_page():
     `app_support.chromium`) at that viewport, gone to `url`; the browser closes after the test."""
     from playwright.sync_api import sync_playwright
 
-    from classroom.browser_probe import launch
+    from benchmarks.browser_probe import launch
 
     app_support.chromium()  # skips here without a browser, fails under CI=true
     with sync_playwright() as p:

@@ -1,22 +1,27 @@
-"""Tests for gan_core/bench.py's plumbing (never its figures: targets live in the JSON):
-the CLI's default, and that the speed baselines run the engine's own networks."""
+"""Tests for the benchmarks' plumbing (never their figures: targets live in the JSON):
+the command line, and that the speed baselines run the engine's own networks."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from gan_core import bench
+from benchmarks import __main__ as cli, engine as bench
 from gan_core.config import default_config
 from gan_core.engine import Engine
 
 
 def test_no_arguments_means_speed_and_quality():
-    assert bench.parse_args([]).what == ["speed", "quality"]
-    assert bench.parse_args(["all"]).what == ["speed", "quality", "digits"]
-    assert bench.parse_args(["digits", "--seeds", "0,1"]).what == ["digits"]
-    with pytest.raises(SystemExit):
-        bench.parse_args(["nonsense"])
+    assert cli.parse_args([]).what == ["speed", "quality"]
+    args = cli.parse_args(["digits", "--seeds", "0,1"])
+    assert args.what == ["digits"] and args.seeds == (0, 1)
+
+
+def test_an_unknown_benchmark_exits_with_a_message(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["nonsense"])
+    assert exc.value.code == 2
+    assert "unknown benchmark 'nonsense'" in capsys.readouterr().err
 
 
 def test_the_textbook_baseline_trains_the_engines_networks_from_the_same_start():
@@ -38,7 +43,7 @@ def test_a_tiny_speed_round_reports_three_rates_their_ratios_and_the_decision():
 
 
 def test_cohort_rates_in_threads_and_in_processes_count_every_run(tiny):
-    from gan_core.bench_cohort import cohort_rates, cohort_rates_processes
+    from benchmarks.cohort import cohort_rates, cohort_rates_processes
 
     config = tiny()
     threads = cohort_rates(config, 3, 2, 0.2)
@@ -48,7 +53,7 @@ def test_cohort_rates_in_threads_and_in_processes_count_every_run(tiny):
 
 
 def test_cohort_rate_beside_a_busy_python_thread_measures_both(tiny):
-    from gan_core.bench_cohort import cohort_rate_beside_python
+    from benchmarks.cohort import cohort_rate_beside_python
 
     import threading
 

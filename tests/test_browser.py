@@ -14,7 +14,7 @@ import pytest
 
 from app_support import running_app, wait_until
 from gan_core.config import default_config
-from classroom.browser_probe import PageProbe
+from benchmarks.browser_probe import PageProbe
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"

@@ -1,11 +1,11 @@
-"""Integration test of `classroom.bench_classroom` at tiny scale: three students press Start
+"""Integration test of `benchmarks.students` at tiny scale: three students press Start
 through gradio_client on the app, poll it like open tabs, see their own run's mode coverage,
 and when they leave the trainer threads and sessions go."""
 
 from __future__ import annotations
 
 from app_support import running_app
-from classroom.bench_classroom import coverage_of, run_class
+from benchmarks.students import coverage_of, run_class
 
 
 def test_coverage_is_read_from_the_status_line():

@@ -1,4 +1,4 @@
-"""Tests for gan_core/cohort.py: a member reproduces a solo `Engine`, members never
+"""Tests for gan_core/serve/cohort.py: a member reproduces a solo `Engine`, members never
 touch each other (live changes, NaN), and join/leave keep weights and Adam state."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from gan_core.cohort import Cohort, cohort_key, solo_reason
+from gan_core.serve.cohort import Cohort, cohort_key, solo_reason
 from gan_core.config import TrainConfig
 from gan_core.engine import Engine
 

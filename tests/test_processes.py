@@ -1,4 +1,4 @@
-"""Tests for gan_core/processes.py: runs trained in trainer processes keep every control of a
+"""Tests for gan_core/serve/processes.py: runs trained in trainer processes keep every control of a
 run handle, train bit-identically to a run in this process, fail clearly when their process
 dies, and leave nothing behind (no run, no thread, no process)."""
 
@@ -17,8 +17,8 @@ import torch
 from gan_core.checkpoints import CheckpointError, read_run_bytes
 from gan_core.config import ConfigError
 from gan_core.engine import Engine
-from gan_core.processes import RemoteRun, TrainerProcesses
-from gan_core.trainer import CohortRunner
+from gan_core.serve.processes import RemoteRun, TrainerProcesses
+from gan_core.serve.trainer import CohortRunner
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def engine_of(run: RemoteRun) -> Engine:
 def test_the_handle_has_what_the_classroom_uses_of_a_run():
     """Every `runner.<name>` (and `runner.telemetry.<name>`, …) in classroom/ and app.py exists on a
     RemoteRun, as on the run handles of this process."""
-    from gan_core.processes import _RemoteCheckpoints, _RemoteTelemetry, _RemoteTimelapse
+    from gan_core.serve.processes import _RemoteCheckpoints, _RemoteTelemetry, _RemoteTimelapse
 
     root = Path(__file__).resolve().parent.parent
     source = "\n".join(p.read_text() for p in [root / "app.py", *sorted((root / "classroom").glob("*.py"))])
@@ -180,7 +180,7 @@ SERVER = """
 import sys, time
 sys.path[:0] = {paths!r}
 from configs import tiny_config
-from gan_core.processes import TrainerProcesses
+from gan_core.serve.processes import TrainerProcesses
 pool = TrainerProcesses(1, chunk_s=0.01)
 pool.create(tiny_config(), name="gan-orphan").start()
 print(pool._children[0].process.pid, flush=True)

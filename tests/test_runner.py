@@ -1,4 +1,4 @@
-"""Tests for gan_core/runner.py: the training thread's life cycle, exact single
+"""Tests for gan_core/serve/runner.py: the training thread's life cycle, exact single
 steps, live changes, NaN and error handling — all on a tiny 2-D run."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import torch
 
 from gan_core import engine as engine_mod
 from gan_core.config import ConfigError, TrainConfig
-from gan_core.runner import Runner
+from gan_core.serve.runner import Runner
 
 
 

@@ -1,4 +1,4 @@
-"""Tests for the lecture controls of gan_core/runner.py: the speed limit (slow motion) and
+"""Tests for the lecture controls of gan_core/serve/runner.py: the speed limit (slow motion) and
 single D-only / G-only updates, on a tiny 2-D run. Timing checks use lower bounds that the
 throttle guarantees and generous upper bounds (the CI box is shared)."""
 

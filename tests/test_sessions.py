@@ -8,7 +8,7 @@ import threading
 import pytest
 import torch
 
-from gan_core.runner import Runner
+from gan_core.serve.runner import Runner
 from classroom.sessions import ServerBusy, SessionManager, configure_threads, default_max_active
 
 
@@ -191,7 +191,7 @@ def test_no_turns_when_nobody_waits(manager, tiny, clock):
 
 @pytest.fixture
 def class_manager(no_leaked_threads, clock):
-    from gan_core.trainer import Trainer
+    from gan_core.serve.trainer import Trainer
 
     mgr = SessionManager(max_active=4, max_sessions=128, idle_timeout_s=600.0, clock=clock,
                          trainer=Trainer(n_threads=1, chunk_s=0.01))
@@ -200,7 +200,7 @@ def class_manager(no_leaked_threads, clock):
 
 
 def test_budget_admits_by_cost_and_tells_the_rest_why(class_manager, tiny, wait_until):
-    from gan_core.trainer import CohortRunner
+    from gan_core.serve.trainer import CohortRunner
 
     for i in range(5):
         class_manager.create(f"s{i}", tiny(seed=i))

@@ -11,7 +11,7 @@ import torch
 from gan_core.checkpoints import CheckpointError, load_run, load_run_extras, save_run
 from gan_core.config import TrainConfig
 from gan_core.engine import Engine
-from gan_core.runner import Runner
+from gan_core.serve.runner import Runner
 from gan_core.timelapse import MOSAIC, TimelapseRecorder
 from test_timelapse import digits_frame, points_frame
 

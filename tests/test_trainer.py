@@ -1,4 +1,4 @@
-"""Tests for gan_core/trainer.py: runs sharing trainer threads keep every control a solo
+"""Tests for gan_core/serve/trainer.py: runs sharing trainer threads keep every control a solo
 `Runner` has (pause, step, live change, rewind, save/load, NaN pause), shape changes move
 a run to a matching cohort with its Adam state, and no thread outlives its runs."""
 
@@ -12,8 +12,8 @@ import torch
 
 from gan_core.checkpoints import capture, load_run
 from gan_core.engine import Engine
-from gan_core.runner import Runner
-from gan_core.trainer import CohortRunner, Trainer, step_cost
+from gan_core.serve.runner import Runner
+from gan_core.serve.trainer import CohortRunner, Trainer, step_cost
 
 
 @pytest.fixture

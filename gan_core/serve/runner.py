@@ -29,12 +29,12 @@ from typing import Any
 
 import numpy as np
 
-from .checkpoints import CheckpointRing, capture
-from .config import TrainConfig
-from .engine import Engine
-from .telemetry import Telemetry
-from .run_controls import RunControls
-from .timelapse import TimelapseRecorder
+from ..checkpoints import CheckpointRing, capture
+from ..config import TrainConfig
+from ..engine import Engine
+from ..telemetry import Telemetry
+from .handle import RunControls
+from ..timelapse import TimelapseRecorder
 
 log = logging.getLogger(__name__)
 

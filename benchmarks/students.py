@@ -1,4 +1,4 @@
-"""A whole class at once: `python -m classroom.bench classroom --students 30`.
+"""A whole class at once: `python -m benchmarks classroom --students 30`.
 
 Launches `python app.py` as a subprocess and drives it with `students`
 simulated students (gradio_client sessions): each presses Start on the page's
@@ -23,6 +23,8 @@ import threading
 import time
 
 import numpy as np
+
+from .common import connect, launched_app, rss_mb, tree_rss_mb
 
 # "modes covered **8/8** (95% of samples high quality)"; the older "modes **8/8**, 95% high quality" too.
 STATUS_COVERAGE = re.compile(r"modes(?: covered)? \*\*(\d+)/(\d+)\*\*,? \(?([\d.]+)% (?:of samples )?high quality")
@@ -83,7 +85,7 @@ def reuse_tls_contexts() -> None:
 def run_class(url: str, students: int, seconds: float, *, target_modes: int = 8, target_hq: int = 90,
               setup: list | None = None, stats=None, cleanup_s: float = 60.0) -> dict:
     """Drive a running app with `students` students; `stats()` returns its server_stats."""
-    setup = setup or _page_defaults()
+    setup = setup or page_defaults()
     reuse_tls_contexts()
     results: list[dict] = []
     lock = threading.Lock()
@@ -138,22 +140,21 @@ def run_class(url: str, students: int, seconds: float, *, target_modes: int = 8,
 
 
 def bench_classroom(students: int = 30, seconds: float = 90.0, lesson: str = "") -> dict:
-    from .bench import _connect, _rss_mb, _tree_rss_mb, launched_app
 
     peak, done = [0.0, 0.0], threading.Event()  # the server with its trainer processes, the server alone
     with launched_app(GRADIO_HEARTBEAT_INTERVAL="2") as (server, url):
 
         def watch_rss():
             while not done.wait(0.2):
-                peak[0] = max(peak[0], _tree_rss_mb(server.pid))
-                peak[1] = max(peak[1], _rss_mb(server.pid))
+                peak[0] = max(peak[0], tree_rss_mb(server.pid))
+                peak[1] = max(peak[1], rss_mb(server.pid))
 
         try:
-            admin = _connect(url)
+            admin = connect(url)
             threading.Thread(target=watch_rss, daemon=True).start()
             stats = lambda: admin.predict(api_name="/server_stats")
             before = stats()
-            result = run_class(url, students, seconds, setup=_page_defaults(lesson), stats=stats)
+            result = run_class(url, students, seconds, setup=page_defaults(lesson), stats=stats)
             done.set()
             result.update(lesson=lesson or "(none: the page's defaults)", peak_rss_mb=round(peak[0], 1),
                           peak_rss_mb_server_alone=round(peak[1], 1), server_before=before,
@@ -163,14 +164,14 @@ def bench_classroom(students: int = 30, seconds: float = 90.0, lesson: str = "")
             done.set()
 
 
-def _page_defaults(lesson: str = "") -> list:
+def page_defaults(lesson: str = "") -> list:
     """The Start inputs of a fresh page on ring-8, or of a page opened on `lesson`'s share link
     (what a student who just presses Start sends)."""
     import math
 
     from gan_core.config import default_config
 
-    from .presets import get_preset
+    from classroom.presets import get_preset
 
     cfg = get_preset(lesson).config if lesson else default_config("ring8")
     return [cfg.dataset, "small", cfg.batch_size, 0, cfg.loss, round(math.log10(cfg.g_lr), 2),

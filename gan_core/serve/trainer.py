@@ -37,14 +37,14 @@ from typing import Any
 
 import numpy as np
 
-from .checkpoints import CheckpointRing, capture
+from ..checkpoints import CheckpointRing, capture
 from .cohort import Cohort, cohort_key, solo_reason
-from .config import TrainConfig
-from .engine import STATS_CAPACITY, Engine
-from .telemetry import Telemetry
-from .run_controls import RunControls
+from ..config import TrainConfig
+from ..engine import STATS_CAPACITY, Engine
+from ..telemetry import Telemetry
+from .handle import RunControls
 from .runner import Runner
-from .timelapse import TimelapseRecorder
+from ..timelapse import TimelapseRecorder
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
 """Cohort benchmarks: per-run speed of many 2-D runs trained as cohorts vs one solo run.
 
-    python -m gan_core.bench cohort [--seconds 3]
-    python -m gan_core.bench cohort_setting      # which ring-8 batch / lr a full class should use
-    python -m gan_core.bench ring8_solo          # that classroom setting vs the default, solo
+    python -m benchmarks cohort [--seconds 3]
+    python -m benchmarks cohort_setting      # which ring-8 batch / lr a full class should use
+    python -m benchmarks ring8_solo          # that classroom setting vs the default, solo
 
 Prints JSON (and `docs/benchmarks/cohort.json` is a saved copy):
 - `implementations`: one cohort step by hand (`cohort.Cohort`: baddbmm + hand
@@ -15,7 +15,7 @@ Prints JSON (and `docs/benchmarks/cohort.json` is a saved copy):
 - `beside_python`: one cohort alone and with a busy pure-Python thread beside it;
   ratios are taken within a round (the shared machine drifts between rounds).
 Targets (issue 12): per-run speed with 30 runs ≥ 40 % of a solo run's.
-Not here: the app (`classroom.bench`), quality (`bench.py quality`).
+Not here: the app (`benchmarks.page`), quality (`bench.py quality`).
 """
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from .cohort import Cohort, cohort_key
-from .config import CLASSROOM_SETTING, TrainConfig, default_config
-from .engine import Engine
-from .losses import get_loss
-from .models import MLP, PackedDiscriminator
+from gan_core.serve.cohort import Cohort, cohort_key
+from gan_core.config import CLASSROOM_SETTING, TrainConfig, default_config
+from gan_core.engine import Engine
+from gan_core.losses import get_loss
+from gan_core.models import MLP, PackedDiscriminator
 
 
 def _drain(engines) -> None:
@@ -237,7 +237,7 @@ def bench_classroom_setting(max_steps: int = 10_000, seeds: int = 5, check_every
     """Steps until the raw G (what the status line scores) first shows 8/8 modes and >= 90 % HQ,
     for candidate ring-8 (batch, lr, lr decay steps) settings; each setting's seeds train as one
     cohort. Pick the cheapest setting (work per step ~ batch) that gets most seeds there."""
-    from .metrics import mode_coverage
+    from gan_core.metrics import mode_coverage
 
     result = {}
     for batch, lr, decay in SETTINGS:
@@ -269,7 +269,7 @@ def bench_ring8_solo(seconds: float = 60.0, seeds: tuple[int, ...] = (0, 1, 2)) 
     """Solo time to 8/8 modes and >= 95 % HQ (EMA G) of the cheaper classroom setting (batch 128,
     lr 2e-3, decay over 10k steps) and of the default, interleaved by seed: is a solo run with the
     classroom setting at least as good as today's?"""
-    from .bench import time_to_quality
+    from .engine import time_to_quality
 
     runs = []
     for seed in seeds:

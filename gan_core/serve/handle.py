@@ -17,10 +17,10 @@ import time
 
 import numpy as np
 
-from .checkpoints import capture, restore, save_run
-from .config import TrainConfig
-from .engine import Engine
-from .timelapse import TimelapseRecorder
+from ..checkpoints import capture, restore, save_run
+from ..config import TrainConfig
+from ..engine import Engine
+from ..timelapse import TimelapseRecorder
 
 MAX_SPEED_LIMIT = 10_000.0  # steps/s: the fastest pace a slowed run may be set to
 

@@ -5,7 +5,7 @@ threads beside a busy web server crawl (measured: a 15-run cohort made 497 steps
 0.3 steps/s beside one busy pure-Python thread; during a class of 30 the server's event loop
 held the lock 38 % of the time). A child process has its own lock.
 
-`TrainerProcesses` starts `n` child interpreters (`python -m gan_core.processes`, one per
+`TrainerProcesses` starts `n` child interpreters (`python -m gan_core.serve.processes`, one per
 core by default), each running a one-thread `trainer.Trainer` for its 2-D runs and a
 `runner.Runner` thread per digits run (`trainer.new_run`). New runs go to the child with the
 least work; a 2-D run moves to another child with all it has (`RemoteRun._move`) when that
@@ -51,11 +51,11 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from .checkpoints import CheckpointInfo, read_run_bytes, save_run
+from ..checkpoints import CheckpointInfo, read_run_bytes, save_run
 from .cohort import solo_reason
-from .config import TrainConfig
-from .telemetry import History, Snapshot, Telemetry
-from .timelapse import TimelapseRecorder
+from ..config import TrainConfig
+from ..telemetry import History, Snapshot, Telemetry
+from ..timelapse import TimelapseRecorder
 from .trainer import CohortRunner, Trainer, new_run, step_cost
 
 log = logging.getLogger(__name__)
@@ -147,10 +147,10 @@ class _Child:
         self.pool = pool
         self.index = index
         ours, theirs = socket.socketpair()
-        root = str(Path(__file__).resolve().parent.parent)
+        root = str(Path(__file__).resolve().parents[2])
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gan_core.processes", str(theirs.fileno()), str(chunk_s), str(index)],
+            [sys.executable, "-m", "gan_core.serve.processes", str(theirs.fileno()), str(chunk_s), str(index)],
             pass_fds=[theirs.fileno()], env=env)
         theirs.close()
         self.conn = Connection(ours.detach())
@@ -345,7 +345,7 @@ class TrainerProcesses:
         by at least BALANCE_GAIN. Returns whether a run moved.
 
         Speeds are what the processes measured: a process's runs share its rounds, so its
-        capacity is their steps/s × their cost (`trainer.step_cost`); one with no training run
+        capacity is their steps/s × their cost (`gan_core.serve.trainer.step_cost`); one with no training run
         is taken to be as fast as the fastest. Slowed-down (lecture pace) and digits runs stay, a
         process training digits (a core of its own) takes no runs, and a run moves at most once
         every MOVE_COOLDOWN_S.
@@ -857,6 +857,6 @@ if __name__ == "__main__":
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s trainer process: %(message)s")
     # Through the package's module, so the classes pickled to the server are gan_core.processes'
     # (not __main__'s copies).
-    from gan_core.processes import _child_main as main
+    from gan_core.serve.processes import _child_main as main
 
     main(sys.argv[1:])

@@ -42,8 +42,8 @@ from typing import NamedTuple
 
 import torch
 
-from .config import TrainConfig
-from .engine import Engine
+from ..config import TrainConfig
+from ..engine import Engine
 
 
 class CohortKey(NamedTuple):

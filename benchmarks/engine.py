@@ -1,13 +1,13 @@
 """Engine benchmarks: speed and quality targets, printed as JSON (never timed tests).
 
-    python -m gan_core.bench speed              # 2-D steps/s: textbook loop, engine (autograd), engine
+    python -m benchmarks speed              # 2-D steps/s: textbook loop, engine (autograd), engine
                                                 # (hand-written backward), runner + telemetry
-    python -m gan_core.bench quality            # ring-8 and grid-25 with their default presets
-    python -m gan_core.bench digits --seeds 0,1,2   # classifier IS/FD every 30 s for 300 s, per seed
-    python -m gan_core.bench cohort             # 30 runs as cohorts vs one solo run (bench_cohort.py)
-    python -m gan_core.bench                    # speed + quality
+    python -m benchmarks quality            # ring-8 and grid-25 with their default presets
+    python -m benchmarks digits --seeds 0,1,2   # classifier IS/FD every 30 s for 300 s, per seed
+    python -m benchmarks cohort             # 30 runs as cohorts vs one solo run (benchmarks/cohort.py)
+    python -m benchmarks                    # speed + quality
 
-The app's benchmarks (tick latency, load, lesson presets) live in `classroom.bench`:
+The app's benchmarks (tick latency, load, lesson presets) live in `benchmarks.page`:
 this module never imports Gradio.
 
 Every result records the device and torch thread count. Numbers on a shared
@@ -16,12 +16,7 @@ machine are noisy: run twice and compare.
 
 from __future__ import annotations
 
-import argparse
 import copy
-import json
-import os
-import platform
-import sys
 import threading
 import time
 from dataclasses import replace
@@ -30,20 +25,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import TrainConfig, default_config
-from .data import make_dataset
-from .engine import Engine, resolve_device
-from .metrics import mode_coverage
-from .models import MLP, DCGANDiscriminator, DCGANGenerator, PackedDiscriminator
-from .runner import Runner
-
-
-def _env() -> dict:
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None  # other work on a shared machine
-    return dict(torch=torch.__version__, threads=torch.get_num_threads(), cpu_count=os.cpu_count(),
-                load_average_1min=None if load is None else round(load, 1),
-                cuda=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-                python=platform.python_version())
+from gan_core.config import TrainConfig, default_config
+from gan_core.data import make_dataset
+from gan_core.engine import Engine, resolve_device
+from gan_core.metrics import mode_coverage
+from gan_core.models import MLP, DCGANDiscriminator, DCGANGenerator, PackedDiscriminator
+from gan_core.serve.runner import Runner
 
 
 def _nets_like_the_engine(config: TrainConfig, device: torch.device):
@@ -146,7 +133,7 @@ def engine_stepper(config: TrainConfig, hand_backward: bool):
 def runner_steps_per_s(config: TrainConfig, seconds: float, read=None, reader_hz: float = 2.5) -> tuple[float, float]:
     """Steps/s of the full runner (chunks, drains, NaN checks, eval frames), optionally
     with a reader thread calling `read(snapshot)` `reader_hz` times a second (an open page:
-    `classroom.bench` passes the page's figure drawing)."""
+    `benchmarks.page` passes the page's figure drawing)."""
     runner = Runner(config)
     stop = threading.Event()
 
@@ -279,7 +266,7 @@ def bench_digits(seconds: float, seed: int = 0) -> dict:
     """Train the default digits preset for `seconds` of training time; every 30 s score
     1,000 samples (G's EMA when configured) with the bundled classifier. Scoring time
     is excluded from the training time."""
-    from .classifier import DigitScorer
+    from gan_core.classifier import DigitScorer
 
     config = default_config("digits", seed=seed)
     engine = Engine(config)
@@ -305,59 +292,3 @@ def bench_digits(seconds: float, seed: int = 0) -> dict:
                 checks=checks, first_is_7=first[7], first_is_8=first[8])
 
 
-BENCHMARKS = ("speed", "quality", "digits", "cohort", "cohort_setting", "ring8_solo")
-ALL_BENCHMARKS = ("speed", "quality", "digits")  # "all": the cohort ones are asked for by name
-DEFAULT_BENCHMARKS = ["speed", "quality"]
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m gan_core.bench", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    # Checked by hand: on Python 3.11 argparse tests an empty nargs="*" positional (its
-    # default) against `choices` as one value and exits with "invalid choice: []".
-    p.add_argument("what", nargs="*", metavar="{" + ",".join((*BENCHMARKS, "all")) + "}",
-                   help=f"benchmarks to run (default: {' '.join(DEFAULT_BENCHMARKS)})")
-    p.add_argument("--seconds", type=float, default=None, help="time budget per measurement")
-    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the speed benchmark")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--seeds", default="0", help="comma-separated seeds for `quality` and `digits` (e.g. 0,1,2)")
-    args = p.parse_args(argv)
-    unknown = [w for w in args.what if w not in (*BENCHMARKS, "all")]
-    if unknown:
-        p.error(f"unknown benchmark {unknown[0]!r}; choose from {', '.join((*BENCHMARKS, 'all'))}")
-    args.what = list(ALL_BENCHMARKS) if "all" in args.what else (args.what or list(DEFAULT_BENCHMARKS))
-    return args
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    torch.set_num_threads(args.threads)
-    result: dict = dict(env=_env())
-    for name in args.what:
-        if name == "speed":
-            result["speed"] = bench_speed(args.seconds or 5.0, args.rounds)
-        elif name == "quality":
-            seeds = tuple(int(x) for x in args.seeds.split(","))
-            result["quality"] = bench_quality(args.seconds or 60.0, seeds)
-        elif name == "cohort":
-            from .bench_cohort import bench_cohort
-
-            result["cohort"] = bench_cohort(args.seconds or 3.0)
-        elif name == "cohort_setting":
-            from .bench_cohort import bench_classroom_setting
-
-            result["cohort_setting"] = bench_classroom_setting()
-        elif name == "ring8_solo":
-            from .bench_cohort import bench_ring8_solo
-
-            result["ring8_solo"] = bench_ring8_solo(args.seconds or 60.0, tuple(int(x) for x in args.seeds.split(",")))
-        elif name == "digits":
-            runs = [bench_digits(args.seconds or 300.0, int(x)) for x in args.seeds.split(",")]
-            result["digits"] = runs[0] if len(runs) == 1 else runs
-        print(json.dumps({name: result[name]}), file=sys.stderr, flush=True)
-    print(json.dumps(result, indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,100 @@
+"""What every benchmark shares: the machine it ran on, the app in a subprocess, and the
+memory and CPU of a process tree read from /proc (Linux; the benchmarks are run there).
+
+Not here: any measurement (the other modules of this package).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent  # the repository: where `python app.py` runs
+
+
+def env() -> dict:
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None  # other work on a shared machine
+    return dict(torch=torch.__version__, threads=torch.get_num_threads(), cpu_count=os.cpu_count(),
+                load_average_1min=None if load is None else round(load, 1),
+                cuda=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+                python=platform.python_version())
+
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def launched_app(**env):
+    """`python app.py` in a subprocess on a free port (extra environment `env`): yields
+    (process, url); the server is stopped on exit."""
+    port = free_port()
+    env = dict(os.environ, GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False", **env)
+    server = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield server, f"http://127.0.0.1:{port}/"
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def connect(url: str, timeout: float = 60.0):
+    from gradio_client import Client
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return Client(url, verbose=False)
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def tree_rss_mb(pid: int) -> float:
+    """RSS of process `pid` and its descendants (the server with its trainer processes)."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                pass
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        children = [p for p, parent in parents.items() if parent in frontier and p not in tree]
+        tree.update(children)
+        frontier = children
+    return sum(rss_mb(p) for p in tree)
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process `pid` so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
