@@ -15,6 +15,7 @@ import gradio as gr  # noqa: E402
 
 from classroom.sessions import TICK_S, SessionManager, configure_threads  # noqa: E402
 from classroom import liveplot, overview, plots, text  # noqa: E402
+from classroom.uploads import MAX_UPLOAD_BYTES  # noqa: E402
 from classroom.handlers import (  # noqa: E402
     DATASET_CHOICES, HIDEABLE, LOSS_CHOICES, PRESET_CHOICES, SIZE_CHOICES, SPEED_CHOICES, Handlers, defaults_for,
 )
@@ -65,7 +66,7 @@ def build_demo(manager: SessionManager | None = None) -> gr.Blocks:
                     batch = gr.Slider(16, 1024, value=batch0, step=16, label="Batch size")
                     seed = gr.Number(value=seed0, precision=0, minimum=0, maximum=2**31 - 1, label="Seed")
                 with gr.Accordion("Draw your own data", open=False):
-                    sketch = gr.Sketchpad(label="Paint a shape: G will learn to draw it", canvas_size=(400, 400),
+                    sketch = gr.Sketchpad(label="Paint a shape: G will learn to draw it", canvas_size=(400, 400), type="filepath",
                                           height=380, layers=False, elem_id="sketch",
                                           brush=gr.Brush(colors=["#000000"], color_mode="fixed", default_size=5))
                     drawing_btn = gr.Button("Use my drawing as the data")
@@ -206,6 +207,6 @@ if __name__ == "__main__":
     configure_threads()
     demo.handlers.manager.start()  # the trainer processes, up before the first visitor presses Start
     try:
-        demo.launch(css=CSS)
+        demo.launch(css=CSS, max_file_size=MAX_UPLOAD_BYTES)
     finally:
         demo.handlers.manager.close()

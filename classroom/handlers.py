@@ -6,6 +6,7 @@ values into `TrainConfig`s and runner calls, turn engine errors into
 """
 
 import hashlib
+import io
 import math
 import tempfile
 import time
@@ -16,7 +17,7 @@ from urllib.parse import urlencode
 import gradio as gr
 import numpy as np
 
-from gan_core.checkpoints import CheckpointError, load_run_extras, read_run
+from gan_core.checkpoints import MAX_RUN_FILE_BYTES, CheckpointError, read_run_bytes, read_run_extras
 from gan_core.config import FROZEN_FIELDS, LIVE_FIELDS, ConfigError, TrainConfig, can_continue, default_config
 from gan_core.engine import lr_scale
 from gan_core.data import CSV_MAX_BYTES, IMAGE_DATASETS, DataError, parse_points_csv
@@ -29,6 +30,7 @@ from . import gif, liveplot, overview, plots
 from .alerts import detect
 from .presets import PRESETS, get_preset
 from .sessions import PageTicks, ServerBusy, SessionManager
+from .uploads import read_visitor_file, refusal
 
 DATASET_CHOICES = [
     ("Ring of 8 Gaussians", "ring8"),
@@ -107,7 +109,7 @@ class Controls:
                 return replace(preset.config, d_batchnorm=None, **values)  # D follows the chosen loss
             return default_config(self.dataset, **values)
         except (ConfigError, TypeError, ValueError) as exc:
-            raise gr.Error(str(exc)) from None
+            raise refusal(str(exc)) from None
 
 
 def live_values(g_lr_log10, d_lr_log10, n_critic, label_smoothing, two_sided) -> dict:
@@ -135,21 +137,17 @@ def control_values(config: TrainConfig) -> tuple:
 def defaults_for(dataset: str) -> tuple:
     """Control values (loss, g_lr_log10, d_lr_log10, k, smoothing, two-sided, batch) for a dataset."""
     if dataset not in dict((v, k) for k, v in DATASET_CHOICES):
-        raise gr.Error(f"unknown dataset {dataset!r}")
+        raise refusal(f"unknown dataset {dataset!r}")
     cfg = default_config(dataset if dataset != "csv" else "moons")
     return (cfg.loss, round(math.log10(cfg.g_lr), 2), round(math.log10(cfg.d_lr), 2), cfg.n_critic,
             cfg.label_smoothing, cfg.two_sided_smoothing, cfg.batch_size)
 
 
 def _read_upload(path: str | None) -> bytes | None:
+    """The CSV upload's bytes (None when there is none), through the upload gate."""
     if path is None:
         return None
-    file = Path(path)
-    size = file.stat().st_size
-    if size > CSV_MAX_BYTES:
-        raise gr.Error(f"The file is {size:,} bytes; the limit is {CSV_MAX_BYTES / 1e6:g} MB "
-                       f"({CSV_MAX_BYTES:,} bytes).")
-    return file.read_bytes()
+    return read_visitor_file(path, what="The CSV file", max_bytes=CSV_MAX_BYTES)
 
 
 def setup_of(config: TrainConfig, lesson: str = "", csv_bytes: bytes | None = None) -> dict:
@@ -190,7 +188,7 @@ class Handlers:
     def _sid(request: gr.Request | None) -> str:
         sid = getattr(request, "session_hash", None)
         if not sid:
-            raise gr.Error("No browser session: reload the page.")
+            raise refusal("No browser session: reload the page.")
         return sid
 
     def _session(self, request):
@@ -239,7 +237,7 @@ class Handlers:
             return None
         csv_bytes = _read_upload(upload)
         if csv_bytes is None:
-            raise gr.Error("Upload a CSV file of 2-D points first (two columns: x, y).")
+            raise refusal("Upload a CSV file of 2-D points first (two columns: x, y).")
         return csv_bytes
 
     def _new_run(self, sid: str, config: TrainConfig, upload: str | None, lesson: str = ""):
@@ -247,7 +245,7 @@ class Handlers:
         try:
             session = self._with_speed(sid, self.manager.create(sid, config, csv_bytes))
         except (ConfigError, DataError, ServerBusy, RuntimeError, TimeoutError) as exc:
-            raise gr.Error(str(exc)) from None
+            raise refusal(str(exc)) from None
         session.extras["setup"] = setup_of(config, lesson, csv_bytes)
         session.runner.publish_frame()  # the plots show G and D at step 0 before Start
         return session
@@ -271,9 +269,9 @@ class Handlers:
         sid = self._sid(request)
         session = self.manager.get(sid)
         if session is None:
-            raise gr.Error("Nothing to resume yet: press Start.")
+            raise refusal("Nothing to resume yet: press Start.")
         if session.runner.state() == "error":
-            raise gr.Error("This run failed; press Reset, then Start.")
+            raise refusal("This run failed; press Reset, then Start.")
         self.manager.request_start(sid)
         if self.manager.get(sid + COMPARE_SUFFIX) is not None:
             self.manager.request_start(sid + COMPARE_SUFFIX)
@@ -320,12 +318,12 @@ class Handlers:
         if session is None:  # like Step: the first press builds the run from the controls
             session = self._new_run(sid, controls.config(), upload)
         if session.runner.state() == "error":
-            raise gr.Error("This run failed; press Reset, then Start.")
+            raise refusal("This run failed; press Reset, then Start.")
         self.manager.cancel_start(sid)
         try:
             (session.runner.step_d if network == "d" else session.runner.step_g)()
         except TimeoutError as exc:
-            raise gr.Error(f"The run did not answer: {exc}") from None
+            raise refusal(f"The run did not answer: {exc}") from None
         return self.status(request)
 
     def use_drawing(self, sketch, request: gr.Request):
@@ -334,7 +332,7 @@ class Handlers:
         try:
             points = points_from_strokes(_ink(sketch), DRAWN_POINTS, np.random.default_rng())
         except DataError as exc:
-            raise gr.Error(str(exc)) from None
+            raise refusal(str(exc)) from None
         path = Path(tempfile.mkdtemp(prefix="gan-drawing-")) / "my_drawing.csv"
         path.write_text(points_csv(points))
         note = (f"**Your drawing is the data:** {len(points):,} points sampled from the strokes. "
@@ -346,14 +344,17 @@ class Handlers:
     def live(self, loss, g_lr_log10, d_lr_log10, n_critic, label_smoothing, two_sided,
              request: gr.Request):
         """Apply the live sliders to the running GAN at its next step."""
+        try:
+            changes = dict(loss=loss, **live_values(g_lr_log10, d_lr_log10, n_critic, label_smoothing, two_sided))
+        except ConfigError as exc:
+            raise refusal(str(exc)) from None
         session = self._session(request)
         if session is None:
             return gr.skip()
         try:
-            changes = dict(loss=loss, **live_values(g_lr_log10, d_lr_log10, n_critic, label_smoothing, two_sided))
             session.runner.update(**changes)  # the engine's config refuses e.g. WGAN-GP for a BatchNorm D
         except (ConfigError, TypeError, ValueError) as exc:
-            raise gr.Error(str(exc)) from None
+            raise refusal(str(exc)) from None
         return self.status(request)
 
     def set_speed(self, speed, request: gr.Request):
@@ -503,11 +504,11 @@ class Handlers:
         session = self._session(request)
         fix = session.extras.get("fix") if session is not None else None
         if not fix:
-            raise gr.Error("No fix to apply right now.")
+            raise refusal("No fix to apply right now.")
         try:
             config = session.runner.update(**fix)
         except (ConfigError, ValueError) as exc:
-            raise gr.Error(str(exc)) from None
+            raise refusal(str(exc)) from None
         gr.Info("Applied: " + ", ".join(f"{k} = {v:g}" if isinstance(v, float) else f"{k} = {v}"
                                         for k, v in fix.items()))
         return control_values(config)[4:]
@@ -515,18 +516,18 @@ class Handlers:
     def rewind(self, index, request: gr.Request):
         session = self._session(request)
         if session is None:
-            raise gr.Error("Nothing to rewind yet: press Start.")
+            raise refusal("Nothing to rewind yet: press Start.")
         try:
             session.runner.rewind(int(index))
         except (CheckpointError, TypeError, ValueError) as exc:
-            raise gr.Error(f"Cannot rewind: {exc}") from None
+            raise refusal(f"Cannot rewind: {exc}") from None
         self.manager.cancel_start(self._sid(request))
         return self.status(request)
 
     def save(self, request: gr.Request):
         session = self._session(request)
         if session is None:
-            raise gr.Error("Nothing to save yet: press Start.")
+            raise refusal("Nothing to save yet: press Start.")
         folder = Path(tempfile.mkdtemp(prefix="gan-run-"))
         return str(session.runner.save(folder))
 
@@ -538,17 +539,17 @@ class Handlers:
         """
         if path is None:
             return (gr.skip(),) * 13
-        size = Path(path).stat().st_size
+        data = read_visitor_file(path, what="The run file", max_bytes=MAX_RUN_FILE_BYTES)
         sid = self._sid(request)
         try:
-            engine, history = read_run(path, device="auto")
+            engine, history = read_run_bytes(data, device="auto")
             # The time-lapse saved with the run (checked before the visitor's run is replaced),
             # so a GIF made later still starts at step 0.
-            timelapse = TimelapseRecorder.from_tensors(load_run_extras(path, "timelapse"), engine.step_count)
+            timelapse = TimelapseRecorder.from_tensors(read_run_extras(data, "timelapse"), engine.step_count)
             session = self._with_speed(sid, self.manager.create(sid, engine.config, engine=engine))
             session.runner.adopt_timelapse(timelapse)
         except (CheckpointError, ConfigError, ValueError, RuntimeError, TimeoutError) as exc:
-            raise gr.Error(f"Cannot load this file ({size:,} bytes): {exc}") from None
+            raise refusal(f"Cannot load this file ({len(data):,} bytes): {exc}") from None
         runner, step = session.runner, engine.step_count
         if history is not None:
             runner.telemetry.restore(history, step)
@@ -569,13 +570,13 @@ class Handlers:
         try:
             points = parse_points_csv(_read_upload(path))
         except DataError as exc:
-            raise gr.Error(f"This CSV cannot be used: {exc}") from None
+            raise refusal(f"This CSV cannot be used: {exc}") from None
         gr.Info(f"Read {len(points):,} points from the CSV. Press Start to train on them.")
 
     def timelapse(self, request: gr.Request):
         session = self._session(request)
         if session is None or len(session.runner.timelapse) < 2:
-            raise gr.Error("Train for a few seconds first: the timelapse needs at least two frames.")
+            raise refusal("Train for a few seconds first: the timelapse needs at least two frames.")
         path = Path(tempfile.mkdtemp(prefix="gan-timelapse-")) / f"timelapse-step{session.runner.snapshot().step}.gif"
         gif.to_gif(session.runner.timelapse.frames(), path, fps=8)
         return str(path)
@@ -604,7 +605,7 @@ class Handlers:
                                                       two_sided))
             config_b = config_a.with_live(**changes)
         except (ConfigError, TypeError, ValueError) as exc:
-            raise gr.Error(f"Run B: {exc}") from None
+            raise refusal(f"Run B: {exc}") from None
         sid = self._sid(request)
         self._new_run(sid + COMPARE_SUFFIX, config_b, upload, lesson)  # validates B before replacing A
         self._new_run(sid, config_a, upload, lesson)
@@ -656,9 +657,12 @@ class Handlers:
                 if key in query:
                     values[i] = _parse_query_value(key, query[key])
             Controls(*values).config()  # validates the whole setup
-        except (gr.Error, ValueError) as exc:
+        except gr.Error as exc:  # already a visitor-safe message
             values = list(control_values(default_config("ring8"))) + [""]
-            note = f"The link's setup was ignored: {exc}"
+            note = f"The link's setup was ignored: {exc.message}"
+        except ValueError as exc:
+            values = list(control_values(default_config("ring8"))) + [""]
+            note = refusal(f"The link's setup was ignored: {exc}").message
         hidden = set(filter(None, str(query.get("hide", "")).split(","))) & set(HIDEABLE)
         updates = [gr.update(value=v, visible=keys[i] not in hidden) for i, v in enumerate(values)]
         lesson_text = _lesson_text(values[-1])
@@ -709,19 +713,35 @@ def _nothing_new() -> tuple:
                  for name in TICK_OUTPUTS[:-1])
 
 
+MAX_DRAWING_BYTES = 8_000_000  # a 400×400 RGBA PNG is far smaller
+
+
+def _picture(path) -> np.ndarray:
+    """One of the Sketchpad's pictures (a cached upload, through the upload gate) as an array."""
+    from PIL import Image, UnidentifiedImageError
+
+    data = read_visitor_file(path, what="The drawing", max_bytes=MAX_DRAWING_BYTES)
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            if image.width * image.height > 4096 * 4096:
+                raise refusal("The drawing is too large: paint on the page's canvas.")
+            return np.asarray(image.convert("RGBA"))
+    except (UnidentifiedImageError, OSError, ValueError):
+        raise refusal("The drawing is not a picture: paint on the page's canvas, then try again.") from None
+
+
 def _ink(sketch) -> np.ndarray:
-    """The painted-ness of a Sketchpad value as an (H, W) array: the layers' alpha (the strokes),
-    else the composite's darkness on its white background."""
+    """The painted-ness of a Sketchpad value (type="filepath") as an (H, W) array: the layers'
+    alpha (the strokes), else the composite's darkness on its white background."""
+    empty = "The canvas is empty: paint a shape with the brush (press and drag), then try again."
     if not isinstance(sketch, dict):
-        raise gr.Error("The canvas is empty: paint a shape with the brush (press and drag), then try again.")
-    layers = [np.asarray(layer) for layer in sketch.get("layers") or [] if layer is not None]
-    layers = [layer for layer in layers if layer.ndim == 3 and layer.shape[2] == 4]
+        raise refusal(empty)
+    layers = [_picture(layer) for layer in (sketch.get("layers") or [])[:8] if layer is not None]
     if layers and len({layer.shape for layer in layers}) == 1:
         return np.max([layer[..., 3] for layer in layers], axis=0)
-    composite = sketch.get("composite")
-    if composite is None:
-        raise gr.Error("The canvas is empty: paint a shape with the brush (press and drag), then try again.")
-    rgb = np.asarray(composite)[..., :3].astype(np.int16)
+    if sketch.get("composite") is None:
+        raise refusal(empty)
+    rgb = _picture(sketch["composite"])[..., :3].astype(np.int16)
     return 255 - rgb.min(axis=-1)
 
 
@@ -734,7 +754,7 @@ def _speed_limit(speed) -> float | None:
         if isinstance(speed, bool) or not 0 < value <= MAX_SPEED_LIMIT:
             raise ValueError
     except (TypeError, ValueError):
-        raise gr.Error(f"Speed must be 'max' or a number of steps per second between 0 and "
+        raise refusal(f"Speed must be 'max' or a number of steps per second between 0 and "
                        f"{MAX_SPEED_LIMIT:g}, got {speed!r}.") from None
     return value
 

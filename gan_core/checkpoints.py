@@ -685,19 +685,15 @@ def read_run_bytes(data: bytes, device: str = "auto") -> tuple[Engine, History |
 
 def load_run_extras(path: str | os.PathLike, prefix: str, *,
                     max_bytes: int = MAX_RUN_FILE_BYTES) -> dict[str, torch.Tensor]:
-    """The tensors under `prefix/` of a run file (e.g. "timelapse"), {} if it has none.
+    """`read_run_extras` of the run file at `path`."""
+    return read_run_extras(_read_file(Path(path), max_bytes), prefix)
 
-    Reads only those tensors, with safetensors (no pickle); call after `load_run` accepted the file.
+
+def read_run_extras(data: bytes, prefix: str) -> dict[str, torch.Tensor]:
+    """The tensors under `prefix/` of a run file's contents (e.g. "timelapse"), {} if it has none.
+
+    Reads with safetensors (no pickle); call after `read_run_bytes` accepted the file.
     """
-    from safetensors import SafetensorError, safe_open
-
     if prefix not in EXTRA_PREFIXES:
         raise CheckpointError(f"unknown extra tensors {prefix!r}; run files carry {EXTRA_PREFIXES}")
-    path = Path(path)
-    if path.stat().st_size > max_bytes:
-        raise CheckpointError(f"run file is over {max_bytes / 1e6:.0f} MB, the limit for run files")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            return {k: f.get_tensor(k) for k in f.keys() if k.startswith(prefix + "/")}
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"run file tensors are unreadable: {exc}") from None
+    return {k: v for k, v in _load_tensors(data).items() if k.startswith(prefix + "/")}

@@ -6,6 +6,7 @@ import os
 import socket
 import time
 from contextlib import closing, contextmanager
+from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -20,6 +21,20 @@ def req(sid: str):
     import gradio as gr
 
     return gr.Request(session_hash=sid)
+
+
+def as_upload(content: bytes | str | os.PathLike, name: str) -> str:
+    """Put `content` (bytes, or the file at a path) in Gradio's upload cache as an upload through
+    the page would (`<cache>/<hash>/<name>`) and return its path: what a handler receives."""
+    import hashlib
+
+    from classroom.uploads import upload_root
+
+    data = content if isinstance(content, bytes) else Path(content).read_bytes()
+    folder = upload_root() / hashlib.sha256(b"test-upload" + data).hexdigest()
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_bytes(data)
+    return str(folder / name)
 
 
 def free_port() -> int:
@@ -65,7 +80,8 @@ def running_app(max_active: int = 2, processes: int | None = None):
     manager = SessionManager(max_active=max_active, processes=processes)
     demo = app.build_demo(manager)
     port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, css=app.CSS)
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, css=app.CSS,
+                max_file_size=app.MAX_UPLOAD_BYTES)
     try:
         yield f"http://127.0.0.1:{port}/", manager
     finally:

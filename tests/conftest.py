@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import functools
+import os
+import shutil
+import tempfile
 import threading
 import time
 
@@ -12,6 +15,20 @@ import torch
 
 import app_support
 from configs import tiny_config
+
+
+@pytest.fixture(scope="session", autouse=True)
+def upload_cache():
+    """Gradio's upload cache for this test session only (not the machine's /tmp/gradio)."""
+    folder = tempfile.mkdtemp(prefix="gan-test-uploads-")
+    before = os.environ.get("GRADIO_TEMP_DIR")
+    os.environ["GRADIO_TEMP_DIR"] = folder
+    yield folder
+    if before is None:
+        os.environ.pop("GRADIO_TEMP_DIR", None)
+    else:
+        os.environ["GRADIO_TEMP_DIR"] = before
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -15,7 +15,7 @@ from gan_core.config import default_config
 import pytest
 import torch
 
-from app_support import SETUP, req, running_app, wait_until
+from app_support import SETUP, as_upload, req, running_app, wait_until
 from classroom import liveplot
 from classroom.handlers import COMPARE_PLOTS, PLOT_NAMES, TICK_OUTPUTS, Controls
 PLOTS = {*PLOT_NAMES, *COMPARE_PLOTS}
@@ -104,12 +104,12 @@ def test_bad_setup_values_are_rejected(handlers):
 def test_csv_upload_trains_and_bad_csv_says_why(handlers, tmp_path):
     good = tmp_path / "points.csv"
     good.write_text("x,y\n" + "\n".join(f"{i % 7},{i % 5}" for i in range(100)))
-    handlers.start("csv", *SETUP[1:-2], str(good), "", request=req("a"))
+    handlers.start("csv", *SETUP[1:-2], as_upload(good, "points.csv"), "", request=req("a"))
     wait_until(lambda: steps_of(handlers, "a") > 5)
     bad = tmp_path / "bad.csv"
     bad.write_text("1,2\n3,four\n")
     with pytest.raises(gr.Error, match="line 2"):
-        handlers.reset("csv", *SETUP[1:-2], str(bad), "", request=req("a"))
+        handlers.reset("csv", *SETUP[1:-2], as_upload(bad, "bad.csv"), "", request=req("a"))
     assert steps_of(handlers, "a") > 5, "a rejected upload leaves the old run alone"
 
 
@@ -251,14 +251,14 @@ def test_rewind_save_load_and_timelapse(any_handlers, tmp_path):
     gif = handlers.timelapse(request=req("a"))
     assert open(gif, "rb").read(6) in (b"GIF89a", b"GIF87a")
     path = handlers.save(request=req("a"))
-    status, *controls, lesson, _ = handlers.load(path, request=req("b"))
+    status, *controls, lesson, _ = handlers.load(as_upload(path, "run.safetensors"), request=req("b"))
     loaded = handlers.manager.get("b").runner
     assert loaded.snapshot().step > 50 and loaded.state() == "paused" and controls[0] == "ring8"
 
     junk = tmp_path / "evil.safetensors"
     junk.write_bytes(b"\x80\x04cos\nsystem\n(S'echo pwned'\ntR.")  # a pickle, not a run file
     with pytest.raises(gr.Error, match="Cannot load"):
-        handlers.load(str(junk), request=req("b"))
+        handlers.load(as_upload(junk, "evil.safetensors"), request=req("b"))
     assert handlers.manager.get("b").runner is loaded, "a rejected file leaves the current run alone"
 
 

@@ -8,7 +8,7 @@ import gradio as gr
 import numpy as np
 import pytest
 
-from app_support import SETUP, req, running_app, wait_until
+from app_support import SETUP, as_upload, req, running_app, wait_until
 
 
 
@@ -48,12 +48,24 @@ def test_bad_speed_is_a_clear_error(handlers, bad):
     assert handlers.manager.get("a").runner.speed_limit == 10.0
 
 
+def _png(pixels: np.ndarray, name: str) -> str:
+    """A picture as the Sketchpad (type="filepath") hands it over: a PNG in the upload cache."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return as_upload(buffer.getvalue(), name)
+
+
 def sketch_with(alpha: np.ndarray) -> dict:
     layer = np.zeros((*alpha.shape, 4), np.uint8)
     layer[..., 3] = alpha
     composite = np.full((*alpha.shape, 3), 255, np.uint8)
     composite[alpha > 0] = 0
-    return {"background": np.full_like(composite, 255), "layers": [layer], "composite": composite}
+    return {"background": _png(np.full_like(composite, 255), "background.png"), "layers": [_png(layer, "layer.png")],
+            "composite": _png(composite, "composite.png")}
 
 
 def test_drawing_becomes_the_csv_dataset_and_start_trains_on_it(handlers):
@@ -62,7 +74,7 @@ def test_drawing_becomes_the_csv_dataset_and_start_trains_on_it(handlers):
     dataset, upload, note = handlers.use_drawing(sketch_with(alpha), request=req("a"))
     assert dataset == "csv" and "2,000 points" in note
     setup = list(SETUP)
-    setup[0], setup[10] = "csv", upload["value"]
+    setup[0], setup[10] = "csv", as_upload(upload["value"], "my_drawing.csv")  # Gradio caches the output
     handlers.start(*setup, request=req("a"))
     runner = handlers.manager.get("a").runner
     points = runner.engine.data.points.numpy()
@@ -136,7 +148,7 @@ def test_timelapse_after_save_and_load_still_starts_at_step_0(any_handlers):
     wait_until(lambda: runner.state() == "paused")
     saved_steps = [f.step for f in runner.timelapse.frames()]
     path = handlers.save(request=req("a"))
-    handlers.load(path, request=req("b"))  # another visitor opens the file
+    handlers.load(as_upload(path, "run.safetensors"), request=req("b"))  # another visitor opens the file
     loaded = handlers.manager.get("b").runner
     assert loaded.snapshot().step >= saved_steps[-1]
     steps = [f.step for f in loaded.timelapse.frames()]

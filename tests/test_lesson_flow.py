@@ -9,7 +9,7 @@ import gradio as gr
 import pytest
 import torch
 
-from app_support import SETUP, req, wait_until
+from app_support import SETUP, as_upload, req, wait_until
 from classroom.handlers import control_values
 from classroom.presets import get_preset
 
@@ -76,9 +76,9 @@ def test_start_with_a_second_csv_trains_on_the_second_file(handlers, tmp_path):
     circle, line = tmp_path / "circle.csv", tmp_path / "line.csv"
     circle.write_text("\n".join(f"{math.cos(i / 10):.4f},{math.sin(i / 10):.4f}" for i in range(200)))
     line.write_text("\n".join(f"{i / 100:.4f},{2 * i / 100:.4f}" for i in range(200)))
-    handlers.start("csv", *SETUP[1:-2], str(circle), "", request=req("a"))
+    handlers.start("csv", *SETUP[1:-2], as_upload(circle, "circle.csv"), "", request=req("a"))
     old = run_until(handlers, "a", 20)
-    status = handlers.start("csv", *SETUP[1:-2], str(line), "", request=req("a"))
+    status = handlers.start("csv", *SETUP[1:-2], as_upload(line, "line.csv"), "", request=req("a"))
     new = handlers.manager.get("a").runner
     assert new is not old and "CSV file" in status
     points = new.engine.data.points
@@ -88,7 +88,7 @@ def test_start_with_a_second_csv_trains_on_the_second_file(handlers, tmp_path):
     handlers.pause(request=req("a"))
     copy = tmp_path / "line_again.csv"
     copy.write_bytes(line.read_bytes())
-    handlers.start("csv", *SETUP[1:-2], str(copy), "", request=req("a"))
+    handlers.start("csv", *SETUP[1:-2], as_upload(copy, "copy.csv"), "", request=req("a"))
     assert handlers.manager.get("a").runner is new
 
 
@@ -129,7 +129,7 @@ def test_a_loaded_run_shows_its_real_step_history_and_a_checkpoint(handlers):
     path = handlers.save(request=req("a"))
     saved = runner.snapshot()
 
-    status, *controls, lesson, _ = handlers.load(path, request=req("b"))
+    status, *controls, lesson, _ = handlers.load(as_upload(path, "run.safetensors"), request=req("b"))
     loaded = handlers.manager.get("b").runner
     snap = loaded.snapshot()
     assert snap.state == "paused" and snap.step == saved.step
@@ -201,15 +201,15 @@ def test_alert_text_and_fix_button_speak_plainly(handlers):
 def test_csv_is_checked_on_upload_with_the_size_limit_stated(handlers, tmp_path):
     good = tmp_path / "good.csv"
     good.write_text("\n".join(f"{i},{i % 3}" for i in range(50)))
-    handlers.check_csv(str(good))  # no error
+    handlers.check_csv(as_upload(good, "good.csv"))  # no error
     bad = tmp_path / "bad.csv"
     bad.write_text("1,2\n3,four\n")
     with pytest.raises(gr.Error, match="cannot be used: line 2"):
-        handlers.check_csv(str(bad))
+        handlers.check_csv(as_upload(bad, "bad.csv"))
     huge = tmp_path / "huge.csv"
     huge.write_bytes(b"1,2\n" * 600_000)
     with pytest.raises(gr.Error, match="limit is 2 MB"):
-        handlers.check_csv(str(huge))
+        handlers.check_csv(as_upload(huge, "huge.csv"))
 
 
 # ------------------------------------------------------------------------------ over HTTP, as the page does
