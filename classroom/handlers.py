@@ -547,16 +547,11 @@ class Handlers:
             # so a GIF made later still starts at step 0.
             timelapse = TimelapseRecorder.from_tensors(read_run_extras(data, "timelapse"), engine.step_count)
             session = self._with_speed(sid, self.manager.create(sid, engine.config, engine=engine))
-            session.runner.adopt_timelapse(timelapse)
+            step = engine.step_count
+            session.runner.open_loaded(history, timelapse, f"Loaded a saved run at step {step:,}: press Resume "
+                                                           "(or Start) to continue it.")
         except (CheckpointError, ConfigError, ValueError, RuntimeError, TimeoutError) as exc:
             raise refusal(f"Cannot load this file ({len(data):,} bytes): {exc}") from None
-        runner, step = session.runner, engine.step_count
-        if history is not None:
-            runner.telemetry.restore(history, step)
-        runner.telemetry.set_status("paused", f"Loaded a saved run at step {step:,}: press Resume (or Start) "
-                                              "to continue it.", step=step)
-        runner.checkpoint_now()  # rewindable to the loaded step
-        runner.publish_frame()
         session.extras["setup"] = setup_of(engine.config, "", None)
         if engine.config.dataset == "csv":
             session.extras["setup"]["csv"] = "loaded"  # its points are in the file, not an upload

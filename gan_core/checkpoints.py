@@ -683,6 +683,19 @@ def read_run_bytes(data: bytes, device: str = "auto") -> tuple[Engine, History |
     return engine, history
 
 
+def pack_engine(engine: Engine) -> tuple[bytes, str]:
+    """An engine as it crosses to another process: a run file's bytes and its device type."""
+    buffer = io.BytesIO()
+    save_run(engine, buffer)
+    return buffer.getvalue(), engine.device.type
+
+
+def unpack_engine(packed: tuple[bytes, str]) -> Engine:
+    """The engine `pack_engine` packed, on the same device type."""
+    data, device = packed
+    return read_run_bytes(data, device)[0]
+
+
 def load_run_extras(path: str | os.PathLike, prefix: str, *,
                     max_bytes: int = MAX_RUN_FILE_BYTES) -> dict[str, torch.Tensor]:
     """`read_run_extras` of the run file at `path`."""

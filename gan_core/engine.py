@@ -306,6 +306,10 @@ class Engine:
         torch._foreach_copy_([p.grad for p in self.d_params], grads)
         adam_step(self.d_opt)
 
+    def stats_room(self) -> int:
+        """Steps that fit in the statistics buffer before the next `drain_stats()`."""
+        return STATS_CAPACITY - self.rows
+
     def drain_stats(self) -> np.ndarray:
         """Per-step statistics since the last drain, (n, N_STATS) float64 on the host."""
         rows = self.stats[: self.rows].double().cpu().numpy()

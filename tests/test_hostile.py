@@ -21,7 +21,7 @@ import httpx
 import numpy as np
 import pytest
 
-from app_support import SETUP, as_upload, req, running_app, wait_until
+from app_support import SETUP, req, running_app, wait_until
 
 
 class OpenWatch:

@@ -4,9 +4,7 @@ dies, and leave nothing behind (no run, no thread, no process)."""
 
 from __future__ import annotations
 
-import inspect
 import io
-import re
 import time
 from pathlib import Path
 
@@ -18,7 +16,6 @@ from gan_core.checkpoints import CheckpointError, read_run_bytes
 from gan_core.config import ConfigError
 from gan_core.engine import Engine
 from gan_core.serve.processes import RemoteRun, TrainerProcesses
-from gan_core.serve.trainer import CohortRunner
 
 
 @pytest.fixture(scope="module")
@@ -51,24 +48,6 @@ def engine_of(run: RemoteRun) -> Engine:
     buffer = io.BytesIO()
     run.save(buffer)
     return read_run_bytes(buffer.getvalue(), "cpu")[0]
-
-
-def test_the_handle_has_what_the_classroom_uses_of_a_run():
-    """Every `runner.<name>` (and `runner.telemetry.<name>`, …) in classroom/ and app.py exists on a
-    RemoteRun, as on the run handles of this process."""
-    from gan_core.serve.processes import _RemoteCheckpoints, _RemoteTelemetry, _RemoteTimelapse
-
-    root = Path(__file__).resolve().parent.parent
-    source = "\n".join(p.read_text() for p in [root / "app.py", *sorted((root / "classroom").glob("*.py"))])
-    used = set(re.findall(r"\brunner\.(\w+)(?:\.(\w+))?", source))
-    parts = {"telemetry": _RemoteTelemetry, "checkpoints": _RemoteCheckpoints, "timelapse": _RemoteTimelapse}
-    assert used, "the pattern finds the classroom's uses"
-    missing = sorted(f"{a}.{b}" if b and a in parts else a for a, b in used
-                     if not hasattr(RemoteRun, a) and a not in parts
-                     or a in parts and b and not hasattr(parts[a], b))
-    assert not missing, f"RemoteRun lacks {missing}"
-    local = {n for n, _ in inspect.getmembers(CohortRunner) if not n.startswith("_")} - {"engine"}
-    assert not sorted(n for n in local if not hasattr(RemoteRun, n))
 
 
 def test_runs_spread_over_the_processes_and_train(make, pool, wait_until):

@@ -100,7 +100,8 @@ def test_a_loaded_runs_timelapse_starts_at_step_0(tmp_path, no_leaked_threads, t
     engine = load_run(path, device="cpu")
     loaded = Runner(engine.config, engine=engine, eval_interval_s=0.01, chunk_s=0.005, name="gan-tl-load")
     try:
-        loaded.adopt_timelapse(TimelapseRecorder.from_tensors(load_run_extras(path, "timelapse"), engine.step_count))
+        loaded.open_loaded(None, TimelapseRecorder.from_tensors(load_run_extras(path, "timelapse"), engine.step_count),
+                           "loaded")
         end = engine.step_count + 50
         loaded.step(50)
         wait_until(lambda: loaded.timelapse.frames()[-1].step == end, what="the frame after 50 more steps")

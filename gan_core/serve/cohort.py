@@ -193,6 +193,7 @@ class Cohort:
         self._hyper: _Hyper | None = None
         self._last_rows: torch.Tensor | None = None  # (R, N_STATS) of the last step
         self._stepped: list[bool] = []
+        self._finite: list[bool] | None = None  # members' weights all finite, since the last step
 
     def __len__(self) -> int:
         return len(self.members)
@@ -247,9 +248,18 @@ class Cohort:
                 for p, s in zip(_mlp_tensors(engine.G_ema), self._ema[i]):
                     p.copy_(s)
 
+    def parameters_finite(self, engine: Engine) -> bool:
+        """Whether `engine`'s weights in the stacks are all finite (`Engine.parameters_finite` of a
+        member, without exporting it). Computed for every member at once, once per step."""
+        if self._finite is None:
+            flags = [torch.isfinite(p.flatten(1)).all(1) for p in (*self._G.params, *self._D.params)]
+            self._finite = torch.stack(flags).all(0).tolist()
+        return self._finite[self._index(engine)]
+
     def reload(self, engine: Engine) -> None:
         """Take `engine`'s own tensors into the stacks (after restore / load)."""
         i = self._index(engine)
+        self._finite = None
         self._G.reload(i, engine.G, engine.g_opt)
         self._D.reload(i, engine.D.mlp, engine.d_opt)
         self._stepped[i] = False
@@ -279,6 +289,7 @@ class Cohort:
         self._z = torch.empty(k, B, z_dim, device=device)
         self._hyper = None
         self._last_rows = None  # rows of the old stacking (members were exported before it)
+        self._finite = None
         self._stepped = [False] * k  # stepped by the cohort since its last export or reload
 
     # --- the step ---------------------------------------------------------------------
@@ -404,6 +415,7 @@ class Cohort:
             ema_weight.append(0.0 if e.G_ema is None else 1.0 - min(e.config.ema_decay, (1 + t) / (10 + t)))
         torch._foreach_copy_(targets, rows.unbind(0))
         self._stepped = [True] * len(self.members)
+        self._finite = None
         self._last_rows = rows  # `export` hands a member its last row for a later lone D or G update
         if any(ema_weight):
             weight = torch.tensor(ema_weight, device=rows.device)

@@ -10,8 +10,8 @@ core by default), each running a one-thread `trainer.Trainer` for its 2-D runs a
 `runner.Runner` thread per digits run (`trainer.new_run`). New runs go to the child with the
 least work; a 2-D run moves to another child with all it has (`RemoteRun._move`) when that
 speeds up the slowest runs (`TrainerProcesses.balance`, every `BALANCE_S`). `RemoteRun` is
-the server's handle on one run, with the public API the classroom uses of
-`Runner`/`CohortRunner`: controls are calls answered by the child, while
+the server's handle on one run, a `handle.RunHandle` like `Runner` and `CohortRunner`:
+controls are calls answered by the child, while
 `state()`, `config`, `telemetry.version`, `checkpoints.list()`, `speed_limit` and
 `cpu_seconds` read a small `RunView` the child sends when it changes (checked every
 `VIEW_S`), so reading them never waits on a child. `snapshot()` fetches the child's snapshot
@@ -49,14 +49,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..checkpoints import CheckpointInfo, read_run_bytes, save_run
+from ..checkpoints import CheckpointInfo, pack_engine, unpack_engine
 from .cohort import solo_reason
 from ..config import TrainConfig
 from ..telemetry import History, Snapshot, Telemetry
 from ..timelapse import TimelapseRecorder
 from .trainer import CohortRunner, Trainer, new_run, step_cost
+
+if TYPE_CHECKING:
+    from .handle import RunHandle
 
 log = logging.getLogger(__name__)
 
@@ -73,20 +76,25 @@ CALL_TIMEOUT_S = 60.0  # twice the longest child-side wait (a command between tw
 # What a handle may ask of its run in the child (dotted: an attribute's method).
 CALLS = frozenset({
     "start", "pause", "resume", "step", "step_d", "step_g", "update", "rewind", "save", "reset", "set_speed",
-    "checkpoint_now", "publish_frame", "stop", "snapshot", "timelapse.frames", "telemetry.set_status",
-    "telemetry.restore", "telemetry.history", "adopt_timelapse_tensors", "save_bytes", "close", "export",
-    "restore",
+    "checkpoint_now", "publish_frame", "stop", "snapshot", "timelapse.frames", "open_loaded_tensors", "save_bytes",
+    "close", "export", "restore",
 })
 
 
+def processes_supported() -> bool:
+    """Whether trainer processes can run here: the child inherits its socket through
+    `subprocess.Popen(pass_fds=...)`, which POSIX systems have (Linux, macOS) and Windows has not."""
+    return os.name == "posix"
+
+
 def default_processes() -> int:
-    """Trainer processes for a server: env GAN_CLASSROOM_PROCESSES, else one per core when
-    there are two or more and the OS is POSIX (0: train in the server's own threads)."""
+    """Trainer processes for a server: env GAN_CLASSROOM_PROCESSES, else one per core when there
+    are two or more and the OS supports them (0: train in the server's own threads)."""
     env = os.environ.get("GAN_CLASSROOM_PROCESSES")
     if env:
-        return max(0, int(env))
+        return max(0, int(env)) if processes_supported() else 0
     cores = os.cpu_count() or 1
-    return cores if cores >= 2 and os.name == "posix" else 0
+    return cores if cores >= 2 and processes_supported() else 0
 
 
 @dataclass(frozen=True)
@@ -110,18 +118,6 @@ def _view_of(run) -> RunView:
     return RunView(tel.version, tel.state, run.config, run.speed_limit, round(run.cpu_seconds, 1),
                    tuple(run.checkpoints.list()), len(run.timelapse), run.is_alive, round(tel.rate, 1),
                    isinstance(run, CohortRunner))
-
-
-def _pack_engine(engine) -> tuple[bytes, str]:
-    """An engine as it crosses to another process: a run file's bytes and its device type."""
-    buffer = io.BytesIO()
-    save_run(engine, buffer)
-    return buffer.getvalue(), engine.device.type
-
-
-def _unpack_engine(packed: tuple[bytes, str]):
-    data, device = packed
-    return read_run_bytes(data, device)[0]
 
 
 def _dumps(message: tuple) -> bytes:
@@ -159,6 +155,16 @@ class _Child:
         self.alive = True
         self.reader = threading.Thread(target=self._read, name=f"trainer-process-{index}-reader", daemon=True)
         self.reader.start()
+
+    def shut_down(self, timeout: float) -> None:
+        """Wait for the process to exit (after "close"), killing it if it does not; close the socket."""
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.reader.join(timeout)
+        self.conn.close()
 
     def send(self, message: tuple) -> None:
         data = _dumps(message)
@@ -213,7 +219,8 @@ class TrainerProcesses:
         self.n = n or default_processes() or 1
         self.chunk_s = chunk_s
         self.balance_s = balance_s  # None: runs stay where they were created
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # guards the children list, runs' tables and waiting calls
+        self._starting = threading.Lock()  # one thread spawns processes at a time (outside `lock`)
         self._children: list[_Child] = []
         self._ids = itertools.count(1)
         self._waiting: dict[int, tuple[threading.Event, list, _Child]] = {}  # call id -> (done, [ok, value], child)
@@ -223,17 +230,39 @@ class TrainerProcesses:
         self.moves = 0  # runs moved between processes by `balance`
 
     def start(self) -> None:
-        """Start the children now (a server does so at launch, so the first visitor does not wait)."""
-        with self.lock:
-            if self._closed:
+        """Start the children now (a server does so at launch, so the first visitor does not wait).
+        Processes are spawned outside `lock` (a spawn takes tens of milliseconds); one caller
+        spawns, others wait for it."""
+        with self._starting:
+            with self.lock:
+                if self._closed:
+                    raise RuntimeError("the trainer processes were closed")
+                if self._children:
+                    return
+            children = [_Child(self, i, self.chunk_s) for i in range(self.n)]
+            with self.lock:
+                closed = self._closed
+                if not closed:
+                    self._children = children
+            if closed:
+                for child in children:
+                    child.shut_down(1.0)
                 raise RuntimeError("the trainer processes were closed")
-            if not self._children:
-                self._children = [_Child(self, i, self.chunk_s) for i in range(self.n)]
-                atexit.register(self.close)
-                if self.n > 1 and self.balance_s:
-                    self._balancer = threading.Thread(target=self._balance_loop, name="trainer-processes-balancer",
-                                                      daemon=True)
-                    self._balancer.start()
+            atexit.register(self.close)
+            if self.n > 1 and self.balance_s:
+                self._balancer = threading.Thread(target=self._balance_loop, name="trainer-processes-balancer",
+                                                  daemon=True)
+                self._balancer.start()
+
+    def _replace_dead(self) -> None:
+        """A child that died (killed, out of memory) is replaced by a fresh one, spawned outside `lock`."""
+        with self._starting:
+            with self.lock:
+                dead = [(i, c.index) for i, c in enumerate(self._children) if not c.alive]
+            fresh = {i: _Child(self, index, self.chunk_s) for i, index in dead}
+            with self.lock:
+                for i, child in fresh.items():
+                    self._children[i] = child
 
     def close(self, timeout: float = 10.0) -> None:
         """Stop every run and child (at exit, or when a test is done)."""
@@ -249,13 +278,7 @@ class TrainerProcesses:
                 pass
         deadline = time.monotonic() + timeout
         for child in children:
-            try:
-                child.process.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                child.process.kill()
-                child.process.wait()
-            child.reader.join(timeout)
-            child.conn.close()
+            child.shut_down(max(0.1, deadline - time.monotonic()))
         atexit.unregister(self.close)
 
     def create(self, config: TrainConfig, *, csv_bytes: bytes | None = None, name: str = "gan-run",
@@ -263,16 +286,14 @@ class TrainerProcesses:
         """A new run in the child with the least work; raises what building the run raises
         (ConfigError, DataError, …) and nothing is left behind."""
         self.start()
+        self._replace_dead()
         packed = None
         if engine is not None:  # a loaded run file
-            packed = _pack_engine(engine)
+            packed = pack_engine(engine)
             config = engine.config
         with self.lock:
             if self._closed:
                 raise RuntimeError("the trainer processes were closed")
-            for i, old in enumerate(self._children):  # one that died (killed, out of memory) is replaced
-                if not old.alive:
-                    self._children[i] = _Child(self, old.index, self.chunk_s)
             child = min(self._children, key=lambda c: (c.load(), len(c.runs), c.index))
             run = RemoteRun(self, child, next(self._ids), name, config)
             child.runs[run.id] = run
@@ -433,15 +454,6 @@ class _RemoteTelemetry:
     def snapshot(self) -> Snapshot:
         return self._run.snapshot()
 
-    def set_status(self, *args, **kwargs) -> None:
-        self._run._call("telemetry.set_status", *args, **kwargs)
-
-    def restore(self, history: History, step: int) -> None:
-        self._run._call("telemetry.restore", history, step)
-
-    def history(self) -> History:
-        return self._run._call("telemetry.history")
-
 
 class _RemoteCheckpoints:
     def __init__(self, run: "RemoteRun") -> None:
@@ -466,9 +478,9 @@ class _RemoteTimelapse:
 
 
 class RemoteRun:
-    """The server's handle on a run trained in a trainer process (the `Runner` API the
-    classroom uses). Thread-safe: the child answers calls on a few threads of its own, and
-    each run's controls take its lock there as they do here."""
+    """The server's handle on a run trained in a trainer process (a `RunHandle`). Thread-safe:
+    the child answers calls on a few threads of its own, and each run's controls take its lock
+    there as they do here."""
 
     def __init__(self, pool: TrainerProcesses, child: _Child, run_id: int, name: str, config: TrainConfig) -> None:
         self.pool = pool
@@ -631,8 +643,8 @@ class RemoteRun:
     def publish_frame(self) -> None:
         self._call("publish_frame")
 
-    def adopt_timelapse(self, recorder: TimelapseRecorder) -> None:
-        self._call("adopt_timelapse_tensors", recorder.to_tensors())
+    def open_loaded(self, history: History | None, timelapse: TimelapseRecorder, message: str) -> None:
+        self._call("open_loaded_tensors", history, timelapse.to_tensors(), message)
 
     def stop(self, timeout: float = 10.0) -> None:
         if self.child.alive:
@@ -671,7 +683,8 @@ class _Host:
         self.sent: dict[int, RunView] = {}  # the last view sent of each run
         self.exported: dict[int, dict] = {}  # runs stopped for a move: their controls before it
         self._seq = itertools.count(1)
-        self.lock = threading.Lock()  # guards runs, sent, the numbering and the socket's send side
+        self.lock = threading.Lock()  # guards runs, sent, exported and the numbering
+        self.send_lock = threading.Lock()  # one message at a time on the socket (never held with `lock`)
         self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="gan-trainer-call")
 
     def serve(self) -> None:
@@ -729,7 +742,7 @@ class _Host:
                 views[run_id] = numbered
         if views:
             data = _dumps(("views", views))
-            with self.lock:
+            with self.send_lock:
                 self.conn.send_bytes(data)
 
     def _answer(self, message: tuple) -> None:
@@ -752,48 +765,31 @@ class _Host:
                 log.exception("call %s could not be answered", message[3] if kind == "call" else kind)
                 data = _dumps(("reply", call, False, RuntimeError(f"the trainer process could not answer: {exc}"),
                                run_id, None))
-            with self.lock:
+            with self.send_lock:
                 self.conn.send_bytes(data)
         except (OSError, EOFError):
             pass  # the server went away; serve() ends too
 
     def _new(self, run_id: int, config: TrainConfig, kwargs: dict, packed) -> None:
         if packed is not None:
-            kwargs = dict(kwargs, engine=_unpack_engine(packed))
+            kwargs = dict(kwargs, engine=unpack_engine(packed))
         run = new_run(config, self.trainer, **kwargs)
         with self.lock:
             self.runs[run_id] = run
 
     def _export(self, run_id: int, run) -> dict:
-        """A 2-D run's everything, for another process (`_adopt` there): its engine as a run
-        file's bytes, telemetry, checkpoints, time-lapse and controls. The run is stopped and
-        stays here until the server says "close" (moved) or "restore" (the move failed)."""
+        """A 2-D run's everything, for another process (`_adopt` there): `CohortRunner.to_bundle`.
+        The run is stopped and stays here until the server says "close" (moved) or "restore"
+        (the move failed: it goes on as it was)."""
         if not isinstance(run, CohortRunner):
             raise RuntimeError("only a 2-D run moves to another trainer process")
-        with run.trainer.cond:
-            controls = dict(paused=run._paused, steps=run._pending_steps, state=run.state())
-        self.exported[run_id] = controls
-        run.stop()
-        now = time.perf_counter()
-        return dict(engine=_pack_engine(run.engine), pending=run._pending_config,
-                    controls=controls, since_checkpoint=now - run._last_checkpoint, since_eval=now - run._last_eval,
-                    speed=run.speed_limit, wall_s=run._wall_s(), cpu_seconds=run.cpu_seconds,
-                    kwargs=dict(csv_bytes=run._csv_bytes, name=run.name, eval_interval_s=run.eval_interval_s,
-                                checkpoint_interval_s=run.checkpoint_interval_s, max_steps=run.max_steps),
-                    telemetry=run.telemetry, checkpoints=run.checkpoints, timelapse=run.timelapse)
+        with self.lock:  # before the stop: its "stopped" view is not news (`_send_views`)
+            self.exported[run_id] = run.controls()
+        return run.to_bundle()
 
     def _adopt(self, run_id: int, bundle: dict) -> None:
         """Go on training a run `_export`ed by another process."""
-        engine = _unpack_engine(bundle["engine"])
-        run = CohortRunner(engine.config, trainer=self.trainer, engine=engine, **bundle["kwargs"])
-        run.telemetry, run.checkpoints, run.timelapse = bundle["telemetry"], bundle["checkpoints"], bundle["timelapse"]
-        run.cpu_seconds = bundle["cpu_seconds"]
-        run._t0 = time.perf_counter() - bundle["wall_s"]  # the wall-time column goes on
-        run._pending_config = bundle["pending"]
-        run.set_speed(bundle["speed"])
-        now = time.perf_counter()
-        run._last_checkpoint, run._last_eval = now - bundle["since_checkpoint"], now - bundle["since_eval"]
-        _continue(run, bundle["controls"])
+        run = CohortRunner.from_bundle(bundle, self.trainer)
         with self.lock:
             self.runs[run_id] = run
 
@@ -814,30 +810,33 @@ class _Host:
         if name == "export":
             return self._export(run_id, run)
         if name == "restore":  # a move that failed: go on here as before
-            _continue(run, self.exported.pop(run_id))
+            run.continue_as(self.exported.pop(run_id))
             return None
         if name == "save_bytes":
             buffer = io.BytesIO()
             run.save(buffer)
             return buffer.getvalue()
-        if name == "adopt_timelapse_tensors":
-            tensors = args[0]
-            return run.adopt_timelapse(TimelapseRecorder.from_tensors(tensors, run.engine.step_count))
+        if name == "open_loaded_tensors":  # the time-lapse crosses as tensors (no pickled recorder)
+            history, tensors, message = args
+            return run.open_loaded(history, TimelapseRecorder.from_tensors(tensors, run.engine.step_count), message)
         target = run
         for part in name.split("."):
             target = getattr(target, part)
         return target(*args, **kwargs)
 
 
-def _continue(run: CohortRunner, controls: dict) -> None:
-    """Put a stopped run back as it was before `_Host._export`: training, paused, or paused with
-    single steps still owed."""
-    if not controls["paused"]:
-        run.start()
-    elif controls["steps"]:
-        run.step(controls["steps"])
-    else:
-        run.telemetry.set_status(controls["state"], rate=0.0)
+def pin_to_one_core(index: int) -> int | None:
+    """Keep this process on one core (the `index`-th it may use), so that the kernel never stacks
+    two trainer processes on one core; returns that core. Only Linux lets a process choose
+    (`os.sched_setaffinity`): elsewhere (macOS) the scheduler spreads them and this returns None."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        return None
+    core = cores[index % len(cores)]
+    os.sched_setaffinity(0, {core})
+    return core
 
 
 def _child_main(argv: list[str]) -> None:
@@ -846,11 +845,14 @@ def _child_main(argv: list[str]) -> None:
     os.nice(TRAINER_NICE)
     torch.set_num_threads(int(os.environ.get("GAN_CLASSROOM_TORCH_THREADS", "1")))
     fd, chunk_s, index = int(argv[0]), float(argv[1]), int(argv[2])
-    cores = sorted(os.sched_getaffinity(0))
-    if len(cores) > 1:  # one core each, so that the kernel never stacks two trainers on one core
-        os.sched_setaffinity(0, {cores[index % len(cores)]})
+    pin_to_one_core(index)
     conn = Connection(socket.socket(fileno=fd).detach())
     _Host(conn, chunk_s).serve()
+
+
+if TYPE_CHECKING:  # checked by a type checker: a RemoteRun is a RunHandle
+    def _is_a_handle(run: RemoteRun) -> RunHandle:
+        return run
 
 
 if __name__ == "__main__":

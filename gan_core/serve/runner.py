@@ -1,44 +1,34 @@
-"""A background training thread around one `Engine`: start, pause, step, resume,
-stop, reset, and live hyperparameter changes — all thread-safe.
+"""A run on a training thread of its own: start, pause, step, resume, stop — all thread-safe.
 
 Threads and ownership:
-- The *training thread* owns the `Engine` while it runs and is the only
-  writer of `Telemetry`.
-- Any other thread (the UI) calls the public methods below; they only touch
-  fields guarded by `self._cond` (a Condition around one lock) and wake the
-  training thread. Live changes are queued and applied between two steps.
+- The *training thread* owns the `Engine` while it runs and is the only writer of the telemetry.
+- Any other thread (the page) calls the `RunHandle` methods; they touch only fields guarded by
+  `self._cond` and wake the training thread. Live changes and commands run between two steps.
 
-The loop runs steps in short chunks (≤ `chunk_s` seconds), drains the
-per-step scalars once per chunk (one host sync), checks them for NaN/Inf,
-and renders the heavy telemetry at most every `eval_interval_s` seconds, so
-telemetry stays off the hot path. `set_speed()` throttles a running GAN for a
-lecture (slow motion): one step at a time on a schedule, and at
-`SLOW_STEPS_PER_S` or slower every step publishes its frame. A step that raises is caught: the run goes
-to state "error" with the message, and a later `start()`/`reset()` works.
+The loop runs steps in short chunks (≤ `chunk_s` seconds) and after each does what every handle
+does after a chunk (`RunControls._after_chunk`: statistics drained once per chunk — one host
+sync — NaN pause, frames, checkpoints). `set_speed()` throttles it for a lecture: one step at a
+time on a schedule. A step that raises is caught: the run goes to state "error" with the message,
+and a later `start()`/`reset()` works.
 
-Not here: the step itself (`engine.py`), storage (`telemetry.py`), any UI.
+Used for digits runs (a core each) and, with GAN_CLASSROOM_COHORTS=0, for every run; the 2-D
+runs of a class share trainer threads instead (`trainer.py`).
+Not here: what the handles share (`handle.py`), the step itself (`gan_core.engine`).
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
-import traceback
-from typing import Any
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from ..checkpoints import CheckpointRing, capture
+from ..checkpoints import capture
 from ..config import TrainConfig
 from ..engine import Engine
-from ..telemetry import Telemetry
 from .handle import RunControls
-from ..timelapse import TimelapseRecorder
 
-log = logging.getLogger(__name__)
-
-SLOW_STEPS_PER_S = 10.0  # at or below this speed limit every step publishes its evaluation frame
+if TYPE_CHECKING:
+    from .handle import RunHandle
 
 
 class Runner(RunControls):
@@ -48,60 +38,35 @@ class Runner(RunControls):
                  eval_interval_s: float = 0.25, chunk_s: float = 0.05, max_steps: int | None = None,
                  score_interval_s: float = 5.0, checkpoint_interval_s: float = 10.0,
                  engine: Engine | None = None, name: str = "gan-run") -> None:
-        self.telemetry = Telemetry()
-        self.eval_interval_s = eval_interval_s
-        self.score_interval_s = score_interval_s  # digit IS/FD: ~0.3 s of CPU each
+        super().__init__(config, cond=threading.Condition(), csv_bytes=csv_bytes, engine=engine, name=name,
+                         eval_interval_s=eval_interval_s, checkpoint_interval_s=checkpoint_interval_s,
+                         score_interval_s=score_interval_s, max_steps=max_steps)
         self.chunk_s = chunk_s
-        self.max_steps = max_steps
-        self.name = name
-        self._csv_bytes = csv_bytes
-        self._cond = threading.Condition()
-        # Fields below are guarded by self._cond.
-        self._thread: threading.Thread | None = None
-        self._stop = False
-        self._paused = False
-        self._pending_steps = 0  # single steps requested while paused
-        self._pending_config: TrainConfig | None = None
-        self._commands: list[tuple] = []  # (fn, done Event, result list) run on the training thread
-        self._speed_limit: float | None = None  # steps per second while running; None = as fast as possible
-        self._next_step_at = 0.0  # perf_counter time the next throttled step may start
-        self._clock_start: float | None = None  # perf_counter at the thread's start (training thread writes)
-        # A prebuilt engine (a loaded run file) or a new one; raises on bad config/data: nothing started.
-        self._engine = engine if engine is not None else Engine(config, csv_bytes)
-        config = self._engine.config
-        self._config = config
-        self.checkpoint_interval_s = checkpoint_interval_s
-        self.cpu_seconds = 0.0  # CPU time used by the training thread (written by it, read by anyone)
-        self.checkpoints = CheckpointRing()  # thread-safe; written by the training thread
-        self.timelapse = TimelapseRecorder()  # thread-safe; written by the training thread
-        self.telemetry.set_status("idle", "", device=str(self._engine.device), config=config)
+        self._thread: threading.Thread | None = None  # (cond)
+        self._clock_start: float | None = None  # perf_counter at the thread's start (training thread)
 
-    # --- public API (any thread) ----------------------------------------------------------
+    # --- RunControls hooks -----------------------------------------------------------------------
 
     def _owned(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    @property
-    def engine(self) -> Engine:
-        """The engine; only safe to touch from outside while the thread is not running."""
-        return self._engine
+    def _wall_s(self) -> float:
+        """Seconds since the training thread last started."""
+        start = self._clock_start
+        return 0.0 if start is None else time.perf_counter() - start
+
+    # --- controls (any thread) -------------------------------------------------------------------
 
     @property
     def is_alive(self) -> bool:
         with self._cond:
-            return self._thread is not None and self._thread.is_alive()
-
-    def state(self) -> str:
-        return self.telemetry.state
-
-    def snapshot(self):
-        return self.telemetry.snapshot()
+            return self._owned()
 
     def start(self, paused: bool = False) -> None:
         """Start (or restart after stop/error) the training thread."""
         with self._cond:
-            if self._thread is not None and self._thread.is_alive():
-                self._paused = paused if paused else False
+            if self._owned():
+                self._paused = paused
                 self._cond.notify_all()
                 return
             self._stop = False
@@ -121,7 +86,7 @@ class Runner(RunControls):
 
     def resume(self) -> None:
         with self._cond:
-            alive = self._thread is not None and self._thread.is_alive()
+            alive = self._owned()
             self._paused = False
             self._cond.notify_all()
         if not alive:
@@ -132,7 +97,7 @@ class Runner(RunControls):
         if not 1 <= int(n) <= 100_000:
             raise ValueError("n must be between 1 and 100000")
         with self._cond:
-            alive = self._thread is not None and self._thread.is_alive()
+            alive = self._owned()
             self._paused = True
             self._pending_steps += int(n)
             self._cond.notify_all()
@@ -141,24 +106,6 @@ class Runner(RunControls):
             with self._cond:
                 self._pending_steps = max(self._pending_steps, int(n))
                 self._cond.notify_all()
-
-    def _wall_s(self) -> float:
-        """Seconds since the training thread last started (the telemetry's wall-time column)."""
-        start = self._clock_start
-        return 0.0 if start is None else time.perf_counter() - start
-
-    def update(self, **changes: Any) -> TrainConfig:
-        """Change live hyperparameters; they take effect at the next step.
-
-        Raises `ConfigError` (nothing changed) on an invalid value.
-        """
-        with self._cond:
-            new = (self._pending_config or self._config).with_live(**changes)
-            self._pending_config = new
-            self._cond.notify_all()
-        if not self.is_alive:
-            self._apply_pending()
-        return new
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the thread and wait for it (it finishes the current step)."""
@@ -176,26 +123,23 @@ class Runner(RunControls):
         if self.state() in ("running", "paused"):
             self.telemetry.set_status("stopped")
 
-    # --- the training thread -------------------------------------------------------------
+    # --- the training thread ---------------------------------------------------------------------
 
     def _run(self) -> None:
-        engine, tel = self._engine, self.telemetry
-        last_eval = 0.0
-        t0 = self._clock_start = time.perf_counter()
-        last_score = t0
+        engine = self._engine
+        self._clock_start = time.perf_counter()
         if len(self.checkpoints) == 0:
             self.checkpoints.add(capture(engine))  # step 0 (or the loaded step): always rewindable
-        last_checkpoint = t0
-        rate_steps, rate_t = engine.step_count, t0
-        rate = 0.0
+        self._last_checkpoint = self._last_score = time.perf_counter()
+        self._rate_steps, self._rate_t = engine.step_count, time.perf_counter()
         cpu0 = time.thread_time() - self.cpu_seconds
         try:
             self._publish_frame()
             while True:
                 with self._cond:
                     while not self._stop and self._paused and self._pending_steps == 0 and not self._commands:
-                        if tel.state == "running":
-                            tel.set_status("paused")
+                        if self.telemetry.state == "running":
+                            self.telemetry.set_status("paused")
                         self._cond.wait()
                     if self._stop:
                         break
@@ -212,8 +156,8 @@ class Runner(RunControls):
                     with self._cond:  # a command may have paused the run: re-check before stepping
                         self._pending_steps += budget or 0
                     continue
-                if tel.state != "running" and budget is None:
-                    tel.set_status("running", "")
+                if self.telemetry.state != "running" and budget is None:
+                    self.telemetry.set_status("running", "")
                 chunk_start = time.perf_counter()
                 n_done = self._run_chunk(budget, max_n=1 if limit is not None else None)
                 if limit is not None:
@@ -224,47 +168,13 @@ class Runner(RunControls):
                 if budget is not None and n_done < budget:
                     with self._cond:  # the rest of a long step(n) runs in the next chunks
                         self._pending_steps += budget - n_done
-                now = time.perf_counter()
-                stats = engine.drain_stats()
-                if len(stats):
-                    steps = np.arange(engine.step_count - len(stats) + 1, engine.step_count + 1)
-                    if now - rate_t >= 0.5:
-                        rate = max(0, engine.step_count - rate_steps) / (now - rate_t)  # ≥ 0 after a rewind
-                        rate_steps, rate_t = engine.step_count, now
-                    tel.record_steps(steps, np.full(len(stats), now - t0), stats, rate)
-                    if not np.isfinite(stats).all() or not engine.parameters_finite():
-                        self._pause_with(f"Paused at step {engine.step_count}: a loss or weight became "
-                                         "NaN/Inf (training diverged). Lower the learning rates, then "
-                                         "reset or rewind.")
-                        self._publish_frame(safe=True)
-                        continue
-                slow = limit is not None and limit <= SLOW_STEPS_PER_S
-                if budget is not None or slow or now - last_eval >= self.eval_interval_s:
-                    self._publish_frame()
-                    last_eval = time.perf_counter()
-                if now - last_checkpoint >= self.checkpoint_interval_s:
-                    self.checkpoints.add(capture(engine))
-                    last_checkpoint = time.perf_counter()
-                if engine.data.is_image and last_eval - last_score >= self.score_interval_s:
-                    scores = engine.digit_scores()
-                    if scores is not None:
-                        tel.record_digit_scores(engine.step_count, scores.inception_score, scores.frechet_distance)
-                    last_score = time.perf_counter()
-                if self.max_steps is not None and engine.step_count >= self.max_steps:
-                    self._publish_frame()
-                    tel.set_status("finished", f"Reached {self.max_steps} steps.")
-                    with self._cond:
-                        self._paused = True
-                        self._pending_steps = 0
-                    continue
+                self._after_chunk()
                 if n_done == 0 and budget is None:
                     time.sleep(0.001)
         except Exception as exc:  # a crashed step is reported, not lost
-            log.exception("training thread %s failed", self.name)
-            tb = traceback.format_exception_only(type(exc), exc)[-1].strip()
-            tel.set_status("error", f"Training stopped with an error at step {engine.step_count}: {tb}")
+            self._fail(exc)
             return
-        tel.set_status(rate=0.0)
+        self.telemetry.set_status(rate=0.0)
 
     def _run_chunk(self, budget: int | None, max_n: int | None = None) -> int:
         """Run steps until the chunk time is up, `budget` (or `max_n`) steps, or a change arrives."""
@@ -273,7 +183,7 @@ class Runner(RunControls):
         limit = budget if budget is not None else (max_n or 4000)
         if self.max_steps is not None:
             limit = min(limit, max(self.max_steps - engine.step_count, 0))
-        limit = min(limit, len(engine.stats) - engine.rows)  # stats are drained once per chunk
+        limit = min(limit, engine.stats_room())  # statistics are drained once per chunk
         n = 0
         while n < limit:
             if self._pending_config is not None:  # unlocked peek; applied under the lock
@@ -286,8 +196,7 @@ class Runner(RunControls):
                 break
         return n
 
-    def _pause_with(self, message: str) -> None:
-        with self._cond:
-            self._paused = True
-            self._pending_steps = 0
-        self.telemetry.set_status("paused", message)
+
+if TYPE_CHECKING:  # checked by a type checker: a Runner is a RunHandle
+    def _is_a_handle(runner: Runner) -> RunHandle:
+        return runner

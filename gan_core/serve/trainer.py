@@ -32,25 +32,21 @@ import logging
 import os
 import threading
 import time
-import traceback
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from ..checkpoints import CheckpointRing, capture
-from .cohort import Cohort, cohort_key, solo_reason
+from ..checkpoints import capture, pack_engine, unpack_engine
 from ..config import TrainConfig
-from ..engine import STATS_CAPACITY, Engine
-from ..telemetry import Telemetry
+from ..engine import Engine
+from .cohort import Cohort, cohort_key, solo_reason
 from .handle import RunControls
 from .runner import Runner
-from ..timelapse import TimelapseRecorder
+
+if TYPE_CHECKING:
+    from .handle import RunHandle
 
 log = logging.getLogger(__name__)
 
 FRAME_SHARE = 0.2  # at most this share of a trainer thread's time goes to evaluation frames
-NAN_MESSAGE = ("Paused at step {step}: a loss or weight became NaN/Inf (training diverged). "
-               "Lower the learning rates, then reset or rewind.")
 
 
 def default_threads() -> int:
@@ -91,7 +87,7 @@ class Trainer:
         self.cond = threading.Condition()
         self._workers = [_Worker(self, i) for i in range(self.n_threads)]
 
-    def _attach(self, run: "CohortRunner") -> None:
+    def attach(self, run: "CohortRunner") -> None:
         """Give `run` to the least-loaded worker (caller holds `cond`)."""
         worker = min(self._workers, key=lambda w: (w.load(), w.index))
         worker.runs.append(run)
@@ -184,14 +180,8 @@ class _Worker:
             with cond:
                 self.trainer._rebalance()
 
-    def _cohort_of(self, run: "CohortRunner") -> Cohort | None:
-        for cohort in self.cohorts.values():
-            if run.engine in cohort:
-                return cohort
-        return None
-
     def _leave(self, run: "CohortRunner") -> None:
-        cohort = self._cohort_of(run)
+        cohort, run._cohort = run._cohort, None
         if cohort is not None:
             cohort.leave(run.engine)
             if not len(cohort):
@@ -239,12 +229,11 @@ class _Worker:
                     target.ensure_thread()
                 cond.notify_all()
             return
-        cohort = self._cohort_of(run)
+        cohort = run._cohort
         with cond:
             has_commands = bool(run._commands)
         if has_commands:
-            if cohort is not None:
-                cohort.export(run.engine)  # commands (save, checkpoint, rewind) see the current weights
+            run._sync_weights()  # commands (save, checkpoint, rewind) see the current weights
             run._run_commands()
             if cohort is not None:
                 cohort.reload(run.engine)  # a rewind may have changed them
@@ -260,6 +249,7 @@ class _Worker:
             if target is None:
                 target = self.cohorts[wanted] = Cohort(wanted)
             target.join(run.engine)
+            run._cohort = target
             self._publish_sizes()
         if not run._wants_rounds() and run.telemetry.state == "running":
             run.telemetry.set_status("paused")
@@ -271,7 +261,7 @@ class _Worker:
         solo = [r for r in runs if id(r.engine) not in members and r._wants_rounds()]
         stepped: dict[CohortRunner, int] = {}
         in_cohort = [r for r in runs if id(r.engine) in members]
-        room = min([STATS_CAPACITY - r.engine.rows for r in runs] + [4000])
+        room = min([r.engine.stats_room() for r in runs] + [4000])
         deadline = time.perf_counter() + self.trainer.chunk_s
         rounds = 0
         while rounds < room and (solo or cohorts):
@@ -295,59 +285,33 @@ class _Worker:
         return stepped
 
     def _after_chunk(self, run: "CohortRunner") -> None:
-        cohort = self._cohort_of(run)
         try:
-            frame_s = run._after_chunk(cohort)
+            frame_s = run._after_chunk()
             if frame_s is not None:
                 self.frame_s = 0.8 * self.frame_s + 0.2 * frame_s
         except Exception as exc:  # a failed evaluation is reported on that run only
-            log.exception("run %s failed", run.name)
-            tb = traceback.format_exception_only(type(exc), exc)[-1].strip()
-            run._pause_with(f"Training stopped with an error at step {run.engine.step_count}: {tb}", "error")
+            run._fail(exc)
 
 
 class CohortRunner(RunControls):
-    """One run trained by a `Trainer`; the same public API as `runner.Runner`."""
+    """One run trained by a `Trainer` (a `RunHandle`, like `runner.Runner`)."""
 
     def __init__(self, config: TrainConfig, *, trainer: Trainer, csv_bytes: bytes | None = None,
                  eval_interval_s: float = 0.25, checkpoint_interval_s: float = 10.0,
                  max_steps: int | None = None, engine: Engine | None = None, name: str = "gan-run",
-                 chunk_s: float | None = None, score_interval_s: float | None = None) -> None:
+                 score_interval_s: float = 5.0) -> None:
+        super().__init__(config, cond=trainer.cond, csv_bytes=csv_bytes, engine=engine, name=name,
+                         eval_interval_s=eval_interval_s, checkpoint_interval_s=checkpoint_interval_s,
+                         score_interval_s=score_interval_s, max_steps=max_steps)
         self.trainer = trainer
-        self._cond = trainer.cond  # RunControls' guard: the trainer's condition
-        self.telemetry = Telemetry()
-        self.eval_interval_s = eval_interval_s
-        self.checkpoint_interval_s = checkpoint_interval_s
-        self.max_steps = max_steps
-        self.name = name
-        self._csv_bytes = csv_bytes
-        self._engine = engine if engine is not None else Engine(config, csv_bytes)
-        if self._engine.data.is_image:
-            raise ValueError("digit runs train on their own thread (runner.Runner), not in a cohort")
-        self.checkpoints = CheckpointRing()
-        self.timelapse = TimelapseRecorder()
-        self.cpu_seconds = 0.0  # this run's share of its worker's CPU time
-        # Guarded by trainer.cond:
-        self._config = self._engine.config
-        self._pending_config: TrainConfig | None = None
-        self._paused = True
-        self._stop = False
-        self._pending_steps = 0
-        self._commands: list[tuple] = []
-        self._worker: _Worker | None = None
-        self._moving: _Worker | None = None
-        self._speed_limit: float | None = None  # steps/s for slow motion; such a run steps solo
-        self._next_step_at = 0.0
+        self._paused = True  # attached by start()
+        self._worker: _Worker | None = None  # (cond) the worker that steps it
+        self._moving: _Worker | None = None  # (cond) the worker it moves to next
         self._detached = threading.Event()
-        # Worker-thread bookkeeping:
-        self._last_eval = self._last_checkpoint = 0.0
-        self._eval_every = eval_interval_s
-        self._rate = 0.0
-        self._rate_steps, self._rate_t = self._engine.step_count, time.perf_counter()
-        self._t0 = time.perf_counter()
-        self.telemetry.set_status("idle", "", device=str(self._engine.device), config=self._config)
+        self._cohort: Cohort | None = None  # the cohort it trains in (its worker's thread only)
+        self._t0 = time.perf_counter()  # the telemetry's wall-time origin
 
-    # --- public API (any thread) --------------------------------------------------------
+    # --- RunControls hooks -----------------------------------------------------------------------
 
     def _owned(self) -> bool:
         return self._worker is not None
@@ -359,14 +323,69 @@ class CohortRunner(RunControls):
     def _wall_s(self) -> float:
         return time.perf_counter() - self._t0
 
-    @property
-    def engine(self) -> Engine:
-        """The engine; its weights are current only while the run is not training in a cohort."""
-        return self._engine
+    def _sync_weights(self) -> None:
+        if self._cohort is not None:
+            self._cohort.export(self._engine)
+
+    def _weights_finite(self) -> bool:
+        if self._cohort is not None:
+            return self._cohort.parameters_finite(self._engine)
+        return self._engine.parameters_finite()
+
+    # --- handing a run to another process ------------------------------------------------------
+
+    def to_bundle(self) -> dict:
+        """Stop the run and return everything it has, for `from_bundle` in another process: its
+        engine as a run file's bytes, telemetry, checkpoints, time-lapse, live changes, speed,
+        timers and controls as they were before the stop (training, paused, owed single steps)."""
+        controls = self.controls()
+        self.stop()
+        with self._cond:
+            pending, speed = self._pending_config, self._speed_limit
+        now = time.perf_counter()
+        return dict(engine=pack_engine(self._engine), pending=pending, controls=controls, speed=speed,
+                    since_checkpoint=now - self._last_checkpoint, since_eval=now - self._last_eval,
+                    wall_s=self._wall_s(), cpu_seconds=self.cpu_seconds,
+                    kwargs=dict(csv_bytes=self._csv_bytes, name=self.name, eval_interval_s=self.eval_interval_s,
+                                checkpoint_interval_s=self.checkpoint_interval_s, max_steps=self.max_steps),
+                    telemetry=self.telemetry, checkpoints=self.checkpoints, timelapse=self.timelapse)
+
+    @classmethod
+    def from_bundle(cls, bundle: dict, trainer: Trainer) -> "CohortRunner":
+        """The run `to_bundle` handed over, on `trainer`, continuing as it was (`continue_as`)."""
+        engine = unpack_engine(bundle["engine"])
+        run = cls(engine.config, trainer=trainer, engine=engine, **bundle["kwargs"])
+        run.telemetry, run.checkpoints, run.timelapse = bundle["telemetry"], bundle["checkpoints"], bundle["timelapse"]
+        run.cpu_seconds = bundle["cpu_seconds"]
+        run._t0 = time.perf_counter() - bundle["wall_s"]  # the wall-time column goes on
+        with trainer.cond:
+            run._pending_config = bundle["pending"]
+        run.set_speed(bundle["speed"])
+        now = time.perf_counter()
+        run._last_checkpoint, run._last_eval = now - bundle["since_checkpoint"], now - bundle["since_eval"]
+        run.continue_as(bundle["controls"])
+        return run
+
+    def controls(self) -> dict:
+        """Whether it trains, is paused or owes single steps: what `continue_as` puts back."""
+        with self._cond:
+            return dict(paused=self._paused, steps=self._pending_steps, state=self.state())
+
+    def continue_as(self, controls: dict) -> None:
+        """Go on as `controls` (from `controls()` or a bundle) say: training, paused, or paused with
+        single steps still owed."""
+        if not controls["paused"]:
+            self.start()
+        elif controls["steps"]:
+            self.step(controls["steps"])
+        else:
+            self.telemetry.set_status(controls["state"], rate=0.0)
+
+    # --- controls (any thread) -------------------------------------------------------------------
 
     @property
     def is_alive(self) -> bool:
-        with self.trainer.cond:
+        with self._cond:
             return self._worker is not None
 
     @property
@@ -374,35 +393,29 @@ class CohortRunner(RunControls):
         """Why this run trains on its own instead of in a cohort (None if it shares)."""
         return solo_reason(self.config)
 
-    def state(self) -> str:
-        return self.telemetry.state
-
-    def snapshot(self):
-        return self.telemetry.snapshot()
-
     def start(self, paused: bool = False) -> None:
         """Start (or resume) training; `paused=True` attaches the run without stepping."""
-        with self.trainer.cond:
+        with self._cond:
             attached = self._worker is not None
         if not attached and len(self.checkpoints) == 0:
             self.checkpoints.add(capture(self._engine))  # step 0 (or the loaded step): always rewindable
             self._last_checkpoint = time.perf_counter()  # the next one checkpoint_interval_s from now
-        with self.trainer.cond:
+        with self._cond:
             self._paused = paused
             self._stop = False
             if not paused:
                 self._pending_steps = 0
             if self._worker is None:
                 self._detached.clear()
-                self.trainer._attach(self)
-            self.trainer.cond.notify_all()
+                self.trainer.attach(self)
+            self._cond.notify_all()
         self.telemetry.set_status("paused" if paused else "running", "")
 
     def pause(self, message: str | None = None) -> None:
-        with self.trainer.cond:
+        with self._cond:
             self._paused = True
             self._pending_steps = 0
-            self.trainer.cond.notify_all()
+            self._cond.notify_all()
         # The worker says "paused" once the run is out of its round (after the current step).
         if message is not None:
             self.telemetry.set_status(message=message)
@@ -414,32 +427,22 @@ class CohortRunner(RunControls):
         """Run exactly `n` more steps (on its own, out of its cohort), then stay paused."""
         if not 1 <= int(n) <= 100_000:
             raise ValueError("n must be between 1 and 100000")
-        with self.trainer.cond:
+        with self._cond:
             attached = self._worker is not None
             self._paused = True
             self._pending_steps += int(n)
-            self.trainer.cond.notify_all()
+            self._cond.notify_all()
         if not attached:
             self.start(paused=True)  # keeps the steps owed
 
-    def update(self, **changes: Any) -> TrainConfig:
-        with self.trainer.cond:
-            new = (self._pending_config or self._config).with_live(**changes)
-            self._pending_config = new
-            attached = self._worker is not None
-            self.trainer.cond.notify_all()
-        if not attached:
-            self._apply_pending()
-        return new
-
     def stop(self, timeout: float = 10.0) -> None:
-        with self.trainer.cond:
+        with self._cond:
             self._stop = True
             attached = self._worker is not None
-            self.trainer.cond.notify_all()
+            self._cond.notify_all()
         if attached and not self._detached.wait(timeout):
             raise TimeoutError(f"run {self.name} did not leave its trainer within {timeout} s")
-        with self.trainer.cond:
+        with self._cond:
             self._stop = False
             self._paused = True
             self._pending_steps = 0
@@ -465,7 +468,7 @@ class CohortRunner(RunControls):
 
     def _due(self, consume: bool = True) -> bool:
         """A slowed run steps when its next slot comes (paused single steps are never throttled)."""
-        with self.trainer.cond:
+        with self._cond:
             limit = self._speed_limit
             if limit is None or self._paused:
                 return True
@@ -478,58 +481,13 @@ class CohortRunner(RunControls):
 
     def _take_budget_step(self) -> bool:
         """Count one solo step against a step(n) budget; False when the run should stop stepping."""
-        with self.trainer.cond:
+        with self._cond:
             if not self._paused:
                 return not (self.max_steps is not None and self._engine.step_count >= self.max_steps)
             self._pending_steps = max(0, self._pending_steps - 1)
             return self._pending_steps > 0
 
-    def _pause_with(self, message: str, state: str = "paused") -> None:
-        with self.trainer.cond:
-            self._paused = True
-            self._pending_steps = 0
-            self.trainer.cond.notify_all()
-        self.telemetry.set_status(state, message)
 
-    def _after_chunk(self, cohort: Cohort | None) -> float | None:
-        """Drain statistics, check for NaN, publish frames and checkpoints (worker thread);
-        returns the seconds a frame took, if one was drawn."""
-        engine, tel = self._engine, self.telemetry
-        now = time.perf_counter()
-        stats = engine.drain_stats()
-        if not len(stats):
-            return
-        steps = np.arange(engine.step_count - len(stats) + 1, engine.step_count + 1)
-        if now - self._rate_t >= 0.5:
-            self._rate = max(0, engine.step_count - self._rate_steps) / (now - self._rate_t)
-            self._rate_steps, self._rate_t = engine.step_count, now
-        with self.trainer.cond:
-            paused = self._paused
-        if not paused and tel.state != "running":
-            tel.set_status("running", "")
-        tel.record_steps(steps, np.full(len(stats), now - self._t0), stats, self._rate)
-        due_eval = paused or now - self._last_eval >= self._eval_every
-        due_ckpt = now - self._last_checkpoint >= self.checkpoint_interval_s
-        if not np.isfinite(stats).all():
-            if cohort is not None:
-                cohort.export(engine)
-            self._pause_with(NAN_MESSAGE.format(step=engine.step_count))
-            self._publish_frame(safe=True)
-            return
-        if (due_eval or due_ckpt) and cohort is not None:
-            cohort.export(engine)
-        frame_s = None
-        if due_eval:
-            t0 = time.perf_counter()
-            self._publish_frame()
-            self._last_eval = time.perf_counter()
-            frame_s = self._last_eval - t0
-        if due_ckpt:
-            self.checkpoints.add(capture(engine))
-            self._last_checkpoint = time.perf_counter()
-        if self.max_steps is not None and engine.step_count >= self.max_steps:
-            self._publish_frame()
-            self._pause_with(f"Reached {self.max_steps} steps.", "finished")
-        elif paused and tel.state == "running":
-            tel.set_status("paused")
-        return frame_s
+if TYPE_CHECKING:  # checked by a type checker: a CohortRunner is a RunHandle
+    def _is_a_handle(run: CohortRunner) -> RunHandle:
+        return run
