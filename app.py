@@ -1,7 +1,8 @@
 """GAN Classroom: a Gradio page to watch a GAN learn and change it while it runs.
 
-Layout first, then event wiring, then launch (Gradio's demo style). All logic
-lives in `gan_core` (the engine) and `ui.handlers` (the callbacks).
+Layout first, then event wiring, then launch (Gradio's demo style). Everything the page does
+lives in `classroom` (`classroom.page.Page`: the actions, the live channel, the page's state);
+this file only places components and connects them.
 Run: `python app.py` → http://127.0.0.1:7860
 """
 
@@ -9,20 +10,21 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+import gradio as gr
 
-import gradio as gr  # noqa: E402
-
-from classroom.sessions import TICK_S, SessionManager, configure_threads  # noqa: E402
-from classroom import liveplot, overview, plots, text  # noqa: E402
-from classroom.uploads import MAX_UPLOAD_BYTES  # noqa: E402
-from classroom.handlers import (  # noqa: E402
-    DATASET_CHOICES, HIDEABLE, LOSS_CHOICES, PRESET_CHOICES, SIZE_CHOICES, SPEED_CHOICES, Handlers, defaults_for,
+from classroom import liveplot, overview, plots, text
+from classroom.controls import (
+    DATASET_CHOICES, LOSS_CHOICES, PRESET_CHOICES, SIZE_CHOICES, SPEED_CHOICES, Controls, defaults_for,
 )
+from classroom.live import LIVE_JS, READY
+from classroom.page import HIDE_CHOICES, Page
+from classroom.sessions import SessionManager, configure_threads
+from classroom.uploads import MAX_UPLOAD_BYTES
 
 CSS = """
 .gradio-container {font-size: 16px;}
 #status {font-size: 17px; min-height: 3.2em;}
+#status .gan-note {margin-top: 0.4em; padding-left: 0.6em; border-left: 3px solid #999;}
 /* Large text for the back row: Gradio's own size variables, scaled ~1.3x (the plots scale
    their fonts in liveplot.py; the overview graph is an SVG that scales with its width). */
 .gan-large .gradio-container {font-size: 21px;
@@ -35,14 +37,15 @@ CSS = """
 # Runs in the page when the toggle changes: CSS class for Gradio's text, an event for the plots.
 LARGE_TEXT_JS = """(on) => { document.documentElement.classList.toggle('gan-large', on);
   window.ganTextScale = on ? 1.3 : 1; window.dispatchEvent(new Event('gan-text-scale')); return []; }"""
+POLL_NOW_JS = "() => { if (window.ganLive) window.ganLive.now(); }"  # after a button: show its result
 
 
-def build_demo(manager: SessionManager | None = None) -> gr.Blocks:
-    handlers = Handlers(manager or SessionManager())
+def build_demo(page: Page | None = None) -> gr.Blocks:
+    page = page or Page(SessionManager())
+    buttons = page.buttons
     liveplot.serve_plotly_js()
     blank = plots.placeholders()
-    loss0, g0, d0, k0, s0, two0, batch0 = defaults_for("ring8")
-    seed0 = 0
+    start = Controls.start()
 
     with gr.Blocks(title="GAN Classroom") as demo:
         with gr.Row():
@@ -57,17 +60,17 @@ def build_demo(manager: SessionManager | None = None) -> gr.Blocks:
                 lesson_text = gr.Markdown(visible=False, elem_id="lesson-text")
                 with gr.Group():
                     gr.Markdown("### 1 · Setup")
-                    dataset = gr.Dropdown(DATASET_CHOICES, value="ring8", label="Dataset",
+                    dataset = gr.Dropdown(DATASET_CHOICES, value=start.dataset, label="Dataset",
                                           info="What G must learn to imitate.")
                     upload = gr.File(label="Your 2-D points (.csv: x,y per line, at most 2 MB)", file_types=[".csv", ".txt"],
                                      type="filepath", visible=False)
-                    size = gr.Radio(SIZE_CHOICES, value="small", label="Network size",
+                    size = gr.Radio(SIZE_CHOICES, value=start.size, label="Network size",
                                     info="Hidden units of G and D (small is fastest).")
-                    batch = gr.Slider(16, 1024, value=batch0, step=16, label="Batch size")
-                    seed = gr.Number(value=seed0, precision=0, minimum=0, maximum=2**31 - 1, label="Seed")
+                    batch = gr.Slider(16, 1024, value=start.batch_size, step=16, label="Batch size")
+                    seed = gr.Number(value=start.seed, precision=0, minimum=0, maximum=2**31 - 1, label="Seed")
                 with gr.Accordion("Draw your own data", open=False):
-                    sketch = gr.Sketchpad(label="Paint a shape: G will learn to draw it", canvas_size=(400, 400), type="filepath",
-                                          height=380, layers=False, elem_id="sketch",
+                    sketch = gr.Sketchpad(label="Paint a shape: G will learn to draw it", canvas_size=(400, 400),
+                                          type="filepath", height=380, layers=False, elem_id="sketch",
                                           brush=gr.Brush(colors=["#000000"], color_mode="fixed", default_size=5))
                     drawing_btn = gr.Button("Use my drawing as the data")
                 with gr.Row():
@@ -84,49 +87,52 @@ def build_demo(manager: SessionManager | None = None) -> gr.Blocks:
                                  info="Slow motion for a lecture: at 10 or 1 step/s every step is drawn.")
                 with gr.Group():
                     gr.Markdown("### 2 · Live controls (act on the running GAN)")
-                    loss = gr.Dropdown(LOSS_CHOICES, value=loss0, label="Loss")
-                    g_lr = gr.Slider(-5, -1, value=g0, step=0.01, label="G learning rate (log10)",
+                    loss = gr.Dropdown(LOSS_CHOICES, value=start.loss, label="Loss")
+                    g_lr = gr.Slider(-5, -1, value=start.g_lr_log10, step=0.01, label="G learning rate (log10)",
                                      info="−3 means 0.001. Most setups decay both rates late in a run: "
                                           "the status line shows the rate in effect now.")
-                    d_lr = gr.Slider(-5, -1, value=d0, step=0.01, label="D learning rate (log10)")
-                    k = gr.Slider(1, 10, value=k0, step=1, label="D steps per G step (k)")
-                    smoothing = gr.Slider(0.0, 0.45, value=s0, step=0.05, label="Label smoothing",
+                    d_lr = gr.Slider(-5, -1, value=start.d_lr_log10, step=0.01, label="D learning rate (log10)")
+                    k = gr.Slider(1, 10, value=start.n_critic, step=1, label="D steps per G step (k)")
+                    smoothing = gr.Slider(0.0, 0.45, value=start.label_smoothing, step=0.05, label="Label smoothing",
                                           info="0.1 trains D towards 0.9 on real data.")
-                    two_sided = gr.Checkbox(value=two0, label="Two-sided smoothing (fake target = smoothing too)")
+                    two_sided = gr.Checkbox(value=start.two_sided,
+                                            label="Two-sided smoothing (fake target = smoothing too)")
                 with gr.Accordion("What do these controls do?", open=False):
                     gr.Markdown(text.CONTROLS_HELP)
             with gr.Column(scale=3):
-                status = gr.Markdown("**Ready.** Choose a dataset and press **Start**.", elem_id="status")
+                status = gr.HTML(READY, html_template='<div class="gan-status">${value}</div>', elem_id="status",
+                                 apply_default_css=False)
                 alerts = gr.Markdown(visible=False, elem_id="alerts")
-                fix_btn = gr.Button("Apply fix", visible=False, variant="secondary", size="sm")
+                fix_btn = gr.Button("Apply fix", visible=False, variant="secondary", size="sm", elem_id="fix")
                 with gr.Accordion("Model overview (live numbers; the network that moved is highlighted)",
                                   open=True):
-                    overview_graph = gr.HTML(overview.overview_svg(None), elem_id="overview",
-                                             apply_default_css=False, js_on_load=None)
+                    gr.HTML(overview.overview_svg(None), html_template='<div class="gan-overview">${value}</div>',
+                            elem_id="overview", apply_default_css=False)
                 with gr.Row():
-                    samples_plot = liveplot.live_plot("samples-plot", blank["samples"])
-                    hist_plot = liveplot.live_plot("hist-plot", blank["d_hist"])
+                    liveplot.live_plot("samples", "samples-plot", blank["samples"])
+                    liveplot.live_plot("d_hist", "hist-plot", blank["d_hist"])
                 with gr.Row():
-                    loss_plot = liveplot.live_plot("loss-plot", blank["losses"])
-                    means_plot = liveplot.live_plot("means-plot", blank["d_means"])
-                coverage_plot = liveplot.live_plot("coverage-plot", blank["coverage"])
+                    liveplot.live_plot("losses", "loss-plot", blank["losses"])
+                    liveplot.live_plot("d_means", "means-plot", blank["d_means"])
+                liveplot.live_plot("coverage", "coverage-plot", blank["coverage"])
                 with gr.Column(visible=False) as compare_box:  # A/B: samples and coverage of both runs
                     with gr.Row():
-                        compare_samples_a = liveplot.live_plot("compare-samples-a")
-                        compare_samples_b = liveplot.live_plot("compare-samples-b")
+                        liveplot.live_plot("compare_samples_a", "compare-samples-a")
+                        liveplot.live_plot("compare_samples_b", "compare-samples-b")
                     with gr.Row():
-                        compare_losses = liveplot.live_plot("compare-plot")
-                        compare_coverage = liveplot.live_plot("compare-coverage")
+                        liveplot.live_plot("compare_losses", "compare-plot")
+                        liveplot.live_plot("compare_coverage", "compare-coverage")
                 with gr.Accordion("A/B compare: run a second GAN beside this one", open=False):
                     gr.Markdown("Run **B** starts from the same seed, weights and noise as **A** (the controls "
                                 "on the left) with the changes below; both loss curves share one plot.")
                     with gr.Row():
-                        b_loss = gr.Dropdown(LOSS_CHOICES, value=loss0, label="B: loss")
-                        b_k = gr.Slider(1, 10, value=k0, step=1, label="B: D steps per G step (k)")
-                        b_smoothing = gr.Slider(0.0, 0.45, value=s0, step=0.05, label="B: label smoothing")
+                        b_loss = gr.Dropdown(LOSS_CHOICES, value=start.loss, label="B: loss")
+                        b_k = gr.Slider(1, 10, value=start.n_critic, step=1, label="B: D steps per G step (k)")
+                        b_smoothing = gr.Slider(0.0, 0.45, value=start.label_smoothing, step=0.05,
+                                                label="B: label smoothing")
                     with gr.Row():
-                        b_g_lr = gr.Slider(-5, -1, value=g0, step=0.01, label="B: G learning rate (log10)")
-                        b_d_lr = gr.Slider(-5, -1, value=d0, step=0.01, label="B: D learning rate (log10)")
+                        b_g_lr = gr.Slider(-5, -1, value=start.g_lr_log10, step=0.01, label="B: G learning rate (log10)")
+                        b_d_lr = gr.Slider(-5, -1, value=start.d_lr_log10, step=0.01, label="B: D learning rate (log10)")
                     with gr.Row():
                         compare_btn = gr.Button("Start A/B", variant="primary")
                         stop_compare_btn = gr.Button("Close B")
@@ -144,69 +150,79 @@ def build_demo(manager: SessionManager | None = None) -> gr.Blocks:
                         gif_btn = gr.Button("Make timelapse GIF")
                         gif_file = gr.File(label="Timelapse", interactive=False)
                     with gr.Row():
-                        hide = gr.CheckboxGroup(list(HIDEABLE), label="Teacher mode: hide these controls in the link")
+                        hide = gr.CheckboxGroup(HIDE_CHOICES, label="Teacher mode: hide these controls in the link")
                         share_btn = gr.Button("Make share link")
                     share_url = gr.Textbox(label="Link to this setup", buttons=["copy"], interactive=False)
-        timer = gr.Timer(TICK_S)  # slower when many pages are open (sessions.PageTicks)
+        # The live channel (classroom/live.py): its token arrives with the page's load event.
+        live = gr.HTML("", html_template='<div class="gan-live"></div>', js_on_load=LIVE_JS, elem_id="gan-live",
+                       apply_default_css=False, container=False, visible="hidden")
+        sync_btn = gr.Button("sync", visible="hidden", elem_id="gan-sync")  # clicked by the live channel
 
         # --- wiring --------------------------------------------------------------------------
-        setup = [dataset, size, batch, seed, loss, g_lr, d_lr, k, smoothing, two_sided, upload, lesson]
-        controls = [dataset, size, batch, seed, loss, g_lr, d_lr, k, smoothing, two_sided]
-        live = [loss, g_lr, d_lr, k, smoothing, two_sided]
-        plots_out = [samples_plot, hist_plot, loss_plot, means_plot, coverage_plot]
+        controls = [dataset, size, batch, seed, loss, g_lr, d_lr, k, smoothing, two_sided, lesson]
+        live_controls = [loss, g_lr, d_lr, k, smoothing, two_sided]
         fast = dict(show_progress="hidden", concurrency_limit=None)
+        with_controls = page.with_controls
+
+        def act(trigger, fn, inputs, outputs, api_name):
+            """An action whose result the live channel shows at once (not at its next poll)."""
+            trigger(fn, inputs, outputs, api_name=api_name, **fast).then(None, js=POLL_NOW_JS)
 
         # .input fires on user actions only: a lesson or a shared link sets several controls at
         # once, and must not have them overwritten by dataset defaults or sent as live changes.
-        dataset.input(
-            lambda name: (gr.update(visible=name == "csv"), *defaults_for(name)),
-            dataset, [upload, loss, g_lr, d_lr, k, smoothing, two_sided, batch], **fast,
-        )
-        start_btn.click(handlers.start, setup, status, api_name="start", **fast)
-        pause_btn.click(handlers.pause, None, status, api_name="pause", **fast)
-        resume_btn.click(handlers.resume, None, status, api_name="resume", **fast)
-        step_btn.click(handlers.step, setup, status, api_name="step", **fast)
-        drawing_btn.click(handlers.use_drawing, sketch, [dataset, upload, status], api_name="use_drawing", **fast)
-        step_d_btn.click(handlers.step_d, setup, status, api_name="step_d", **fast)
-        step_g_btn.click(handlers.step_g, setup, status, api_name="step_g", **fast)
-        speed.input(handlers.set_speed, speed, status, api_name="set_speed", **fast)
-        reset_btn.click(handlers.reset, setup, status, api_name="reset", **fast)
-        for control in live:
-            control.input(handlers.live, live, status, api_name=False, trigger_mode="always_last", **fast)
-        gr.Button(visible=False).click(handlers.live, live, status, api_name="set_live", **fast)
-        server_json = gr.JSON(visible=False)
-        gr.Button(visible=False).click(handlers.server_stats, None, server_json, api_name="server_stats", **fast)
-        compare_out = [compare_box, compare_samples_a, compare_samples_b, compare_losses, compare_coverage]
-        timer.tick(handlers.tick, None, [status, overview_graph, *plots_out, alerts, fix_btn, checkpoint, *compare_out, timer],
-                   api_name="tick", **fast)
-        compare_btn.click(handlers.start_compare, [*setup, b_loss, b_g_lr, b_d_lr, b_k, b_smoothing], status,
-                          api_name="start_compare", **fast)
-        stop_compare_btn.click(handlers.stop_compare, None, compare_box, api_name="stop_compare", **fast)
-        large_text.change(None, large_text, None, js=LARGE_TEXT_JS)
-        lesson.input(handlers.choose_lesson, lesson, [*controls, lesson_text], api_name="lesson", **fast)
-        fix_btn.click(handlers.apply_fix, None, live, api_name="apply_fix", **fast)
-        rewind_btn.click(handlers.rewind, checkpoint, status, api_name="rewind", **fast)
-        save_btn.click(handlers.save, None, saved_file, api_name="save", **fast)
-        load_file.upload(handlers.load, load_file, [status, *controls, lesson, lesson_text], api_name="load", **fast)
-        gif_btn.click(handlers.timelapse, None, gif_file, api_name="timelapse", concurrency_limit=2,
+        dataset.input(lambda name: (gr.update(visible=name == "csv"), *defaults_for(name)),
+                      dataset, [upload, loss, g_lr, d_lr, k, smoothing, two_sided, batch], **fast)
+        act(start_btn.click, with_controls(buttons.start), controls, status, "start")
+        act(pause_btn.click, buttons.pause, None, status, "pause")
+        act(resume_btn.click, buttons.resume, None, status, "resume")
+        act(step_btn.click, with_controls(buttons.step), controls, status, "step")
+        act(step_d_btn.click, with_controls(buttons.step_d), controls, status, "step_d")
+        act(step_g_btn.click, with_controls(buttons.step_g), controls, status, "step_g")
+        act(reset_btn.click, with_controls(buttons.reset), controls, status, "reset")
+        act(speed.input, buttons.set_speed, speed, status, "set_speed")
+        for control in live_controls:
+            control.input(page.with_live(buttons.live_change), live_controls, status, api_name=False,
+                          trigger_mode="always_last", **fast)
+        gr.Button(visible=False).click(page.with_live(buttons.live_change), live_controls, status,
+                                       api_name="set_live", **fast)
+        act(drawing_btn.click, buttons.use_drawing, sketch, [dataset, upload, status], "use_drawing")
+        act(upload.upload, buttons.upload_csv, upload, status, "upload_csv")
+        upload.clear(buttons.clear_csv, None, status, api_name=False, **fast)
+        act(lesson.input, buttons.choose_lesson, lesson, [*controls, lesson_text, upload, status], "lesson")
+        act(fix_btn.click, buttons.apply_fix, None, live_controls, "apply_fix")
+        act(rewind_btn.click, buttons.rewind, checkpoint, status, "rewind")
+        checkpoint.input(buttons.pick_checkpoint, checkpoint, None, api_name=False, **fast)
+        save_btn.click(buttons.save, None, saved_file, api_name="save", **fast)
+        act(load_file.upload, buttons.load, load_file, [status, *controls, lesson_text], "load")
+        gif_btn.click(buttons.timelapse, None, gif_file, api_name="timelapse", concurrency_limit=2,
                       show_progress="minimal")
-        share_btn.click(handlers.share_link, [lesson, *controls, hide], share_url, api_name="share_link", **fast)
-        checkpoint.input(handlers.pick_checkpoint, checkpoint, None, api_name=False, **fast)
+        share_btn.click(page.share_handler(), [*controls, hide], share_url, api_name="share_link", **fast)
         b_controls = [b_loss, b_g_lr, b_d_lr, b_k, b_smoothing]  # hidden with their A control (teacher mode)
-        upload.upload(handlers.check_csv, upload, None, api_name="check_csv", **fast)
-        demo.load(handlers.on_load, None, [*controls, lesson, lesson_text, upload, *b_controls], api_name=False,
+        act(compare_btn.click, page.compare_handler(), [*controls, *b_controls], status, "start_compare")
+        act(stop_compare_btn.click, buttons.stop_compare, None, compare_box, "stop_compare")
+        sync_btn.click(page.sync, None, [alerts, fix_btn, checkpoint, compare_box], api_name="sync", **fast)
+        large_text.change(None, large_text, None, js=LARGE_TEXT_JS)
+        server_json = gr.JSON(visible=False)
+        gr.Button(visible=False).click(page.server_stats, None, server_json, api_name="server_stats", **fast)
+        demo.load(page.open, None, [*controls, lesson_text, upload, *b_controls, live], api_name="open_page",
                   **fast)
-        demo.unload(handlers.unload)
-    demo.handlers = handlers  # for tests and the load benchmark
+        demo.unload(page.unload)
+    demo.page = page  # for tests and benchmarks
     return demo
 
 
-demo = build_demo()
+def launch(demo: gr.Blocks, **kwargs):
+    """`demo.launch` with the live channel's route mounted on Gradio's own FastAPI app and the
+    upload limit set."""
+    return demo.launch(css=CSS, max_file_size=MAX_UPLOAD_BYTES, app_kwargs={"routes": demo.page.routes()}, **kwargs)
+
 
 if __name__ == "__main__":
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     configure_threads()
-    demo.handlers.manager.start()  # the trainer processes, up before the first visitor presses Start
+    demo = build_demo()
+    demo.page.manager.start()  # the trainer processes calibrate before the first visitor presses Start
     try:
-        demo.launch(css=CSS, max_file_size=MAX_UPLOAD_BYTES)
+        launch(demo)
     finally:
-        demo.handlers.manager.close()
+        demo.page.manager.close()

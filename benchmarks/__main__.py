@@ -6,10 +6,9 @@
     cohort           30 runs as cohorts vs one solo run
     cohort_setting   which ring-8 batch / lr a full class should use
     ring8_solo       that classroom setting vs the default, solo
-    ticks            the live frame's latency with 50k steps of history
-    tickcost         server CPU of one page update through the server
+    ticks            building a page's live payload with 50k steps of history
+    tickcost         server CPU per live-channel poll, and of 30 open pages
     page             runner steps/s with and without a page reading it
-    load             --clients simulated visitors against `python app.py`
     presets          each lesson's symptom, and each alert's fix against no fix
     browser          the page's memory and CPU in headless Chromium (--seconds)
     classroom        a whole class against `python app.py` (--students, --lesson)
@@ -28,7 +27,7 @@ import torch
 from . import common
 
 NAMES = ("speed", "quality", "digits", "cohort", "cohort_setting", "ring8_solo", "ticks", "tickcost", "page",
-         "load", "presets", "browser", "classroom")
+         "presets", "browser", "classroom")
 DEFAULT = ["speed", "quality"]
 
 
@@ -42,10 +41,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the speed benchmark")
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     p.add_argument("--seeds", default="0", help="comma-separated seeds (quality, digits, ring8_solo)")
-    p.add_argument("--clients", type=int, default=30, help="simulated visitors (load)")
     p.add_argument("--students", type=int, default=30, help="simulated students (classroom)")
     p.add_argument("--lesson", default="", help="the lesson the students' pages open on (classroom)")
-    p.add_argument("--max-runs", type=int, default=None, help="admission cap for the load test's server")
     args = p.parse_args(argv)
     unknown = [w for w in args.what if w not in NAMES]
     if unknown:
@@ -74,7 +71,7 @@ def run(name: str, args: argparse.Namespace):
         if name == "cohort_setting":
             return cohort.bench_classroom_setting()
         return cohort.bench_ring8_solo(args.seconds or 60.0, args.seeds)
-    if name in ("ticks", "tickcost", "page", "load", "browser"):
+    if name in ("ticks", "tickcost", "page", "browser"):
         from . import page
 
         if name == "ticks":
@@ -83,8 +80,6 @@ def run(name: str, args: argparse.Namespace):
             return page.bench_tickcost()
         if name == "page":
             return page.bench_page(args.seconds or 5.0)
-        if name == "load":
-            return page.bench_load(args.clients, args.seconds or 20.0, args.max_runs)
         return page.bench_browser(args.seconds or 120.0)
     if name == "presets":
         from . import lessons
@@ -92,7 +87,7 @@ def run(name: str, args: argparse.Namespace):
         return dict(presets=lessons.bench_presets(args.seconds or 30.0), fixes=lessons.bench_fixes(args.seconds or 30.0))
     from . import students
 
-    return students.bench_classroom(args.students, args.seconds or 90.0, args.lesson)
+    return students.bench_classroom(args.students, args.seconds, args.lesson)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,15 +1,11 @@
-"""App benchmarks: the page's tick latency, many visitors, and the lesson presets, as JSON.
+"""The page's benchmarks: what an open page costs the server and the browser, as JSON.
 
-    python -m benchmarks ticks              # tick handler latency with 50k steps of history
-    python -m benchmarks tickcost           # server CPU of one page tick through Gradio
-    python -m benchmarks page               # runner steps/s with and without a page drawing 2.5×/s
-    python -m benchmarks load --clients 30  # 30 simulated visitors against `python app.py`
-    python -m benchmarks presets            # each lesson preset's symptom after ~30 s, and
-                                                 # its alert's fix against no fix (30 s each)
+    python -m benchmarks ticks              # building a page's live payload with 50k steps of history
+    python -m benchmarks tickcost           # server CPU per live-channel poll, and of 30 open pages
+    python -m benchmarks page               # runner steps/s with and without a page reading it
     python -m benchmarks browser --seconds 120  # the page's memory and CPU in headless Chromium
-    python -m benchmarks classroom --students 30   # a class pressing Start at once (students.py)
 
-Engine benchmarks (speed, quality, digits) are `python -m benchmarks`.
+A whole class is `python -m benchmarks classroom` (students.py); lessons are lessons.py.
 """
 
 from __future__ import annotations
@@ -19,20 +15,21 @@ import time
 
 import numpy as np
 
-from .common import connect, cpu_s, launched_app, rss_mb
-from .engine import runner_steps_per_s
 from gan_core.config import default_config
 
-from classroom.handlers import PLOT_NAMES, TICK_OUTPUTS, Handlers, figures
+from classroom.live import FIGURES, PLOT_NAMES
+from classroom.page import Page
 from classroom.sessions import SessionManager
 
-from .students import page_defaults
+from .common import connect, cpu_s, launched_app
+from .engine import runner_steps_per_s
+from .students import page_defaults, reuse_tls_contexts
 
 
 def bench_page(seconds: float = 5.0, rounds: int = 5) -> dict:
     """Runner steps/s alone and with a page reader drawing every figure 2.5×/s (interleaved)."""
     config = default_config("ring8")
-    draw = lambda snap: [fig.to_json() for fig in figures(snap)]
+    draw = lambda snap: [FIGURES[name](snap).to_bytes() for name in PLOT_NAMES]
     pairs = [(runner_steps_per_s(config, seconds)[0], runner_steps_per_s(config, seconds, read=draw)[0])
              for _ in range(rounds)]
     return dict(rounds=[[round(a), round(b)] for a, b in pairs], rounds_columns="runner, runner + page",
@@ -40,110 +37,35 @@ def bench_page(seconds: float = 5.0, rounds: int = 5) -> dict:
 
 
 def bench_ticks(history_steps: int = 50_000, n: int = 200) -> dict:
-    """Latency of the app's tick handler (status + 5 figures) with a long history."""
-    import gradio as gr
-
-    manager = SessionManager(max_active=1, processes=0)  # the runner's own telemetry, in this process
-    handlers = Handlers(manager)
+    """Latency of building one page's live payload (status, graph, five figures) when every poll
+    finds a new version of a run with a long history (the worst case: nothing is reused)."""
+    manager = SessionManager(max_active=1, processes=0, housekeeping=False)  # the run here, on threads
+    page = Page(manager)
     session = manager.create("bench", default_config("ring8"))
     runner = session.runner
     runner.step(1000)
     while runner.snapshot().step < 1000:
         time.sleep(0.05)
     tel = runner.telemetry
-    # Fill the history with `history_steps` synthetic steps in chunks, like a long run.
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(0)  # fill the history with synthetic steps in chunks, like a long run
     for start in range(1000, 1000 + history_steps, 500):
         steps = np.arange(start + 1, start + 501)
         tel.record_steps(steps, steps / 1000.0, rng.random((500, 7)), 1000.0)
-    request = gr.Request(session_hash="bench")
+    token = page.pages.get("bench").token
     times, sizes = [], []
     for i in range(n):
-        tel.set_status(rate=1000.0 + i)  # a new version each time: the tick must redraw
+        tel.set_status(rate=1000.0 + i)  # a new version each time
+        page.live.frames.of(runner).history_at = (-1, 0.0)  # and the history plots due again
         t0 = time.perf_counter()
-        out = handlers.tick(request=request)
-        plots_out = [out[TICK_OUTPUTS.index(name)] for name in PLOT_NAMES]
-        size = sum(len(o) for o in plots_out if isinstance(o, str))  # figure JSON sent (unchanged ones skip)
+        status, body, _ = page.live.poll(token, "")
         times.append(time.perf_counter() - t0)
-        sizes.append(size)
+        sizes.append(len(body))
     manager.close()
     ms = np.array(times) * 1000
     return dict(history_steps=runner.snapshot().step, history_rows=len(runner.snapshot().history),
-                tick_ms_p50=round(float(np.percentile(ms, 50)), 2), tick_ms_p95=round(float(np.percentile(ms, 95)), 2),
+                payload_ms_p50=round(float(np.percentile(ms, 50)), 2),
+                payload_ms_p95=round(float(np.percentile(ms, 95)), 2),
                 payload_kb=round(float(np.mean(sizes)) / 1024, 1))
-
-
-def bench_load(clients: int, seconds: float, max_runs: int | None = None) -> dict:
-    """Launch `python app.py` and drive it with `clients` simulated visitors (gradio_client):
-    each starts a run, ticks at 2.5 Hz, moves the D learning rate, then leaves."""
-    from gradio_client import Client
-
-    env = dict(GRADIO_HEARTBEAT_INTERVAL="2", **({"GAN_CLASSROOM_MAX_RUNS": str(max_runs)} if max_runs else {}))
-    with launched_app(**env) as (server, url):
-        admin = connect(url)
-        baseline = admin.predict(api_name="/server_stats")
-        peak_rss = [0]
-        done = threading.Event()
-
-        def watch_rss():
-            while not done.wait(0.2):
-                peak_rss[0] = max(peak_rss[0], rss_mb(server.pid))
-
-        threading.Thread(target=watch_rss, daemon=True).start()
-        results, lock = [], threading.Lock()
-        rates: list[float] = []
-
-        def visitor(i: int):
-            out = dict(admitted=False, queued=False, ticks=[], errors=[])
-            try:
-                client = Client(url, verbose=False)
-                status = client.predict("ring8", "small", 256, i, "nonsaturating", -3.0, -3.0, 1, 0.0, False, None,
-                                        api_name="/start")
-                out["admitted"] = "Running" in status
-                out["queued"] = "Waiting" in status
-                t_end = time.monotonic() + seconds
-                moved = False
-                while time.monotonic() < t_end:
-                    t0 = time.perf_counter()
-                    client.predict(api_name="/tick")
-                    out["ticks"].append(time.perf_counter() - t0)
-                    if not moved and time.monotonic() > t_end - seconds / 2:
-                        client.predict("nonsaturating", -3.0, -2.0, 1, 0.1, False, api_name="/set_live")
-                        moved = True
-                    time.sleep(max(0.0, 0.4 - (time.perf_counter() - t0)))
-                client.close()
-            except Exception as exc:  # counted, reported
-                out["errors"].append(f"{type(exc).__name__}: {exc}")
-            with lock:
-                results.append(out)
-
-        threads = [threading.Thread(target=visitor, args=(i,)) for i in range(clients)]
-        for t in threads:
-            t.start()
-            time.sleep(0.05)
-        time.sleep(seconds * 0.75)
-        during = admin.predict(api_name="/server_stats")
-        rates = during["steps_per_s"]
-        for t in threads:
-            t.join()
-        # Everyone left: their heartbeats end, unload stops the runs.
-        t_left = time.monotonic()
-        after = admin.predict(api_name="/server_stats")
-        while time.monotonic() - t_left < 60 and (after["training_threads"] or after["sessions"]):
-            time.sleep(1.0)
-            after = admin.predict(api_name="/server_stats")
-        done.set()
-        ticks = np.array([t for r in results for t in r["ticks"]]) * 1000
-        return dict(
-            clients=clients, seconds_each=seconds, max_active=baseline["max_active"],
-            admitted_at_start=sum(r["admitted"] for r in results), queued_at_start=sum(r["queued"] for r in results),
-            tick_ms_p50=round(float(np.percentile(ticks, 50)), 1) if len(ticks) else None,
-            tick_ms_p95=round(float(np.percentile(ticks, 95)), 1) if len(ticks) else None,
-            ticks=int(len(ticks)), steps_per_s_per_running_run=rates, peak_rss_mb=round(peak_rss[0], 1),
-            training_threads_before=baseline["training_threads"], training_threads_after=after["training_threads"],
-            sessions_after=after["sessions"], seconds_to_clean_up=round(time.monotonic() - t_left, 1),
-            errors=[e for r in results for e in r["errors"]],
-        )
 
 
 def bench_browser(seconds: float, sample_s: float = 10.0, viewport=(1400, 1000)) -> dict:
@@ -198,32 +120,113 @@ def _per_minute(samples) -> list[dict]:
         begin, minute = end, minute + 1
 
 
-def bench_tickcost(n: int = 150) -> dict:
-    """Server CPU per page tick through Gradio (`python app.py` + one gradio_client page), above the
-    server's idle use: a page with no run, and a page whose run is paused (nothing new to draw).
-    Backs `sessions.TICK_COST_S`."""
+def bench_tickcost(polls: int = 300, pages: int = 30, seconds: float = 20.0) -> dict:
+    """Server CPU of an open page, against `python app.py` (its trainer processes train elsewhere):
 
+    - `nothing_new`: a page whose run is paused polls `polls` times (each answer: 204);
+    - `new_plots`: a page whose run trains polls at the pace it is told (new figures each time);
+    - `pages`: `pages` open pages whose runs train (the whole-class lesson), each polling at its
+      pace for `seconds`: the server's CPU as a share of one core.
+    A poll's cost is the server process's CPU with the page polling minus the same without it
+    (runs training alike: the server also reads their trainer processes' messages); the box's
+    solo rate is reported beside.
+    """
+    import httpx
+
+    reuse_tls_contexts()
     with launched_app() as (server, url):
         client = connect(url)
         time.sleep(2.0)
         cpu0 = cpu_s(server.pid)
         time.sleep(5.0)
-        idle = (cpu_s(server.pid) - cpu0) / 5.0  # CPU share of the server with no request at all
-        result = dict(ticks_each=n, server_idle_cpu_percent=round(100 * idle, 1))
-        for case in ("no_run", "paused_run"):
-            if case == "paused_run":
-                client.predict(*page_defaults(), api_name="/start")
-                time.sleep(1.0)
-                client.predict(api_name="/pause")
-                time.sleep(1.0)
-            client.predict(api_name="/tick")
-            cpu0, t0 = cpu_s(server.pid), time.perf_counter()
-            for _ in range(n):
-                client.predict(api_name="/tick")
+        idle = (cpu_s(server.pid) - cpu0) / 5.0  # the server with no request at all
+        result: dict = dict(server_idle_cpu_percent=round(100 * idle, 2))
+        token = client.predict(api_name="/open_page")[-1]
+        client.predict(*page_defaults(), api_name="/start")
+        with httpx.Client(base_url=url, timeout=30) as http:
+            time.sleep(3.0)
+            frame = http.get(f"gan/live/{token}").json()
+            rate = _rate(frame["parts"].get("status", ""))
+            result["solo_steps_per_s"] = rate
+            cpu0 = cpu_s(server.pid)
+            time.sleep(5.0)
+            training = (cpu_s(server.pid) - cpu0) / 5.0  # the server while the run trains, nobody polling
+            result["server_cpu_percent_run_training_no_page"] = round(100 * training, 2)
+            # A page with new figures at every poll, at the pace the server tells it.
+            polls_done, cpu0, t0 = 0, cpu_s(server.pid), time.perf_counter()
+            since = frame["key"]
+            while time.perf_counter() - t0 < 10.0:
+                r = http.get(f"gan/live/{token}", params={"since": since})
+                if r.status_code == 200:
+                    since = r.json()["key"]
+                polls_done += 1
+                time.sleep(int(r.headers.get("X-Next-Ms", "400")) / 1000)
             wall = time.perf_counter() - t0
-            result[case] = dict(server_cpu_ms_per_tick=round(1000 * (cpu_s(server.pid) - cpu0 - idle * wall) / n, 1),
-                                round_trip_ms=round(1000 * wall / n, 1))
+            result["new_plots"] = dict(polls=polls_done, server_cpu_ms_per_poll=round(
+                1000 * (cpu_s(server.pid) - cpu0 - training * wall) / polls_done, 2))
+            client.predict(api_name="/pause")
+            time.sleep(1.0)
+            since = http.get(f"gan/live/{token}").json()["key"]
+            cpu0, t0 = cpu_s(server.pid), time.perf_counter()
+            codes = [http.get(f"gan/live/{token}", params={"since": since}).status_code for _ in range(polls)]
+            wall = time.perf_counter() - t0
+            result["nothing_new"] = dict(polls=polls, all_204=all(c == 204 for c in codes),
+                                         server_cpu_ms_per_poll=round(
+                                             1000 * (cpu_s(server.pid) - cpu0 - idle * wall) / polls, 3),
+                                         round_trip_ms=round(1000 * wall / polls, 2))
         client.close()
+        result["pages"] = _pages_open(url, server, pages, seconds, idle)
         return result
 
 
+def _pages_open(url: str, server, pages: int, seconds: float, idle: float) -> dict:
+    """`pages` pages on the whole-class lesson, training, polling at their pace for `seconds`."""
+    import httpx
+
+    setup = page_defaults("whole_class")
+    tokens = []
+    for i in range(pages):
+        client = connect(url)
+        tokens.append(client.predict(api_name="/open_page")[-1])
+        client.predict(*setup[:3], i, *setup[4:], api_name="/start")
+        client.close()
+    counts, stop = [0] * pages, threading.Event()
+
+    def poll(i: int) -> None:
+        since = ""
+        with httpx.Client(base_url=url, timeout=30) as http:
+            while not stop.is_set():
+                r = http.get(f"gan/live/{tokens[i]}", params={"since": since})
+                if r.status_code == 200:
+                    since = r.json()["key"]
+                counts[i] += 1
+                stop.wait(int(r.headers.get("X-Next-Ms", "400")) / 1000)
+
+    time.sleep(3.0)
+    before, t0 = cpu_s(server.pid), time.perf_counter()
+    time.sleep(seconds / 2)
+    training = (cpu_s(server.pid) - before) / (time.perf_counter() - t0)  # the runs train, no page polls
+    threads = [threading.Thread(target=poll, args=(i,), daemon=True) for i in range(pages)]
+    for t in threads:
+        t.start()
+    time.sleep(5.0)  # the pace settles
+    before, t0, polled = cpu_s(server.pid), time.perf_counter(), sum(counts)
+    time.sleep(seconds)
+    wall = time.perf_counter() - t0
+    share = (cpu_s(server.pid) - before) / wall
+    polled = sum(counts) - polled
+    stop.set()
+    for t in threads:
+        t.join(5)
+    return dict(pages=pages, seconds=seconds, polls_per_s=round(polled / wall, 1),
+                poll_interval_s=round(pages * wall / max(1, polled), 2),
+                server_cpu_share_of_a_core=round(share, 3), server_cpu_share_runs_no_pages=round(training, 3),
+                server_cpu_share_of_the_pages=round(share - training, 3),
+                server_cpu_ms_per_poll=round(1000 * (share - training) * wall / max(1, polled), 2))
+
+
+def _rate(status: str) -> float | None:
+    import re
+
+    m = re.search(r"([\d,]+) steps/s", status)
+    return float(m[1].replace(",", "")) if m else None

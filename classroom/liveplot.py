@@ -1,7 +1,8 @@
 """A live plotly figure for the page: one stable <div> redrawn in place with `Plotly.react`.
 
-What it is: a `gr.HTML` component whose value is a figure's JSON text, and the few
-lines of JavaScript that draw it. What it is not: a plot builder (that is plots.py).
+What it is: a `gr.HTML` component showing a figure, and the few lines of JavaScript that draw
+it: `window.ganPlots[name](figure)`, called by the live channel (`live.py`). What it is not: a
+plot builder (that is plots.py).
 
 Why not `gr.Plot`: Gradio 6's Plot wraps its plotly view in a Svelte `{#key}` block
 that re-creates the view whenever the value changes, so each live update made a new
@@ -23,23 +24,17 @@ import plotly
 
 PLOTLY_JS = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
 
-# What a handler returns for a plot whose figure this page already has. Cheaper than
-# gr.skip(): Gradio treats a skip as a property update and builds a new component on the
-# server for it (~0.3 ms for an HTML one, times every skipped plot of every tick of every
-# visitor), while an empty value only passes through. The page keeps drawing its last figure.
-UNCHANGED = ""
-
 # `element`, `props` and `watch` are given by gr.HTML (see its js_on_load docs).
 DRAW_JS = """
 const div = element.querySelector('.live-plot');
-// The last figure this plot was sent: an empty value (UNCHANGED) keeps it, also when the
-// component is mounted again (shown after being hidden).
+// The last figure this plot was sent, kept also when the component is mounted again (shown
+// after being hidden); the live channel (live.py's LIVE_JS) hands new ones to ganPlots[id].
 const kept = window.ganFigures || (window.ganFigures = {});
+const plots = window.ganPlots || (window.ganPlots = {});
 const plotId = div.dataset.plot;
-const config = {displaylogo: false, responsive: false,
-                modeBarButtonsToRemove: ['select2d', 'lasso2d', 'toImage']};
+const config = {displaylogo: false, displayModeBar: false, responsive: false};
 const measure = document.createElement('canvas').getContext('2d');
-let drawn = null, queued = false;
+let drawn = null, drawnFigure = null, queued = false;
 // Large-text mode (window.ganTextScale, set by the page's toggle): every font in the layout
 // and the colour bars grows, and the figure grows a little taller to keep its plot area.
 function scaleFonts(obj, k) {
@@ -61,14 +56,14 @@ function fitTitle(layout) {
 }
 function draw() {
   queued = false;
-  if (props.value) kept[plotId] = props.value;
-  const text = kept[plotId];
-  if (!window.Plotly || !text) return;
+  const figure = kept[plotId];
+  if (!window.Plotly || !figure) return;
   const k = window.ganTextScale || 1;
-  const key = k + '|' + div.clientWidth + '|' + text;
-  if (key === drawn) return;
+  const key = k + '|' + div.clientWidth;
+  if (key === drawn && figure === drawnFigure) return;
   drawn = key;
-  const fig = JSON.parse(text);
+  drawnFigure = figure;
+  const fig = JSON.parse(JSON.stringify(figure));  // scaled and fitted on a copy
   if (k !== 1) {
     scaleFonts(fig.layout, k);
     for (const trace of fig.data) scaleFonts(trace, k);  // colour bars' titles and ticks
@@ -80,7 +75,10 @@ function draw() {
   });
 }
 function schedule() { if (!queued) { queued = true; requestAnimationFrame(draw); } }
-watch('value', schedule);
+plots[plotId] = (figure) => { kept[plotId] = figure; schedule(); };
+const pending = window.ganPending && window.ganPending[plotId];
+if (pending) { kept[plotId] = pending; delete window.ganPending[plotId]; }
+else if (!kept[plotId] && props.value) kept[plotId] = JSON.parse(props.value);  // the placeholder
 window.addEventListener('gan-text-scale', schedule);
 // The div changes size when the window, the layout or the text size changes, or when a
 // hidden plot is shown: draw again for the new width (titles are fitted to it).
@@ -99,8 +97,10 @@ def serve_plotly_js() -> None:
     gr.set_static_paths([PLOTLY_JS])
 
 
-def live_plot(elem_id: str, value: str | None = None, visible: bool = True, min_height: int = 340) -> gr.HTML:
-    """A plot whose value is a figure's JSON text (`plots.Figure.to_json()`)."""
-    return gr.HTML(value=value, html_template=f'<div class="live-plot" data-plot="{elem_id}"></div>', js_on_load=DRAW_JS,
+def live_plot(name: str, elem_id: str, value: str | None = None, visible: bool = True,
+              min_height: int = 340) -> gr.HTML:
+    """The plot the live channel calls `name` (`live.PLOT_NAMES`, `live.COMPARE_PLOTS`); its value,
+    a figure's JSON text (`plots.Figure.to_json()`), is what it shows before the first frame."""
+    return gr.HTML(value=value, html_template=f'<div class="live-plot" data-plot="{name}"></div>', js_on_load=DRAW_JS,
                    head=head(), apply_default_css=False, elem_id=elem_id, elem_classes=["live-plot-box"],
                    visible=visible, min_height=min_height)

@@ -90,8 +90,12 @@ class Figure:
     def to_dict(self) -> dict[str, Any]:
         return {"data": self.data, "layout": self.layout}
 
+    def to_bytes(self) -> bytes:
+        """The figure as JSON bytes (orjson; numpy arrays as lists)."""
+        return orjson.dumps(self.to_dict(), default=_to_list, option=orjson.OPT_SERIALIZE_NUMPY)
+
     def to_json(self) -> str:
-        return orjson.dumps(self.to_dict(), default=_to_list, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+        return self.to_bytes().decode()
 
 
 def _to_list(obj: Any) -> Any:

@@ -11,9 +11,9 @@ from pathlib import Path
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 
-# The page's Setup + live controls as `Handlers.start/step/reset` take them: dataset, size, batch,
-# seed, loss, log10 G lr, log10 D lr, k, smoothing, two-sided, upload, lesson.
-SETUP = ["ring8", "small", 64, 0, "nonsaturating", -3.0, -3.0, 1, 0.0, False, None, ""]
+# The page's controls as the start/step/reset endpoints take them (`classroom.controls.COMPONENTS`):
+# dataset, size, batch, seed, loss, log10 G lr, log10 D lr, k, smoothing, two-sided, lesson.
+SETUP = ["ring8", "small", 64, 0, "nonsaturating", -3.0, -3.0, 1, 0.0, False, ""]
 
 
 def req(sid: str):
@@ -21,6 +21,24 @@ def req(sid: str):
     import gradio as gr
 
     return gr.Request(session_hash=sid)
+
+
+def controls(values=None, **changes):
+    """The page's controls (`classroom.controls.Controls`): SETUP, or `values`, with `changes`."""
+    from dataclasses import replace
+
+    from classroom.controls import Controls
+
+    return replace(Controls(*(values or SETUP)), **changes)
+
+
+def frame(page, sid: str) -> dict:
+    """What `sid`'s page gets from the live channel now, everything (as a fresh page would)."""
+    import json
+
+    status, body, _ = page.live.poll(page.pages.get(sid).token, "")
+    assert status == 200, status
+    return json.loads(body)
 
 
 def as_upload(content: bytes | str | os.PathLike, name: str) -> str:
@@ -69,24 +87,24 @@ def until(act, done, timeout: float = 60.0, every: float = 8.0):
 
 @contextmanager
 def running_app(max_active: int = 2, processes: int | None = None):
-    """The app launched in-process on a free port: yields (url, SessionManager). Its runs train
-    in trainer processes as the server's do (`processes` overrides how many; 0: threads here)."""
+    """The app launched in-process on a free port: yields (url, Page). Its runs train in trainer
+    processes as the server's do (`processes` overrides how many; 0: threads here)."""
     import torch
 
     import app
+    from classroom.page import Page
     from classroom.sessions import SessionManager
 
     torch.set_num_threads(1)
-    manager = SessionManager(max_active=max_active, processes=processes)
-    demo = app.build_demo(manager)
+    page = Page(SessionManager(max_active=max_active, processes=processes))
+    demo = app.build_demo(page)
     port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, css=app.CSS,
-                max_file_size=app.MAX_UPLOAD_BYTES)
+    app.launch(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     try:
-        yield f"http://127.0.0.1:{port}/", manager
+        yield f"http://127.0.0.1:{port}/", page
     finally:
         demo.close()
-        manager.close()
+        page.manager.close()
 
 
 def chromium() -> str:

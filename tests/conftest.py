@@ -67,16 +67,17 @@ def wait_until():
 
 
 @pytest.fixture
-def make_handlers():
-    """Build the page's `Handlers` on a fresh SessionManager; every session is released at the end."""
-    from classroom.handlers import Handlers
+def make_page():
+    """Build the page's server side (`classroom.page.Page`) on a fresh SessionManager; every
+    session is released at the end."""
+    from classroom.page import Page
     from classroom.sessions import SessionManager
 
     managers = []
 
-    def make(max_active: int = 1, processes: int = 0) -> "Handlers":
+    def make(max_active: int = 1, processes: int = 0) -> "Page":
         managers.append(SessionManager(max_active=max_active, max_sessions=4, processes=processes))
-        return Handlers(managers[-1])
+        return Page(managers[-1])
 
     yield make
     for manager in managers:
@@ -84,15 +85,15 @@ def make_handlers():
 
 
 @pytest.fixture
-def handlers(make_handlers):
-    return make_handlers(max_active=1)
+def page(make_page):
+    return make_page(max_active=1)
 
 
 @pytest.fixture(params=[0, 2], ids=["threads", "processes"])
-def any_handlers(request, make_handlers):
-    """`handlers` with runs trained on threads here, then in two trainer processes (the server's
+def any_page(request, make_page):
+    """`page` with runs trained on threads here, then in two trainer processes (the server's
     default): for tests that look at runs only through the handle."""
-    return make_handlers(max_active=1, processes=request.param)
+    return make_page(max_active=1, processes=request.param)
 
 
 @pytest.fixture
@@ -146,7 +147,7 @@ def app_page(open_page):
     """The app in-process and a 1400x1000 headless Chromium page open on it: yields
     (page, manager); `page.url_base` is the app's address. Its runs train on threads in this
     process, so a test can look at their engines."""
-    with app_support.running_app(processes=0) as (url, manager):
+    with app_support.running_app(processes=0) as (url, server):
         page = open_page(url)
         page.url_base = url
-        yield page, manager
+        yield page, server.manager

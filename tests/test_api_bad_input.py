@@ -7,14 +7,15 @@ import pytest
 
 from app_support import running_app, wait_until
 
-GOOD = ["ring8", "small", 64, 0, "nonsaturating", -3.0, -3.0, 1, 0.0, False, None, ""]
+GOOD = ["ring8", "small", 64, 0, "nonsaturating", -3.0, -3.0, 1, 0.0, False, ""]
 
 
 @pytest.fixture(scope="module")
 def api():
     from gradio_client import Client
 
-    with running_app() as (url, manager):
+    with running_app() as (url, server):
+        manager = server.manager
         client = Client(url, verbose=False)
         client.predict(*GOOD, api_name="/start")
         session = wait_until(lambda: manager.get(client.session_hash))
@@ -45,7 +46,7 @@ def _with(index: int, value) -> list:
     (_with(5, 3.0), "maximum"),
     (_with(7, 99), "maximum"),
     (_with(8, 0.9), "maximum"),
-    (_with(11, "no-such-lesson"), choice("no-such-lesson")),
+    (_with(10, "no-such-lesson"), choice("no-such-lesson")),
 ])
 def test_bad_start_values_are_rejected_and_the_run_survives(api, args, message):
     client, session = api
@@ -77,7 +78,7 @@ def test_bad_files_and_indices_are_rejected(api, tmp_path):
     csv = tmp_path / "points.csv"
     csv.write_text("x,y\n1,2\n3,nan\n")
     with pytest.raises(Exception, match="(?i)finite"):
-        client.predict(*_with(0, "csv")[:10], handle_file(str(csv)), "", api_name="/start")
+        client.predict(handle_file(str(csv)), api_name="/upload_csv")
     junk = tmp_path / "run.safetensors"
     junk.write_bytes(b"\x00" * 64)
     with pytest.raises(Exception, match="(?i)cannot load"):

@@ -66,8 +66,8 @@ def secret(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def app(secret):
-    with running_app(processes=0) as (url, manager):
-        yield url, manager
+    with running_app(processes=0) as (url, server):
+        yield url, server.manager
 
 
 def call(url: str, name: str, data: list, session: str = "attacker") -> tuple[bool, str]:
@@ -101,14 +101,9 @@ def file_data(path: str) -> dict:
     return {"path": path, "meta": {"_type": "gradio.FileData"}}
 
 
-def csv_start(upload) -> list:
-    return ["csv", *SETUP[1:10], upload, ""]
-
-
 def endpoints_taking_a_file(path: str) -> list[tuple[str, list]]:
     picture = file_data(path)
-    return [("start", csv_start(file_data(path))), ("reset", csv_start(file_data(path))),
-            ("check_csv", [file_data(path)]), ("load", [file_data(path)]),
+    return [("upload_csv", [file_data(path)]), ("load", [file_data(path)]),
             ("use_drawing", [{"background": None, "layers": [picture], "composite": picture}])]
 
 
@@ -146,8 +141,7 @@ def test_a_link_inside_the_upload_cache_pointing_out_is_refused(app, secret, mon
         links[name] = str(link)
     watch = OpenWatch(str(secret), also=tuple(links.values()))
     watch.install(monkeypatch)
-    for name, data in (("start", csv_start(file_data(links["points.csv"]))),
-                       ("check_csv", [file_data(links["points.csv"])]),
+    for name, data in (("upload_csv", [file_data(links["points.csv"])]),
                        ("load", [file_data(links["run.safetensors"])])):
         ok, message = call(url, name, data)
         assert not ok, f"/{name} read through a link out of the cache"
@@ -175,21 +169,19 @@ def test_the_upload_gate_refuses_before_touching_the_disk(secret, monkeypatch, v
     assert not watch.touched
 
 
-def test_every_file_handler_refuses_server_paths_with_a_message(make_handlers, secret, monkeypatch):
-    handlers = make_handlers()
+def test_every_file_handler_refuses_server_paths_with_a_message(make_page, secret, monkeypatch):
+    page = make_page()
     watch = OpenWatch(str(secret))
     watch.install(monkeypatch)
     csv = str(secret / "points.csv")
-    setup = ["csv", *SETUP[1:10], csv, ""]
-    for act in (lambda: handlers.start(*setup, request=req("a")), lambda: handlers.reset(*setup, request=req("a")),
-                lambda: handlers.step(*setup, request=req("a")), lambda: handlers.check_csv(csv),
-                lambda: handlers.load(str(secret / "run.safetensors"), request=req("a")),
-                lambda: handlers.use_drawing({"background": None, "layers": [csv], "composite": csv},
-                                             request=req("a"))):
+    buttons = page.buttons
+    for act in (lambda: buttons.upload_csv(csv, request=req("a")),
+                lambda: buttons.load(str(secret / "run.safetensors"), request=req("a")),
+                lambda: buttons.use_drawing({"background": None, "layers": [csv], "composite": csv}, request=req("a"))):
         with pytest.raises(gr.Error, match="not uploaded to this page"):
             act()
     assert not watch.touched
-    assert handlers.manager.get("a") is None
+    assert page.manager.get("a") is None and page.pages.get("a").points is None
 
 
 def test_an_upload_over_the_size_limit_is_refused_at_the_door(app):
@@ -207,7 +199,7 @@ HOSTILE = [  # (endpoint, arguments, what the refusal says)
     ("start", [*SETUP[:3], -5, *SETUP[4:]], "minimum"),
     ("start", [*SETUP[:5], float("inf"), *SETUP[6:]], ""),
     ("start", ["<script>alert(1)</script>", *SETUP[1:]], "not in the list of choices"),
-    ("start", [*SETUP[:11], "**bold** <img src=x onerror=alert(1)>"], "not in the list of choices"),
+    ("start", [*SETUP[:10], "**bold** <img src=x onerror=alert(1)>"], "not in the list of choices"),
     ("start", ["ring8", "small", "sixty-four", *SETUP[3:]], ""),
     ("step", [*SETUP[:7], 10**6, *SETUP[8:]], "maximum"),
     ("step_d", [*SETUP[:8], 0.99, *SETUP[9:]], "maximum"),
@@ -220,7 +212,9 @@ HOSTILE = [  # (endpoint, arguments, what the refusal says)
     ("lesson", ["<script>x</script>"], "not in the list of choices"),
     ("rewind", [10**12], "not in the list of choices"),
     ("rewind", ["../0"], "not in the list of choices"),
-    ("share_link", ["", *SETUP[:10], ["g_lr", "<b>x</b>"]], "not in the list of choices"),
+    ("share_link", [*SETUP, ["g_lr", "<b>x</b>"]], "not in the list of choices"),
+    ("start", list(SETUP[:10]), ""),
+    ("upload_csv", ["not a file"], ""),
     ("start_compare", [*SETUP, "nonsaturating", 99.0, -3.0, 1, 0.0], "maximum"),
 ]
 
@@ -257,13 +251,13 @@ def test_another_visitors_checkpoint_or_run_is_out_of_reach(app):
         manager.release("intruder")
 
 
-def test_html_in_a_share_link_reaches_the_page_as_text(make_handlers):
+def test_html_in_a_share_link_reaches_the_page_as_text(make_page):
     """A crafted share link (?dataset=<img …>) is refused with an escaped message, never markup."""
-    handlers = make_handlers()
+    page = make_page()
     request = gr.Request(session_hash="a")
     request.query_params = {"dataset": "<img src=x onerror=alert(1)>", "batch": "<b>64</b>"}
     with pytest.warns(UserWarning) as warned:
-        out = handlers.on_load(request)
+        out = page.open(request)
     text = " ".join(str(w.message) for w in warned)
     assert "<img" not in text and "<b>" not in text and "&lt;" in text
     assert out[0]["value"] == "ring8", "the link's setup was ignored, the defaults kept"
@@ -275,3 +269,33 @@ def test_a_refusal_is_plain_text_and_bounded():
     error = refusal("<script>alert(1)</script> **bold** " + "x" * 5000)
     assert error.message.startswith("&lt;script&gt;") and len(error.message) <= MAX_MESSAGE_CHARS + 40
     assert np.char.count(error.message, "<") == 0
+
+
+@pytest.mark.parametrize("token", ["", "victim", "x" * 10_000, "../../etc/passwd", "%00", "' OR 1=1 --"])
+def test_the_live_channel_answers_only_a_pages_own_token(app, token):
+    """Another visitor's session id, a guessed or absurd token: 404 and nothing else."""
+    url, manager = app
+    assert call(url, "start", list(SETUP), session="victim")[0]
+    try:
+        response = httpx.get(f"{url}gan/live/{token}", timeout=10)
+        assert response.status_code == 404 or (token == "" and response.status_code in (404, 405))
+        assert "step" not in response.text and "Running" not in response.text
+    finally:
+        manager.release("victim")
+
+
+def test_a_page_gets_its_own_run_and_another_token_gets_nothing(make_page):
+    from classroom.controls import Controls
+
+    page = make_page(max_active=2)
+    page.buttons.start(Controls(*SETUP), request=req("a"))
+    page.buttons.start(Controls(*SETUP[:3], 7, *SETUP[4:]), request=req("b"))
+    token_a, token_b = page.pages.get("a").token, page.pages.get("b").token
+    assert token_a != token_b and len(token_a) >= 20 and "a" != token_a
+    status, body, _ = page.live.poll(token_a, "")
+    assert status == 200 and json.loads(body)["parts"]["status"]
+    assert page.live.poll("a", "")[0] == 404, "a session id is not a token"
+    assert page.live.poll(token_a[:-1], "")[0] == 404
+    page.unload(req("a"))
+    assert page.live.poll(token_a, "")[0] == 404, "a closed page's token is dead"
+    assert page.live.poll(token_b, "")[0] == 200

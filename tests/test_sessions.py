@@ -1,5 +1,5 @@
-"""Tests for gan_core/sessions.py: admission queue, idle eviction and caps,
-with a fake clock and tiny real runners."""
+"""Tests for classroom/sessions.py: admission by a measured budget, the queue, turns, idle
+eviction and caps, with a fake clock and tiny real runners; and the live channel's pace."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from gan_core.serve.runner import Runner
-from classroom.sessions import ServerBusy, SessionManager, configure_threads, default_max_active
+from classroom.sessions import MIN_RATE, TRAINING_SHARE, ServerBusy, SessionManager, configure_threads
 
 
 class FakeClock:
@@ -30,7 +30,9 @@ def manager(no_leaked_threads, clock):
     def factory(config, csv_bytes=None, name="gan-run"):
         return Runner(config, csv_bytes=csv_bytes, name=name, chunk_s=0.005, eval_interval_s=0.05)
 
-    mgr = SessionManager(max_active=1, max_sessions=3, idle_timeout_s=60.0, clock=clock, runner_factory=factory)
+    # No housekeeping thread: these tests call admit() and sweep() themselves, when they mean to.
+    mgr = SessionManager(max_active=1, max_sessions=3, idle_timeout_s=60.0, clock=clock, runner_factory=factory,
+                         housekeeping=False)
     yield mgr
     mgr.release_all()
 
@@ -53,7 +55,7 @@ def test_second_visitor_queues_until_the_first_pauses(manager, tiny, wait_until)
 
     a.runner.pause()
     wait_until(lambda: a.runner.state() == "paused", what="alice paused")
-    manager.admit()  # the UI's poll calls this
+    manager.admit()  # the housekeeping thread's work
     assert b.runner.state() == "running" and manager.queue_position("bob-session") == 0
     wait_until(lambda: b.runner.snapshot().step > 0, what="bob trains")
     assert manager.request_start("bob-session") == 0  # already running: no queueing
@@ -87,7 +89,7 @@ def test_idle_sessions_are_evicted_and_their_threads_stopped(manager, tiny, cloc
     assert manager.get("idle-visitor") is None and manager.stats()["sessions"] == 0
 
 
-def test_get_keeps_a_session_alive_and_sweeps_others_freeing_their_slot(manager, tiny, clock, wait_until):
+def test_get_keeps_a_session_alive_and_a_sweep_frees_the_others_slot(manager, tiny, clock, wait_until):
     gone = manager.create("gone-tab", tiny())
     here = manager.create("here-tab", tiny())
     manager.request_start("gone-tab")
@@ -95,10 +97,25 @@ def test_get_keeps_a_session_alive_and_sweeps_others_freeing_their_slot(manager,
     clock.now += 30.0
     assert manager.get("here-tab") is here  # seen: last_seen refreshed
     clock.now += 31.0  # gone-tab idle 61 s, here-tab 31 s
-    assert manager.get("here-tab") is here  # triggers the periodic sweep
+    assert manager.get("here-tab") is here and "gone-tab" in manager.sessions(), "a visit sweeps nothing"
+    assert manager.sweep() == ["gone-tab"]  # the housekeeping thread's work, not a visitor's
     assert manager.get("gone-tab") is None and not gone.runner.is_alive
+    manager.admit()
     assert here.runner.state() == "running"  # the freed slot went to the queue
     wait_until(lambda: here.runner.snapshot().step > 0, what="queued run admitted")
+
+
+def test_a_visitors_start_never_admits_or_pauses_another_visitors_run(manager, tiny, clock):
+    """Admitting someone else (and turns) is the housekeeping thread's job, not a request's."""
+    manager.turn_s = 30.0
+    manager.create("a", tiny())
+    manager.create("b", tiny())
+    manager.create("c", tiny())
+    assert manager.request_start("a") == 0
+    assert manager.request_start("b") == 1
+    clock.now += 100.0  # a's turn is long over
+    assert manager.request_start("c") == 2, "c queues; a is not paused by c's request"
+    assert manager.get("a").runner.state() == "running" and manager.get("b").runner.state() == "idle"
 
 
 def test_max_sessions_raises_server_busy(manager, tiny):
@@ -143,16 +160,64 @@ def test_create_with_a_bad_config_raises_and_adds_nothing(manager, tiny):
     assert manager.stats()["sessions"] == 0
 
 
-def test_default_max_active_and_threads_from_environment(monkeypatch):
+def test_budget_and_threads_from_the_environment(monkeypatch):
     monkeypatch.setenv("GAN_CLASSROOM_MAX_RUNS", "3")
-    assert default_max_active() == 3
+    assert SessionManager(processes=0, housekeeping=False).max_active == 3
     monkeypatch.setenv("GAN_CLASSROOM_MAX_RUNS", "0")
-    with pytest.raises(ValueError, match="GAN_CLASSROOM_MAX_RUNS"):
-        default_max_active()
+    with pytest.raises(ValueError, match="at least one"):
+        SessionManager(processes=0, housekeeping=False)
     monkeypatch.delenv("GAN_CLASSROOM_MAX_RUNS")
-    assert default_max_active() >= 1
+    monkeypatch.setenv("GAN_CLASSROOM_STEP_BUDGET", "400")  # cost units per second per core
+    manager = SessionManager(processes=0, min_rate=50, housekeeping=False)
+    assert manager.max_active == pytest.approx(400 * manager.training_cores() * TRAINING_SHARE / 50)
     monkeypatch.setenv("GAN_CLASSROOM_TORCH_THREADS", "1")
     assert configure_threads() == 1 == torch.get_num_threads()
+
+
+class FakeTrainer:
+    """A trainer that measured `units_per_s` on its box (a slow one or a fast one)."""
+
+    def __init__(self, units_per_s: float) -> None:
+        self.units_per_s = units_per_s
+        self.n_threads = 2
+
+    def capacity(self) -> dict:
+        return dict(units_per_s=self.units_per_s, measured=True)
+
+    def stats(self) -> dict:
+        return {}
+
+
+@pytest.mark.parametrize("units_per_s", [2_000.0, 4_000.0], ids=["slow box", "fast box"])
+def test_admission_follows_the_capacity_measured_on_this_box(units_per_s, tiny):
+    """Every admitted student gets at least the promised rate, on a slow box and a fast one:
+    the budget is the measured capacity, not a constant from another machine."""
+    from gan_core.serve.capacity import step_cost
+    from gan_core.serve.runner import Runner
+
+    made = []
+
+    def factory(config, csv_bytes=None, name="gan-run"):
+        made.append(Runner(config, name=name, chunk_s=0.005))
+        return made[-1]
+
+    manager = SessionManager(trainer=FakeTrainer(units_per_s), runner_factory=factory, housekeeping=False, turn_s=0)
+    manager._trainer = FakeTrainer(units_per_s)
+    config = tiny(batch_size=256, width=32)  # 4 cost units each
+    cost = step_cost(config)
+    try:
+        positions = []
+        for i in range(40):
+            manager.create(f"s{i}", config)
+            positions.append(manager.request_start(f"s{i}"))
+        admitted = sum(1 for p in positions if p == 0)
+        assert admitted == int(units_per_s * TRAINING_SHARE / MIN_RATE // cost) < 40
+        assert admitted * cost * MIN_RATE <= units_per_s * TRAINING_SHARE, "the promise holds for everyone admitted"
+        waiting = next(f"s{i}" for i, p in enumerate(positions) if p)
+        assert f"{MIN_RATE:.0f} steps/s or more" in manager.wait_message(waiting)
+    finally:
+        for run in made:
+            run.stop()
 
 
 def test_waiting_visitors_get_a_turn_after_turn_s(manager, tiny, clock, wait_until):
@@ -194,7 +259,7 @@ def class_manager(no_leaked_threads, clock):
     from gan_core.serve.trainer import Trainer
 
     mgr = SessionManager(max_active=4, max_sessions=128, idle_timeout_s=600.0, clock=clock,
-                         trainer=Trainer(n_threads=1, chunk_s=0.01))
+                         trainer=Trainer(n_threads=1, chunk_s=0.01), housekeeping=False)
     yield mgr
     mgr.release_all()
 
@@ -218,7 +283,7 @@ def test_budget_admits_by_cost_and_tells_the_rest_why(class_manager, tiny, wait_
     assert class_manager.get("s4").runner.state() == "running"
     assert class_manager.queue_position("big") == 1
     cap = class_manager.capacity()
-    assert cap["students_at_once"] == 4 and cap["budget_units_used"] == 4
+    assert cap["budget_units"] == 4 and cap["budget_units_used"] == 4 and cap["runs_training"] == 4
 
 
 def test_a_hundred_students_get_the_budget_and_a_clear_message(class_manager, tiny, wait_until):
@@ -238,38 +303,32 @@ def test_a_hundred_students_get_the_budget_and_a_clear_message(class_manager, ti
     wait_until(lambda: class_manager.trainer.threads_alive() == 0, what="trainer threads gone")
 
 
-def test_pages_tick_slower_as_a_class_opens_the_link_and_faster_when_it_leaves():
-    from classroom.sessions import TICK_COST_S, TICK_MAX_S, TICK_S, TICK_SHARE, PageTicks
+def test_pages_poll_slower_when_their_work_takes_more_than_their_share_of_a_core():
+    from classroom.live import PACE_WINDOW_S, SERVER_SHARE, POLL_MAX_S, POLL_S, PagePace
 
-    now = [0.0]
-    ticks = PageTicks(clock=lambda: now[0], forget_s=10.0)
-    assert ticks.tick("teacher") is None and ticks.interval() == TICK_S  # alone: the page's own pace
-    for i in range(30):
-        ticks.tick(f"student-{i}")
-    slow = round(31 * TICK_COST_S / TICK_SHARE, 1)
-    assert TICK_S < slow == ticks.interval() <= TICK_MAX_S
-    assert ticks.tick("teacher") == slow  # told once ...
-    assert ticks.tick("teacher") is None  # ... then it keeps that pace
-    for i in range(200):
-        ticks.tick(f"visitor-{i}")
-    assert ticks.interval() == TICK_MAX_S
-    now[0] = 11.0  # everyone else closed their tab (or stopped ticking) 11 s ago
-    assert ticks.tick("teacher") == TICK_S and ticks.interval() == TICK_S
-    ticks.forget("teacher")
-    assert ticks.interval() == TICK_S and ticks.tick("teacher") is None
+    now, cpu = [0.0], [0.0]
+    pace = PagePace(cpu=lambda: cpu[0], clock=lambda: now[0])
+    assert pace.poll() == POLL_S
+    for _ in range(10):  # a class: the pages' work takes 3× their share
+        now[0] += PACE_WINDOW_S
+        cpu[0] += 3 * SERVER_SHARE * PACE_WINDOW_S
+        slower = pace.poll()
+    assert slower == POLL_MAX_S
+    for _ in range(10):  # the class left: hardly any work
+        now[0] += PACE_WINDOW_S
+        cpu[0] += 0.1 * SERVER_SHARE * PACE_WINDOW_S
+        faster = pace.poll()
+    assert faster == POLL_S
 
 
-def test_tick_tells_the_page_its_pace(handlers):
-    import gradio as gr
+def test_training_threads_in_this_process_do_not_slow_the_pages():
+    """CPU that trainer threads here spent is not the pages' work."""
+    from classroom.live import PACE_WINDOW_S, POLL_S, PagePace
 
-    from app_support import req
-    from classroom.handlers import TICK_OUTPUTS
-
-    for i in range(60):
-        handlers.ticks.tick(f"other-{i}")
-    out = handlers.tick(request=req("a"))  # no run yet: the pace still applies
-    timer = out[TICK_OUTPUTS.index("timer")]
-    assert timer["__type__"] == "update" and timer["value"] > 0.4
-    assert handlers.tick(request=req("a"))[TICK_OUTPUTS.index("timer")] == gr.skip()
-    handlers.unload(req("a"))
-    assert "a" not in handlers.ticks._seen
+    now, cpu, training = [0.0], [0.0], [0.0]
+    pace = PagePace(cpu=lambda: cpu[0], cpu_elsewhere=lambda: training[0], clock=lambda: now[0])
+    for _ in range(5):
+        now[0] += PACE_WINDOW_S
+        cpu[0] += 2 * PACE_WINDOW_S  # two busy cores ...
+        training[0] += 2 * PACE_WINDOW_S  # ... both training
+        assert pace.poll() == POLL_S

@@ -13,7 +13,8 @@ import torch
 from gan_core.checkpoints import capture, load_run
 from gan_core.engine import Engine
 from gan_core.serve.runner import Runner
-from gan_core.serve.trainer import CohortRunner, Trainer, step_cost
+from gan_core.serve.capacity import step_cost
+from gan_core.serve.trainer import CohortRunner, Trainer
 
 
 @pytest.fixture

@@ -56,7 +56,8 @@ from .cohort import solo_reason
 from ..config import TrainConfig
 from ..telemetry import History, Snapshot, Telemetry
 from ..timelapse import TimelapseRecorder
-from .trainer import CohortRunner, Trainer, new_run, step_cost
+from .capacity import step_cost
+from .trainer import CohortRunner, Trainer, new_run
 
 if TYPE_CHECKING:
     from .handle import RunHandle
@@ -66,6 +67,8 @@ log = logging.getLogger(__name__)
 GONE_MESSAGE = ("The trainer process of this run stopped (the server may be short of memory): this run is "
                 "lost. Press Start to begin a new one.")
 VIEW_S = 0.1  # how often a child sends the views that changed
+CAPACITY_S = 1.0  # how often a child sends its measured capacity (cost units/s, `capacity.py`)
+START_TIMEOUT_S = 60.0  # a child calibrates (~0.3 s) before its first capacity report
 BALANCE_S = 3.0  # how often the server compares its trainer processes' speeds (`balance`)
 BALANCE_GAIN = 1.05  # a move must speed the slowest runs up by at least this factor
 MOVE_COOLDOWN_S = 30.0  # a run moved stays at least this long (no back and forth on noisy rates)
@@ -153,6 +156,9 @@ class _Child:
         self.send_lock = threading.Lock()
         self.runs: dict[int, RemoteRun] = {}  # guarded by pool.lock
         self.alive = True
+        self.capacity = 0.0  # cost units/s the child last reported (reader thread writes)
+        self.capacity_measured = False
+        self.ready = threading.Event()  # its first capacity report arrived
         self.reader = threading.Thread(target=self._read, name=f"trainer-process-{index}-reader", daemon=True)
         self.reader.start()
 
@@ -183,6 +189,9 @@ class _Child:
                     if seq_view is not None:
                         self._set_view(run_id, *seq_view)
                     pool._answer(call, ok, value)
+                elif message[0] == "capacity":
+                    self.capacity, self.capacity_measured = message[1], message[2]
+                    self.ready.set()
                 else:
                     for run_id, (seq, view) in message[1].items():
                         self._set_view(run_id, seq, view)
@@ -193,6 +202,7 @@ class _Child:
             self.process.kill()
         with self.send_lock:
             self.alive = False
+        self.ready.set()
         pool._child_gone(self)
         try:
             self.process.wait(10)  # reaped here; close() waits too
@@ -249,6 +259,8 @@ class TrainerProcesses:
                     child.shut_down(1.0)
                 raise RuntimeError("the trainer processes were closed")
             atexit.register(self.close)
+            for child in children:
+                child.ready.wait(START_TIMEOUT_S)
             if self.n > 1 and self.balance_s:
                 self._balancer = threading.Thread(target=self._balance_loop, name="trainer-processes-balancer",
                                                   daemon=True)
@@ -366,7 +378,7 @@ class TrainerProcesses:
         by at least BALANCE_GAIN. Returns whether a run moved.
 
         Speeds are what the processes measured: a process's runs share its rounds, so its
-        capacity is their steps/s × their cost (`gan_core.serve.trainer.step_cost`); one with no training run
+        capacity is their steps/s × their cost (`capacity.step_cost`); one with no training run
         is taken to be as fast as the fastest. Slowed-down (lecture pace) and digits runs stay, a
         process training digits (a core of its own) takes no runs, and a run moves at most once
         every MOVE_COOLDOWN_S.
@@ -413,6 +425,14 @@ class TrainerProcesses:
         return True
 
     # --- what the server reports --------------------------------------------------------
+
+    def capacity(self) -> dict:
+        """Cost units per second the live children give (their own measurement, `capacity.py`),
+        and whether every one has measured it while training (not only calibrated)."""
+        with self.lock:
+            children = [c for c in self._children if c.alive]
+        return dict(units_per_s=sum(c.capacity for c in children),
+                    measured=bool(children) and all(c.capacity_measured for c in children))
 
     def runs_alive(self) -> int:
         """Runs the children hold (0 once every visitor has left)."""
@@ -688,9 +708,14 @@ class _Host:
         self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="gan-trainer-call")
 
     def serve(self) -> None:
-        views_at = 0.0
+        views_at = capacity_at = 0.0
         try:
+            self.trainer.meter()  # calibrated before the first run arrives (see capacity.py)
             while True:
+                if time.monotonic() - capacity_at >= CAPACITY_S:
+                    capacity = self.trainer.capacity()
+                    self._send(("capacity", capacity["units_per_s"], capacity["measured"]))
+                    capacity_at = time.monotonic()
                 if self.conn.poll(VIEW_S):
                     message = pickle.loads(self.conn.recv_bytes())
                     if message[0] == "close":
@@ -741,9 +766,12 @@ class _Host:
             if numbered is not None and numbered[1] != last:
                 views[run_id] = numbered
         if views:
-            data = _dumps(("views", views))
-            with self.send_lock:
-                self.conn.send_bytes(data)
+            self._send(("views", views))
+
+    def _send(self, message: tuple) -> None:
+        data = _dumps(message)
+        with self.send_lock:
+            self.conn.send_bytes(data)
 
     def _answer(self, message: tuple) -> None:
         kind, call, run_id = message[:3]

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from ..checkpoints import capture, pack_engine, unpack_engine
 from ..config import TrainConfig
 from ..engine import Engine
+from .capacity import FRAME_SHARE, CapacityMeter, calibrate, step_cost
 from .cohort import Cohort, cohort_key, solo_reason
 from .handle import RunControls
 from .runner import Runner
@@ -46,25 +47,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FRAME_SHARE = 0.2  # at most this share of a trainer thread's time goes to evaluation frames
+MEASURE_MIN_RUNS = 4  # a trainer thread's capacity is measured while it trains at least this many runs
 
 
 def default_threads() -> int:
     """One trainer thread per core (env GAN_CLASSROOM_TRAINER_THREADS overrides)."""
     env = os.environ.get("GAN_CLASSROOM_TRAINER_THREADS")
     return max(1, int(env)) if env else max(1, os.cpu_count() or 1)
-
-
-def step_cost(config: TrainConfig) -> float:
-    """Relative cost of one step against a classroom 2-D run (width 32, depth 3, batch 64, k 1).
-
-    Work per step grows with batch × width² × depth × (k + 1) for the MLPs; digits (DCGAN)
-    cost ~100× (measured: ~40 vs ~4,000 steps/s per core).
-    """
-    if config.is_image:
-        return 100.0
-    work = (config.batch_size / 64) * (config.width / 32) ** 2 * (config.depth / 3) * (config.n_critic + 1) / 2
-    return max(1.0, work)
 
 
 def new_run(config: TrainConfig, trainer: "Trainer", **kwargs: Any):
@@ -86,6 +75,22 @@ class Trainer:
         self.chunk_s = chunk_s
         self.cond = threading.Condition()
         self._workers = [_Worker(self, i) for i in range(self.n_threads)]
+        self._meter: CapacityMeter | None = None  # made by the first `capacity()` (it calibrates)
+        self._meter_lock = threading.Lock()
+
+    def meter(self) -> CapacityMeter:
+        """The capacity meter of one trainer thread here, calibrated on first use (~0.3 s of this
+        thread's time; a trainer process does it before it serves)."""
+        with self._meter_lock:
+            if self._meter is None:
+                self._meter = CapacityMeter(calibrate())
+            return self._meter
+
+    def capacity(self) -> dict:
+        """Cost units per second these trainer threads give (see `capacity.py`), and whether that
+        was measured while training (not only calibrated)."""
+        meter = self.meter()
+        return dict(units_per_s=meter.units_per_s * self.n_threads, measured=meter.measured)
 
     def attach(self, run: "CohortRunner") -> None:
         """Give `run` to the least-loaded worker (caller holds `cond`)."""
@@ -131,6 +136,7 @@ class _Worker:
         self.cohort_sizes: tuple[int, ...] = ()  # published copy for stats()
         self.run_steps_per_s = 0.0
         self.frame_s = 0.015  # running mean of one evaluation frame's wall time (worker thread)
+        self.slept = False  # the last chunk waited for a slowed run's next step (worker thread)
 
     def load(self) -> float:
         return sum(step_cost(r._config) for r in self.runs if r._wants_rounds() and r._moving is None)
@@ -146,9 +152,11 @@ class _Worker:
         cond = self.trainer.cond
         rate_t, rate_steps = time.perf_counter(), 0
         while True:
+            loop_t0, waited = time.perf_counter(), False
             with cond:
                 while self.runs and not any(r._has_work() for r in self.runs):
                     self.run_steps_per_s = 0.0
+                    waited = True
                     cond.wait(1.0)
                 if not self.runs:
                     self.thread = None
@@ -174,6 +182,10 @@ class _Worker:
                 self._after_chunk(run)
             now = time.perf_counter()
             rate_steps += sum(stepped.values())
+            meter = self.trainer._meter  # measured only once someone asked for the capacity
+            if meter is not None:
+                units = sum(n * step_cost(run.engine.config) for run, n in stepped.items())
+                meter.add(units, now - loop_t0, saturated=not waited and not self.slept and len(stepped) >= MEASURE_MIN_RUNS)
             if now - rate_t >= 1.0:
                 self.run_steps_per_s = rate_steps / (now - rate_t)
                 rate_t, rate_steps = now, 0
@@ -264,6 +276,7 @@ class _Worker:
         room = min([r.engine.stats_room() for r in runs] + [4000])
         deadline = time.perf_counter() + self.trainer.chunk_s
         rounds = 0
+        self.slept = False
         while rounds < room and (solo or cohorts):
             for cohort in cohorts:
                 cohort.step()
@@ -276,6 +289,7 @@ class _Worker:
                     solo.remove(run)
             if not cohorts and not any(r._due(consume=False) for r in solo):
                 time.sleep(0.002)  # only slowed runs, none due yet
+                self.slept = True
             rounds += 1
             if time.perf_counter() >= deadline or any(r._interrupt() for r in in_cohort) \
                     or any(r._interrupt() for r in solo):

@@ -1,0 +1,387 @@
+"""The live channel: what an open page polls, built once per run version and shared by every viewer.
+
+Why not a Gradio event per update: a tick through Gradio's queue costs ~12 ms of server CPU even
+with nothing new (the event machinery, under the interpreter lock the web server shares), so a
+class of 30 pages ticking 2.5 times a second took most of a core. Instead each page polls
+`GET /gan/live/{token}?since={key}`, a small route mounted on Gradio's own FastAPI app:
+
+- `token` is the page's secret (`pages.PageState.token`, 128 random bits, handed to the page by
+  its load event); any other string gets 404 and nothing else, so a visitor reaches only their
+  own run (never by session id, which the browser makes up);
+- nothing new since `since`: 204 and the pace to poll at (`X-Next-Ms`), without building anything;
+- otherwise: JSON with the status line, the model graph, the figures whose content changed, and
+  `sync` when the alert, fix button, rewind menu or A/B box (Gradio components) need refreshing —
+  the page then fires one Gradio event (`Page.sync`) for those.
+
+Figures are built by `RunFrames` at most once per snapshot version of a run (history curves at
+most once a second while a run races) and kept as JSON bytes, so ten viewers of one run (a
+projected run, the teacher's class view) cost one build; a payload is joined from those bytes,
+never re-serialised per viewer. `PagePace` sets the poll interval from what the page work costs
+this server (its own CPU, measured), slower as more pages open.
+
+Not here: the figures themselves (`plots.py`, `overview.py`), the JavaScript that draws them
+(`LIVE_JS` below hands them to `liveplot.py`'s plots).
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+import time
+import weakref
+from dataclasses import dataclass, field
+from typing import Callable
+
+import orjson
+
+from gan_core.engine import lr_scale
+from gan_core.serve.handle import RunHandle
+from gan_core.telemetry import Snapshot
+
+from . import overview, plots
+from .alerts import Alert, detect
+from .pages import COMPARE_SUFFIX, PageState, Pages
+from .sessions import SessionManager
+
+PLOT_NAMES = ("samples", "d_hist", "losses", "d_means", "coverage")
+COMPARE_PLOTS = ("compare_samples_a", "compare_samples_b", "compare_losses", "compare_coverage")
+HISTORY_PLOTS = ("losses", "d_means", "coverage")
+# The history curves redraw at most once a second while a run races: a second more of a long
+# history hardly moves a 600-point curve, and each redraw costs the browser ~20 ms per plot.
+# In slow motion (fewer new steps than this per redraw), paused or stepping, every version draws.
+HISTORY_REDRAW_S = 1.0
+SLOW_STEPS = 50
+FIGURES: dict[str, Callable[[Snapshot], plots.Figure]] = {
+    "samples": plots.samples_figure, "d_hist": plots.d_output_figure, "losses": plots.loss_figure,
+    "d_means": plots.d_means_figure, "coverage": plots.coverage_figure}
+READY = "<b>Ready.</b> Choose a dataset and press <b>Start</b>."
+
+# Pace (PagePace): a page polls every POLL_S while the web server has CPU to spare, slower (up to
+# POLL_MAX_S) when the server's own work — the pages, Gradio's events and idle loop, reading the
+# trainer processes — would take more than SERVER_SHARE of one core: the rest is the trainers'.
+POLL_S = 0.4
+POLL_MAX_S = 2.0
+POLL_HIDDEN_S = 5.0  # a tab in the background polls this rarely (the page's own rule)
+SERVER_SHARE = 0.2
+PACE_WINDOW_S = 2.0
+PAGE_IDLE_S = 600.0  # a page not polled for this long is forgotten
+
+
+@dataclass
+class Built:
+    """One part of a run's frame: its JSON bytes and a key that changes when they do."""
+
+    key: int
+    data: bytes
+
+
+@dataclass
+class RunFrames:
+    """The figures, graph and alerts of one run, built at most once per snapshot version."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    version: int = -1
+    parts: dict[str, Built] = field(default_factory=dict)
+    alerts: list[Alert] = field(default_factory=list)
+    history_at: tuple[int, float] = (-1, 0.0)  # (step, time) the history plots were last built
+    frame_of: object = None  # the EvalFrame the samples and histograms were built from
+    counter: int = 0
+
+    def _put(self, name: str, data: bytes) -> None:
+        old = self.parts.get(name)
+        if old is None or old.data != data:
+            self.counter += 1
+            self.parts[name] = Built(self.counter, data)
+
+    def update(self, snap: Snapshot) -> None:
+        """Rebuild what `snap` changed (the caller holds `lock`)."""
+        if snap.version == self.version:
+            return
+        self.version = snap.version
+        if snap.frame is not self.frame_of or "samples" not in self.parts:
+            self.frame_of = snap.frame
+            for name in ("samples", "d_hist"):
+                self._put(name, FIGURES[name](snap).to_bytes())
+        last_step, last_t = self.history_at
+        now = time.monotonic()
+        if (snap.state != "running" or snap.step - last_step < SLOW_STEPS or now - last_t >= HISTORY_REDRAW_S
+                or "losses" not in self.parts):
+            self.history_at = (snap.step, now)
+            for name in HISTORY_PLOTS:
+                self._put(name, FIGURES[name](snap).to_bytes())
+        self._put("overview", orjson.dumps(overview.overview_svg(snap)))
+        self.alerts = detect(snap)
+
+
+class FrameCache:
+    """`RunFrames` per run handle, forgotten with the handle."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._frames: weakref.WeakKeyDictionary[RunHandle, RunFrames] = weakref.WeakKeyDictionary()
+
+    def of(self, runner: RunHandle) -> RunFrames:
+        with self._lock:
+            frames = self._frames.get(runner)
+            if frames is None:
+                frames = self._frames[runner] = RunFrames()
+            return frames
+
+    def built(self, runner: RunHandle) -> tuple[Snapshot, RunFrames]:
+        """The run's snapshot and its frames, brought up to date (once per version for all viewers)."""
+        frames = self.of(runner)
+        with frames.lock:
+            snap = runner.snapshot()
+            frames.update(snap)
+        return snap, frames
+
+
+class PagePace:
+    """How often every open page polls: POLL_S while the server's own work stays under
+    SERVER_SHARE of a core, slower as it grows (up to POLL_MAX_S). The work is measured: this
+    process's CPU time minus what trainer threads inside it spent (`cpu_elsewhere`), so the pace
+    follows this box's speed and load, not a constant measured on another."""
+
+    def __init__(self, cpu: Callable[[], float] = time.process_time, cpu_elsewhere: Callable[[], float] = lambda: 0.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._cpu, self._elsewhere, self._clock = cpu, cpu_elsewhere, clock
+        self._lock = threading.Lock()
+        self.interval = POLL_S
+        self._mark = (clock(), cpu() - cpu_elsewhere())
+
+    def poll(self) -> float:
+        """Note a poll; returns the interval (seconds) to tell the page."""
+        with self._lock:
+            now = self._clock()
+            t0, cpu0 = self._mark
+            if now - t0 >= PACE_WINDOW_S:
+                cpu = self._cpu() - self._elsewhere()
+                share = max(0.0, cpu - cpu0) / (now - t0)
+                # Multiplicative: the pages' cost is about proportional to how often they poll.
+                factor = min(2.0, max(0.5, share / SERVER_SHARE)) if share > 0 else 0.5
+                self.interval = round(min(POLL_MAX_S, max(POLL_S, self.interval * factor)), 2)
+                self._mark = (now, cpu)
+            return self.interval
+
+
+class LiveChannel:
+    """Builds each page's payload (see the module docstring). Thread-safe."""
+
+    def __init__(self, manager: SessionManager, pages: Pages, pace: PagePace | None = None) -> None:
+        self.manager = manager
+        self.pages = pages
+        self.frames = FrameCache()
+        self.pace = pace or PagePace(cpu_elsewhere=manager.local_training_cpu)
+        self._compare_lock = threading.Lock()
+        self._compared: weakref.WeakKeyDictionary[RunHandle, tuple[int, dict[str, Built]]] = \
+            weakref.WeakKeyDictionary()  # B's handle -> (key, its A/B plots)
+        self._swept = time.monotonic()
+
+    # --- what a page polls ------------------------------------------------------------------
+
+    def poll(self, token: str, since: str = "") -> tuple[int, bytes | None, float]:
+        """(HTTP status, JSON body or None, seconds until the next poll) for the page of `token`."""
+        self._forget_idle_pages()
+        found = self.pages.by_token(token)
+        if found is None:
+            return 404, orjson.dumps({"error": "This page is no longer open on the server: reload it."}), POLL_MAX_S
+        sid, page = found
+        interval = self.pace.poll()
+        session = self.manager.get(sid)
+        session_b = self.manager.get(sid + COMPARE_SUFFIX)
+        key = self._key(sid, page, session, session_b)
+        if since and since == page.sent.get("key") and key == page.sent.get("state"):
+            return 204, None, interval
+        full = since != page.sent.get("key")  # the page does not have what was last sent: all again
+        parts, sync = self._parts(sid, page, session, session_b)
+        sent = {} if full else page.sent
+        body_parts = []
+        new_sent = dict(sent)
+        for name, built in parts.items():
+            if sent.get(name) != built.key:
+                body_parts.append(b'"' + name.encode() + b'":' + built.data)
+                new_sent[name] = built.key
+        payload_key = f"{id(page):x}.{time.monotonic_ns():x}"
+        new_sent["key"], new_sent["state"] = payload_key, key
+        page.sent = new_sent
+        head = orjson.dumps({"key": payload_key, "next_ms": round(interval * 1000), "sync": sync})
+        body = head[:-1] + (b',"parts":{' + b",".join(body_parts) + b"}}" if body_parts else b',"parts":{}}')
+        return 200, body, interval
+
+    def _forget_idle_pages(self) -> None:
+        """Forget pages not seen for PAGE_IDLE_S (a tab gone without its unload event): a
+        dictionary sweep at most once a minute, no run is touched."""
+        now = time.monotonic()
+        if now - self._swept >= 60.0:
+            self._swept = now
+            self.pages.sweep(PAGE_IDLE_S)
+
+    def _key(self, sid: str, page: PageState, session, session_b) -> tuple:
+        """Everything the payload depends on, cheap to read (no snapshot fetched)."""
+        version = session.runner.telemetry.version if session is not None else None
+        version_b = session_b.runner.telemetry.version if session_b is not None else None
+        return (id(session and session.runner), version, version_b, self.manager.queue_position(sid), page.notice,
+                page.sync_key)
+
+    def _parts(self, sid: str, page: PageState, session, session_b) -> tuple[dict[str, Built], bool]:
+        if session is None:
+            text = self.status_without_run(page)
+            return {"status": Built(hash(text), orjson.dumps(text))}, page.sync_key not in (None, EMPTY_SYNC)
+        snap, frames = self.frames.built(session.runner)
+        parts = dict(frames.parts)
+        parts["status"] = Built(hash(text := self.status(sid, page, session, snap)), orjson.dumps(text))
+        if session_b is not None:
+            snap_b, frames_b = self.frames.built(session_b.runner)
+            parts.update(self._compare(snap, snap_b, session_b.runner))
+        sync = self.sync_key(page, session, session_b, frames.alerts) != page.sync_key
+        return parts, sync
+
+    def _compare(self, snap_a: Snapshot, snap_b: Snapshot, runner_b: RunHandle) -> dict[str, Built]:
+        """The A/B plots of one visitor's two runs (built again only when either run changed)."""
+        label = compare_label(snap_a, runner_b)
+        key = hash((id(runner_b), snap_a.version, snap_b.version, label))
+        with self._compare_lock:
+            cached = self._compared.get(runner_b)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        figures = {"compare_samples_a": plots.samples_figure(snap_a, label="A"),
+                   "compare_samples_b": plots.samples_figure(snap_b, label=f"B ({label})"),
+                   "compare_losses": plots.compare_figure(snap_a, snap_b, "A", f"B ({label})"),
+                   "compare_coverage": plots.compare_coverage_figure(snap_a, snap_b, "A", "B")}
+        built = {name: Built(hash((key, name)), fig.to_bytes()) for name, fig in figures.items()}
+        with self._compare_lock:
+            self._compared[runner_b] = (key, built)
+        return built
+
+    # --- the status line and the Gradio-side parts ----------------------------------------------
+
+    def status(self, sid: str, page: PageState, session, snap: Snapshot) -> str:
+        """The status line (HTML): state, step, speed, device, settings, coverage, notes."""
+        runner = session.runner
+        cfg = runner.config  # includes changes queued for the next step
+        position = self.manager.queue_position(sid)
+        head = markdown_bold(self.manager.wait_message(sid)) if position else f"<b>{snap.state.capitalize()}</b>"
+        parts = [head, f"step <b>{snap.step:,}</b>"]
+        limit = runner.speed_limit
+        if snap.state == "running":
+            parts.append(f"{snap.steps_per_s:,.0f} steps/s" + (f" (slow motion: {limit:g}/s)" if limit else ""))
+        elif limit:
+            parts.append(f"slow motion: {limit:g} steps/s")
+        parts += ["GPU" if snap.device.startswith("cuda") else "CPU",
+                  f"G lr {fmt_lr(cfg.g_lr)} · D lr {fmt_lr(cfg.d_lr)} · k={cfg.n_critic}"
+                  + (f" · smoothing {cfg.label_smoothing:g}" if cfg.label_smoothing else "")]
+        scale = lr_scale(cfg, snap.step)
+        if scale < 0.99:  # say so once the decay is visible in two digits
+            parts.append(f"lr decay: now G {fmt_lr(cfg.g_lr * scale)} · D {fmt_lr(cfg.d_lr * scale)} "
+                         f"({scale:.0%} of the sliders' values, {cfg.lr_decay_final:.0%} by step "
+                         f"{cfg.lr_decay_steps:,})")
+        frame = snap.frame
+        if frame is not None and frame.modes_covered is not None:
+            parts.append(f"modes covered <b>{frame.modes_covered}/{frame.n_modes}</b> "
+                         f"({fmt_percent(frame.hq_percent)} of samples high quality)")
+        if frame is not None and frame.value_estimate is not None:
+            parts.append(f"game value V(D,G) = {frame.value_estimate:.2f} (−1.39 when D can only guess)")
+        text = " · ".join(parts)
+        for note in (page.notice, snap.message):
+            if note:
+                text += f'<div class="gan-note">{markdown_bold(note)}</div>'
+        return text
+
+    @staticmethod
+    def status_without_run(page: PageState) -> str:
+        return READY + (f'<div class="gan-note">{markdown_bold(page.notice)}</div>' if page.notice else "")
+
+    @staticmethod
+    def sync_key(page: PageState, session, session_b, alerts: list[Alert]) -> tuple:
+        """What the Gradio-side components show: alert text, fix, rewind menu, A/B box."""
+        menu = tuple(i.index for i in session.runner.checkpoints.list()) if session is not None else ()
+        return (alerts_markdown(alerts), fix_of(alerts)[1], menu, session_b is not None)
+
+    def alerts_of(self, runner: RunHandle) -> list[Alert]:
+        return self.frames.built(runner)[1].alerts
+
+
+EMPTY_SYNC = ("", "", (), False)
+
+
+def alerts_markdown(alerts: list[Alert]) -> str:
+    return "\n\n".join(f"**{a.title}** — {a.explanation} *What to do:* {a.suggestion}" for a in alerts)
+
+
+def fix_of(alerts: list[Alert]) -> tuple[dict | None, str]:
+    """The first alert's fix with its button label ("Apply fix: …"), or (None, "")."""
+    with_fix = next((a for a in alerts if a.fix), None)
+    return (with_fix.fix, f"Apply fix: {with_fix.fix_label}") if with_fix else (None, "")
+
+
+def compare_label(snap_a: Snapshot, runner_b: RunHandle) -> str:
+    """What B changes against A, e.g. "d_lr=0.01" ("same" if nothing)."""
+    from gan_core.config import LIVE_FIELDS
+
+    b = runner_b.config
+    diff = {f: getattr(b, f) for f in LIVE_FIELDS if getattr(b, f) != getattr(snap_a.config, f)}
+    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in diff.items()) or "same"
+
+
+def markdown_bold(text: str) -> str:
+    """Our own status texts use **bold**: escaped, then bold made <b>."""
+    parts = html.escape(text, quote=False).split("**")
+    return "".join(f"<b>{p}</b>" if i % 2 else p for i, p in enumerate(parts))
+
+
+def fmt_percent(p: float) -> str:
+    """0.3%, not 0%: a mode counts as covered with a single good sample (VEEGAN), so tiny shares matter."""
+    return f"{p:.0f}%" if p >= 10 or p == 0 else f"{p:.1f}%" if p >= 0.1 else f"{p:.2f}%"
+
+
+def fmt_lr(lr: float) -> str:
+    return f"{lr:.1e}".replace("e-0", "e-")
+
+
+# The page's side: started by the hidden `live` component's load script (app.py) with its token.
+LIVE_JS = """
+const box = element.querySelector('.gan-live');
+let token = null, since = '', timer = null, syncing = false, busy = false;
+function apply(frame) {
+  const parts = frame.parts || {};
+  for (const [name, value] of Object.entries(parts)) {
+    if (name === 'status') {
+      const el = document.querySelector('#status .gan-status'); if (el) el.innerHTML = value;
+    } else if (name === 'overview') {
+      const el = document.querySelector('#overview .gan-overview'); if (el) el.innerHTML = value;
+    } else if (window.ganPlots && window.ganPlots[name]) {
+      window.ganPlots[name](value);
+    } else {  // a plot not mounted yet (a hidden A/B box): drawn when it mounts
+      (window.ganPending || (window.ganPending = {}))[name] = value;
+    }
+  }
+  if (frame.sync && !syncing) {
+    const button = document.querySelector('#gan-sync');
+    if (button) { syncing = true; button.click(); setTimeout(() => { syncing = false; }, 1500); }
+  }
+}
+async function poll() {
+  timer = null;
+  if (!token || busy) return;
+  busy = true;
+  let next = %(poll_ms)d;
+  try {
+    const r = await fetch('gan/live/' + token + '?since=' + encodeURIComponent(since), {cache: 'no-store'});
+    next = parseInt(r.headers.get('X-Next-Ms') || next, 10);
+    if (r.status === 404) { token = null; const el = document.querySelector('#status .gan-status');
+      if (el) el.innerHTML = '<b>This page is no longer open on the server: reload it.</b>'; return; }
+    if (r.status === 200) { const frame = await r.json(); since = frame.key; apply(frame); }
+  } catch (e) { next = %(max_ms)d; } finally { busy = false; }
+  if (document.hidden) next = Math.max(next, %(hidden_ms)d);
+  if (token) timer = setTimeout(poll, next);
+}
+// After a button: poll now instead of at the next tick.
+window.ganLive = {now: () => { if (timer) clearTimeout(timer); timer = setTimeout(poll, 30); }};
+document.addEventListener('visibilitychange', () => { if (!document.hidden) window.ganLive.now(); });
+function begin() {
+  const value = (props.value || '').trim();
+  if (value && value !== token) { token = value; since = ''; window.ganLive.now(); }
+}
+watch('value', begin);
+begin();
+""" % dict(poll_ms=round(POLL_S * 1000), max_ms=round(POLL_MAX_S * 1000), hidden_ms=round(POLL_HIDDEN_S * 1000))
