@@ -36,7 +36,7 @@ const div = element.querySelector('.live-plot');
 // component is mounted again (shown after being hidden).
 const kept = window.ganFigures || (window.ganFigures = {});
 const plotId = div.dataset.plot;
-const config = {displaylogo: false, responsive: false,
+const config = {displayModeBar: false, displaylogo: false, responsive: false,
                 modeBarButtonsToRemove: ['select2d', 'lasso2d', 'toImage']};
 const measure = document.createElement('canvas').getContext('2d');
 let drawn = null, queued = false;

@@ -442,25 +442,28 @@ def _digit_quality(snap: Snapshot) -> Figure:
     return fig
 
 
-PLACEHOLDERS = {  # what each plot will show, drawn before the first Start
-    "samples": ("Real vs fake on D's surface",
+PLACEHOLDERS = {  # what each plot will show, drawn before the first Start: title, axes, message
+    "samples": ("Real vs fake on D's surface", "x₁", "x₂",
                 "Press Start to see real points (blue rings)<br>and G's fakes (orange) on D's opinion<br>"
                 "of every place: red = fake, blue = real"),
-    "d_hist": ("What D thinks of real and fake", "Press Start: histograms of D's score<br>on real and on fake samples"),  # noqa: E501
-    "losses": ("D and G losses", "Press Start: D's and G's loss<br>at every training step"),
-    "d_means": ("Mean D output over time", "Press Start: mean D(x) and D(G(z));<br>they meet when D can only guess"),
-    "coverage": ("Mode coverage · VEEGAN/PacGAN metric",
+    "d_hist": ("What D thinks of real and fake", "D(·) = P(real)", "share of samples",
+               "Press Start: histograms of D's score<br>on real and on fake samples"),
+    "losses": ("D and G losses", "training step", "loss", "Press Start: D's and G's loss<br>at every training step"),
+    "d_means": ("Mean D output over time", "training step", "mean P(real)",
+                "Press Start: mean D(x) and D(G(z));<br>they meet when D can only guess"),
+    "coverage": ("Mode coverage · VEEGAN/PacGAN metric", "training step", "modes covered",
                  "Press Start: how many of the data's modes G covers (ring, grid),<br>or the digits' quality scores"),
 }
 
 
 def placeholders() -> dict[str, str]:
-    """Figure JSON per plot name for the page before any run: a title and what will appear."""
+    """Figure JSON per plot name for the page before any run: its title, its axes with their
+    labels (empty, so the page shows plots rather than white boxes) and what will appear."""
     out = {}
-    for name, (title, text) in PLACEHOLDERS.items():
-        fig = Figure(title, "", "", height=500 if name in ("samples", "d_hist") else 340).message(text)
-        fig.layout["xaxis"].update(visible=False)
-        fig.layout["yaxis"].update(visible=False)
+    for name, (title, x, y, text) in PLACEHOLDERS.items():
+        fig = Figure(title, x, y, height=500 if name in ("samples", "d_hist") else 340).message(text)
+        fig.layout["xaxis"].update(range=[0, 1], showticklabels=False)
+        fig.layout["yaxis"].update(range=[0, 1], showticklabels=False)
         out[name] = fig.to_json()
     return out
 

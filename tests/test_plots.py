@@ -229,6 +229,8 @@ def test_placeholders_say_what_each_plot_will_show():
         fig = json.loads(text)
         go.Figure(fig)
         assert fig["layout"]["title"]["text"] and "Press Start" in fig["layout"]["annotations"][0]["text"]
+        assert fig["layout"]["xaxis"]["title"]["text"] and fig["layout"]["yaxis"]["title"]["text"]
+        assert fig["layout"]["xaxis"].get("visible", True) and fig["layout"]["yaxis"].get("visible", True)
 
 
 @pytest.mark.parametrize("steps_b", [0, 3])
