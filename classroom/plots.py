@@ -367,9 +367,13 @@ def _change_traces(snap: Snapshot, level: float) -> list[dict]:
                                hovertemplate=f"D = {level:g} at step {f.step:,}<extra></extra>",
                                line=dict(color=D_COLOR, width=2.5, dash=dash)))
     if show_g:
-        old, new = prev.fake[:ARROWS], frame.fake[:ARROWS]
+        # With an EMA of G the orange points follow G slowly (late in a run ~0.1 % of the way per
+        # update, invisible): the trails then show the raw G, the network the update moved.
+        raw = prev.fake_raw is not None and frame.fake_raw is not None
+        old, new = (prev.fake_raw, frame.fake_raw) if raw else (prev.fake, frame.fake)
+        old, new = old[:ARROWS], new[:ARROWS]
         gap = np.full(len(new), np.nan)
-        traces.append(dict(type="scattergl", mode="lines", name="fakes' moves",
+        traces.append(dict(type="scattergl", mode="lines", name="raw G's moves" if raw else "fakes' moves",
                            hovertemplate=f"a fake's move, step {prev.step:,} → {frame.step:,}<extra></extra>",
                            line=dict(color=TRAIL_COLOR, width=2.5),
                            x=_f32(np.column_stack([old[:, 0], new[:, 0], gap]).ravel(), 3),

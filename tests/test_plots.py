@@ -321,6 +321,22 @@ def test_after_step_g_only_the_fakes_trail_from_their_old_to_their_new_positions
     assert not traces_named(fig, "D=0.5"), "D did not move: no boundary lines"
 
 
+def test_with_an_ema_of_g_the_trails_follow_the_raw_g_that_the_update_moved():
+    config = tiny2d(ema_decay=0.999)
+    engine, tel = Engine(config), Telemetry()
+    tel.set_status("paused", "", device="cpu", config=config)
+    before = engine.evaluate()
+    tel.record_frame(before)
+    engine.g_update()
+    tel.record_update("g")
+    after = engine.evaluate()
+    tel.record_frame(after)
+    (trail,) = traces_named(plots.samples_figure(tel.snapshot()).to_dict(), "raw G's moves")
+    xy = np.column_stack([trail["x"], trail["y"]]).reshape(-1, 3, 2)
+    np.testing.assert_allclose(xy[:, 0], before.fake_raw[:len(xy)], atol=1e-3)
+    np.testing.assert_allclose(xy[:, 1], after.fake_raw[:len(xy)], atol=1e-3)
+
+
 def test_a_single_step_shows_both_changes_and_a_run_at_full_speed_neither():
     config = tiny2d()
     engine, tel = Engine(config), Telemetry()
