@@ -62,9 +62,10 @@ class Plan:
 PLANS: dict[str, Plan] = {
     "healthy": Plan((500, 1000, 2000, 4000)),
     "whole_class": Plan((1000, 2000, 4000, 8000), eval_every=200),
+    # The alternatives are the fixes that do not work here (the old "slow G down", and equal footing).
     "mode_collapse": Plan((500, 1000, 2000, 4000), alerts=("mode_collapse",), fix_budgets=(500, 1000, 2000),
-                          max_alert_step=4000, alternatives={"slow_g": {"g_lr": 5e-4}, "equal_footing":
-                                                             {"n_critic": 1, "d_lr": 1e-3}}),
+                          max_alert_step=4000,
+                          alternatives={"slow_g": {"g_lr": 5e-4}, "equal_footing": {"n_critic": 1, "d_lr": 1e-3}}),
     "strong_d": Plan((500, 1000, 2000, 4000), alerts=("d_overpowering", "vanishing_gradient"),
                      fix_budgets=(250, 500, 1000, 2000), max_alert_step=4000),
     "oscillation": Plan((500, 1000, 2000, 4000), alerts=("oscillation",), fix_budgets=(500, 1000, 2000),
