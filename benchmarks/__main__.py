@@ -9,7 +9,7 @@
     ticks            building a page's live payload with 50k steps of history
     tickcost         server CPU per live-channel poll, and of 30 open pages
     page             runner steps/s with and without a page reading it
-    presets          each lesson's symptom, and each alert's fix against no fix
+    presets          each lesson's symptom by step budget on 5 seeds, each alert's fix against no fix
     browser          the page's memory and CPU in headless Chromium (--seconds)
     classroom        a whole class against `python app.py` (--students, --lesson)
 
@@ -40,15 +40,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seconds", type=float, default=None, help="time budget per measurement")
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the speed benchmark")
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
-    p.add_argument("--seeds", default="0", help="comma-separated seeds (quality, digits, ring8_solo)")
+    p.add_argument("--seeds", default=None,
+                   help="comma-separated seeds (quality, digits, ring8_solo: default 0; presets: 0,1,2,3,4)")
     p.add_argument("--students", type=int, default=30, help="simulated students (classroom)")
-    p.add_argument("--lesson", default="", help="the lesson the students' pages open on (classroom)")
+    p.add_argument("--lesson", default="",
+                   help="the lesson the students' pages open on (classroom); comma-separated lessons to run (presets)")
     args = p.parse_args(argv)
     unknown = [w for w in args.what if w not in NAMES]
     if unknown:
         p.error(f"unknown benchmark {unknown[0]!r}; choose from {', '.join(NAMES)}")
     args.what = args.what or list(DEFAULT)
-    args.seeds = tuple(int(x) for x in args.seeds.split(","))
+    args.seeds = tuple(int(x) for x in args.seeds.split(",")) if args.seeds else None
     return args
 
 
@@ -60,8 +62,8 @@ def run(name: str, args: argparse.Namespace):
         if name == "speed":
             return engine.bench_speed(args.seconds or 5.0, args.rounds)
         if name == "quality":
-            return engine.bench_quality(args.seconds or 60.0, args.seeds)
-        runs = [engine.bench_digits(args.seconds or 300.0, seed) for seed in args.seeds]
+            return engine.bench_quality(args.seconds or 60.0, args.seeds or (0,))
+        runs = [engine.bench_digits(args.seconds or 300.0, seed) for seed in args.seeds or (0,)]
         return runs[0] if len(runs) == 1 else runs
     if name in ("cohort", "cohort_setting", "ring8_solo"):
         from . import cohort
@@ -70,7 +72,7 @@ def run(name: str, args: argparse.Namespace):
             return cohort.bench_cohort(args.seconds or 3.0)
         if name == "cohort_setting":
             return cohort.bench_classroom_setting()
-        return cohort.bench_ring8_solo(args.seconds or 60.0, args.seeds)
+        return cohort.bench_ring8_solo(args.seconds or 60.0, args.seeds or (0,))
     if name in ("ticks", "tickcost", "page", "browser"):
         from . import page
 
@@ -84,7 +86,8 @@ def run(name: str, args: argparse.Namespace):
     if name == "presets":
         from . import lessons
 
-        return dict(presets=lessons.bench_presets(args.seconds or 30.0), fixes=lessons.bench_fixes(args.seconds or 30.0))
+        return lessons.bench_presets(args.seeds or lessons.SEEDS,
+                                     tuple(args.lesson.split(",")) if args.lesson else tuple(lessons.PLANS))
     from . import students
 
     return students.bench_classroom(args.students, args.seconds, args.lesson)

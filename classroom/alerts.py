@@ -21,20 +21,25 @@ a dict of live `TrainConfig` fields the UI can apply with one button
                      gets no signal. Not "G has won": that is D = 0.5 on data-like fakes.
 
 Each fix is the one the matching lesson teaches (`presets.py`), and
-`python -m benchmarks presets` measures that it helps: learning rates
-above the dataset's recommended value come back to it (oscillation, a D
-that collapsed, a G much faster than D), a minimax D that wins is met with
-the non-saturating loss and equal footing (k = 1, equal learning rates). When several symptoms show at once,
+`python -m benchmarks presets` measures that it helps, per seed, from one
+checkpoint: learning rates above the dataset's recommended value come back
+to it (oscillation, a D that collapsed), a minimax D that wins is met with
+the non-saturating loss (and G brought up to D's rate if slower), a 2-D
+mode collapse with WGAN-GP and k = 5. When several symptoms show at once,
 `detect` lists first the one whose fix treats the cause (DETECTORS order).
 
 Every detector waits for a warm-up (the first few hundred steps of any GAN
 are turbulent) and looks at a window of recent full-resolution steps, so a
-single noisy step never fires an alert. Thresholds are the named constants
+single noisy step never fires an alert. Mode collapse is judged per
+evaluation through a latch (`latched`: on after 3 collapsed evaluations in
+a row, off after 6 clean ones, restarted by a live change), so the alert
+neither blinks with a jittery G nor outlives the teacher's fix. Thresholds are the named constants
 below, calibrated on ring8_wide runs (default config: D(G(z)) ≈ 0.27, no
 smoothed-gap swings, 7–8 of 8 modes; both lrs 2e-2: 5–9 swings per 500
 steps, 1–3 of 8 modes; minimax with d_lr = 100 × g_lr: D(G(z)) ≈ 0.03).
 
-Pure functions of the snapshot: no threads, no state, no UI. Not here:
+Pure functions of the snapshot (the latch is replayed from the snapshot's
+coverage table): no threads, no state, no UI. Not here:
 computing the statistics (`engine.py`), storing them (`telemetry.py`).
 """
 
@@ -78,17 +83,33 @@ D_FLAT_SPREAD = 0.01  # std of D's outputs on the fixed real and fake samples be
 D_FLAT_OFF = 0.05  # …that is at least this far from the equilibrium 0.5 (0.5 everywhere is G winning)
 D_FLAT_GAP = 0.02  # and D(x) − D(G(z)) averaged over the recent steps below this: D does not separate
 
-# --- mode collapse -------------------------------------------------------------------
+# --- mode collapse ---------------------------------------------------------------------
 COLLAPSE_WARMUP_STEPS = 2000  # G starts as one blob; give it time to spread before judging
 COLLAPSE_FRACTION = 0.5  # covering at most half the modes is collapse
 COLLAPSE_DROP = 0.3  # …or losing ≥ 30% of the modes (at least 3) from the recent best
 COLLAPSE_MIN_HQ = 10.0  # % of samples within 3σ of a mode: below this G has not learned the data yet
-COLLAPSE_RECENT_ROWS = 3  # coverage judged by the best of the last 3 evaluations (one bad frame is noise)
 COLLAPSE_HISTORY_ROWS = 40  # "recent best" looks back this many evaluations
+# Hysteresis (a latch): the alert appears after COLLAPSE_ON_EVALS evaluations in a row show
+# collapse and clears only after COLLAPSE_OFF_EVALS in a row do not. One evaluation is one
+# moment of G, and a collapsed G's coverage jitters: a frame where a stray sample lands on
+# one more mode, or where G is between two modes, is common. With ON = OFF = 1 the alert
+# blinked on and off while G stayed collapsed (the class reads that as "fixed"); ON = 3 keeps
+# the old rule's "never on one bad frame", OFF = 6 > ON means a brief recovery does not clear
+# it. A live change (the teacher acted) starts the latch again from "off", so an applied fix
+# takes the alert away until the new rule has been judged for ON evaluations.
+COLLAPSE_ON_EVALS = 3
+COLLAPSE_OFF_EVALS = 6
+COLLAPSE_LATCH_ROWS = 400  # evaluations the latch replays (bounds the work per page update)
 IS_DROP_RATIO = 0.6  # digits: classifier IS fell below 60% of its best…
 IS_LEARNED = 4.0  # …after having reached at least this (of 10) — i.e. G had learned several digits
 IS_LOW = 2.0  # digits: IS still ≤ 2 (about two digit classes) after IS_WARMUP_STEPS is collapse
 IS_WARMUP_STEPS = 5000
+# The 2-D collapse fix: WGAN-GP with k = 5 critic steps (Gulrajani et al., 2017, Alg. 1). The
+# collapse the lesson shows is stable. Measured from the alert, 2,000 more steps on 5 seeds
+# (`python -m benchmarks presets`): G's lr halved, or k = 1 with D at 1e-3, kept the same 1–4
+# modes (so did label smoothing 0.2, LSGAN and hinge on 2 seeds), while WGAN-GP's critic, whose
+# gradient does not vanish between the clusters, took G to 7–8 modes (blurry at first).
+COLLAPSE_FIX_CRITIC_STEPS = 5
 
 SEVERITIES = ("info", "warning", "error")
 
@@ -230,12 +251,14 @@ def detect_d_overpowering(snapshot: Snapshot) -> Alert | None:
         evidence += f"; G's gradient norm {recent_norm:.3g} (earlier up to {earlier_norm:.3g})"
 
     if config.loss == "minimax":
-        # The "D too strong" lesson's fix: the non-saturating loss gives G its gradient back, and
-        # equal footing (one D step per G step, both at D's rate, at most the recommended one)
-        # stops D running away again. Measured (bench presets, 20 CPU-s from the alert): the loss
-        # switch alone left D(G(z)) ≈ 0.2 with 38% HQ; slowing D to G's 1e-4 instead reached 1 mode.
-        lr = min(config.d_lr, recommended_lr(config))
-        fix, label = _fix(config, loss="nonsaturating", n_critic=1, g_lr=lr, d_lr=lr)
+        # The "D too strong" lesson's fix: the non-saturating loss gives G its gradient back (same
+        # fixed point, Goodfellow et al., 2014, §3), and a G slower than D is brought up to D's rate
+        # (at most the recommended one). Measured (bench presets, from the alert): on the lesson's
+        # preset (equal rates) the loss switch alone took HQ from ~2 % to ~30 % within 250 steps and
+        # D(G(z)) from 0.03 to ~0.1; with G's rate 10× below D's the loss switch alone left G stuck
+        # (0–8 % HQ after 2,000 steps), so the rate is part of the fix there.
+        fix, label = _fix(config, loss="nonsaturating",
+                          g_lr=max(config.g_lr, min(config.d_lr, recommended_lr(config))))
         return Alert(
             kind="vanishing_gradient" if vanished else "d_overpowering",
             title="Generator's gradient vanishes: the minimax loss saturates" if vanished
@@ -246,8 +269,7 @@ def detect_d_overpowering(snapshot: Snapshot) -> Alert | None:
                          "(Goodfellow et al., 2014, §3)."),
             suggestion=("Switch to the non-saturating loss: G maximises log D(G(z)) instead, which has a "
                         "strong gradient exactly when D rejects the fakes (same fixed point, better "
-                        "gradients), and put the players on equal footing: one D step per G step, equal "
-                        "learning rates."),
+                        "gradients)" + (", and let G learn as fast as D." if "g_lr" in fix else ".")),
             fix=fix, fix_label=label, severity="warning", evidence=evidence,
         )
     if config.n_critic > 1:
@@ -320,8 +342,14 @@ def detect_oscillation(snapshot: Snapshot) -> Alert | None:
 
 
 def _collapse_fix(config: TrainConfig) -> tuple[dict[str, Any], str]:
-    """The mode-collapse lesson's fix: slow G down. A G faster than D hops between the few
-    modes D has not learned yet (Goodfellow, 2016, §5.1.1); at D's pace it spreads out."""
+    """The mode-collapse lesson's fix. 2-D with a probability loss: WGAN-GP with k = 5 at the
+    recommended learning rate (see COLLAPSE_FIX_CRITIC_STEPS). Otherwise (digits, whose D has
+    BatchNorm; a run already on WGAN-GP): slow G down, since a G faster than D hops between the
+    few modes D has not learned yet (Goodfellow, 2016, §5.1.1)."""
+    if not config.is_image and LOSSES[config.loss].is_probability:
+        lr = recommended_lr(config)
+        return _fix(config, loss="wgan-gp", n_critic=max(config.n_critic, COLLAPSE_FIX_CRITIC_STEPS),
+                    g_lr=min(config.g_lr, lr), d_lr=min(config.d_lr, lr))
     if config.g_lr > config.d_lr:
         return _fix(config, g_lr=config.d_lr)
     if config.g_lr > recommended_lr(config):
@@ -329,60 +357,109 @@ def _collapse_fix(config: TrainConfig) -> tuple[dict[str, Any], str]:
     return _fix(config, g_lr=config.g_lr * 0.5)
 
 
+def _collapse_suggestion(config: TrainConfig, fix: dict[str, Any]) -> str:
+    pacgan = (" For 2-D data, pack > 1 is another remedy (PacGAN, Lin et al., 2018: D sees several samples "
+              "at once and punishes a G that repeats itself; it needs a new run).")
+    if fix.get("loss") == "wgan-gp":
+        return ("Switch to the WGAN-GP loss with k = 5 critic steps: its critic keeps giving G gradients towards "
+                "every mode, also across the empty space between them (Gulrajani et al., 2017)." + pacgan)
+    text = ("Lower G's learning rate (at most D's), so D can keep up and push G off its few favourite outputs.")
+    if config.loss != "wgan-gp":
+        text += (" Another remedy to explore: the WGAN-GP loss (its critic keeps giving G gradients towards every "
+                 "mode, Gulrajani et al., 2017).")
+        if config.d_batchnorm:
+            text += (" This run's discriminator has BatchNorm, which WGAN-GP cannot use: to try WGAN-GP, "
+                     "choose it as the loss, then press Reset for a new D without it.")
+    return text + ("" if config.is_image else pacgan)
+
+
+def latched(flags: np.ndarray, on: int = COLLAPSE_ON_EVALS, off: int = COLLAPSE_OFF_EVALS) -> bool:
+    """A latch replayed over per-evaluation verdicts (True = symptom), starting off: it turns on
+    when `on` verdicts in a row are True and off when `off` in a row are False. Each such run
+    sets the state whatever it was, so the state now is that of the latest run to complete."""
+    flags = np.asarray(flags, dtype=bool)
+
+    def last_run_end(x: np.ndarray, n: int) -> int:
+        if len(x) < n:
+            return -1
+        ends = np.flatnonzero(np.convolve(x.astype(int), np.ones(n, dtype=int), "valid") == n)
+        return int(ends[-1]) + n - 1 if len(ends) else -1
+
+    return last_run_end(flags, on) > last_run_end(~flags, off)
+
+
+def _since_last_change(snapshot: Snapshot, table: np.ndarray) -> np.ndarray:
+    """Rows of a (step, …) table after the latest live change (the teacher acted) and the
+    statistical warm-up, at most the last COLLAPSE_LATCH_ROWS."""
+    start = max([WARMUP_STEPS, *(step for step, _ in snapshot.events)])
+    return table[table[:, 0] > start][-COLLAPSE_LATCH_ROWS:] if len(table) else table
+
+
+def coverage_collapsed(cov: np.ndarray, n_modes: int) -> np.ndarray:
+    """Per evaluation (rows of step, modes covered, HQ%): does it show mode collapse? Only
+    evaluations where G makes data-like points count (HQ%): early on G is a wide blur that touches
+    many modes with few good samples, which is not coverage."""
+    modes, hq = cov[:, 1], cov[:, 2]
+    learned = hq >= COLLAPSE_MIN_HQ
+    best = np.zeros(len(cov))  # the most modes covered (with HQ) in the last COLLAPSE_HISTORY_ROWS
+    for i in range(len(cov)):
+        recent = slice(max(0, i + 1 - COLLAPSE_HISTORY_ROWS), i + 1)
+        best[i] = np.max(modes[recent][learned[recent]], initial=0.0)
+    few = (cov[:, 0] >= COLLAPSE_WARMUP_STEPS) & (modes <= COLLAPSE_FRACTION * n_modes)
+    dropped = best - modes >= max(3, math.ceil(COLLAPSE_DROP * n_modes))
+    return learned & (few | dropped)
+
+
+def scores_collapsed(scores: np.ndarray) -> np.ndarray:
+    """Per digit-score row (step, IS, FD): has the Inception Score collapsed?"""
+    best = np.maximum.accumulate(scores[:, 1]) if len(scores) else scores[:, 1]
+    fell = (best >= IS_LEARNED) & (scores[:, 1] < IS_DROP_RATIO * best)
+    low = (scores[:, 0] >= IS_WARMUP_STEPS) & (scores[:, 1] <= IS_LOW)
+    return fell | low
+
+
 def detect_mode_collapse(snapshot: Snapshot) -> Alert | None:
+    """Coverage (2-D) or Inception Score (digits) collapsed, through the latch (`latched`)."""
     config = snapshot.config
     if config is None or snapshot.step < WARMUP_STEPS:
         return None
-    suggestion = ("Lower G's learning rate (at most D's), so D can keep up and push G off its few favourite "
-                  "outputs. Other remedies to explore: the WGAN-GP loss (its critic keeps giving G gradients "
-                  "towards every mode, Gulrajani et al., 2017) or, for 2-D data, pack > 1 (PacGAN, Lin et al., "
-                  "2018: D sees several samples at once and punishes a G that repeats itself).")
-    cov = snapshot.coverage
+    fix, label = _collapse_fix(config)
+    suggestion = _collapse_suggestion(config, fix)
     n_modes = snapshot.frame.n_modes if snapshot.frame is not None else None
-    if n_modes and len(cov) >= COLLAPSE_RECENT_ROWS:
-        # Early on G is a wide blur that touches many modes with few good samples; that is
-        # not coverage. Judge only evaluations where G produces data-like points (HQ%).
-        recent = cov[-COLLAPSE_RECENT_ROWS:]
-        current = int(np.max(recent[:, 1]))
-        learned = float(np.median(recent[:, 2])) >= COLLAPSE_MIN_HQ
-        good = cov[-COLLAPSE_HISTORY_ROWS:]
-        good = good[good[:, 2] >= COLLAPSE_MIN_HQ]
-        best = max(int(np.max(good[:, 1])) if len(good) else 0, current)
-        drop = best - current
-        few = snapshot.step >= COLLAPSE_WARMUP_STEPS and current <= COLLAPSE_FRACTION * n_modes
-        dropped = drop >= max(3, math.ceil(COLLAPSE_DROP * n_modes))
-        if learned and (few or dropped):
-            fix, label = _collapse_fix(config)
+    cov = _since_last_change(snapshot, snapshot.coverage)
+    if n_modes and len(cov):
+        flags = coverage_collapsed(cov, n_modes)
+        if latched(flags):
+            current, hq, last_bad = int(cov[-1, 1]), float(cov[-1, 2]), int(np.flatnonzero(flags)[-1])
+            good = cov[-COLLAPSE_HISTORY_ROWS:]
+            best = int(np.max(good[good[:, 2] >= COLLAPSE_MIN_HQ, 1], initial=current))
+            shown = int(cov[last_bad, 1])
+            evidence = f"{current}/{n_modes} modes covered with {hq:.0f}% high-quality samples at step {int(cov[-1, 0]):,}"
+            if best > shown:
+                evidence += f" (it covered {best} recently)"
+            if last_bad < len(cov) - 1:
+                evidence += (f"; collapsed until {len(cov) - 1 - last_bad} evaluation(s) ago: the alert clears "
+                             f"after {COLLAPSE_OFF_EVALS} in a row without collapse")
             return Alert(
                 kind="mode_collapse",
-                title=f"Mode collapse: G covers only {current} of {n_modes} modes",
-                explanation=("The generator has found a few outputs that fool D and keeps producing only "
-                             "those, ignoring the rest of the data. D then learns to reject that spot, G "
-                             "hops to another, and the variety never comes back by itself."),
-                suggestion=suggestion, fix=fix, fix_label=label, severity="warning",
-                evidence=(f"{current}/{n_modes} modes covered in the last {COLLAPSE_RECENT_ROWS} evaluations"
-                          + (f" (it covered {best} recently)" if drop > 0 else "")),
+                title=f"Mode collapse: G covers only {shown} of {n_modes} modes",
+                explanation=("The generator piles its samples onto a few of the data's clusters and ignores the "
+                             "rest. Between the clusters D says \"fake\" so firmly that G's points, once in a "
+                             "cluster, are pushed back into it: the variety does not come back by itself."),
+                suggestion=suggestion, fix=fix, fix_label=label, severity="warning", evidence=evidence,
             )
-    scores = snapshot.digit_scores
-    if len(scores) >= COLLAPSE_RECENT_ROWS:
-        current_is = float(np.median(scores[-COLLAPSE_RECENT_ROWS:, 1]))
-        best_is = float(np.max(scores[:, 1]))
-        fell = best_is >= IS_LEARNED and current_is < IS_DROP_RATIO * best_is
-        low = snapshot.step >= IS_WARMUP_STEPS and current_is <= IS_LOW
-        if fell or low:
-            fix, label = _collapse_fix(config)
-            if config.d_batchnorm and config.loss != "wgan-gp":
-                suggestion += (" This run's discriminator has BatchNorm, which WGAN-GP cannot use: to try "
-                               "WGAN-GP, choose it as the loss, then press Reset for a new D without it.")
-            return Alert(
-                kind="mode_collapse",
-                title="Mode collapse: the generator draws only a few kinds of digit",
-                explanation=("A digit classifier's Inception Score counts, roughly, how many distinct and "
-                             "recognisable digit classes G produces (10 is best). It is low, so G keeps "
-                             "drawing the same few digits."),
-                suggestion=suggestion, fix=fix, fix_label=label, severity="warning",
-                evidence=f"classifier IS {current_is:.2f} (best so far {best_is:.2f})",
-            )
+    scores = _since_last_change(snapshot, snapshot.digit_scores)
+    if len(scores) and latched(scores_collapsed(scores)):
+        current_is, best_is = float(scores[-1, 1]), float(np.max(snapshot.digit_scores[:, 1]))
+        return Alert(
+            kind="mode_collapse",
+            title="Mode collapse: the generator draws only a few kinds of digit",
+            explanation=("A digit classifier's Inception Score counts, roughly, how many distinct and "
+                         "recognisable digit classes G produces (10 is best). It is low, so G keeps "
+                         "drawing the same few digits."),
+            suggestion=suggestion, fix=fix, fix_label=label, severity="warning",
+            evidence=f"classifier IS {current_is:.2f} (best so far {best_is:.2f})",
+        )
     return None
 
 

@@ -33,11 +33,14 @@ from gan_core.data import DIGIT_DATASETS
 from gan_core.losses import get_loss
 from gan_core.telemetry import Snapshot
 
+from .contour import level_lines
+
 REAL_COLOR = "#1f77b4"  # blue: real data
 REAL_EDGE = "#08306b"  # navy rings: real points drawn over the fakes stay visible
 FAKE_COLOR = "#ff7f0e"  # orange: generator
 D_COLOR = "#d62728"
 G_COLOR = "#2ca02c"
+TRAIL_COLOR = G_COLOR  # G's colour (its loss curve): the fakes moved because G did
 # D's opinion of each place: plotly's "RdBu" reversed, red = "fake", grey = unsure, blue = "real"
 # (the real points' colour). Used for the picture and its colour bar alike.
 SURFACE_SCALE = [[0.0, (178, 10, 28)], [0.3, (230, 145, 90)], [0.4, (220, 170, 132)], [0.5, (190, 190, 190)],
@@ -330,12 +333,56 @@ def samples_figure(snap: Snapshot, label: str = "") -> Figure:
             marker=dict(color=FAKE_COLOR, size=5, opacity=0.6))
     for trace in _manifold_traces(frame):
         fig.add(**trace)
+    for trace in _change_traces(snap, loss.d_equilibrium):
+        fig.add(**trace)
     if frame.g_field is not None:
         fig.add(type="scattergl", mode="lines", name="G's push", hoverinfo="skip",  # −∇ₓ of G's loss
                 line=dict(color="black", width=1.5), **_arrows(frame.fake, frame.g_field, 0.06 * (x1 - x0)))
     fig.layout["xaxis"].update(range=[x0, x1], constrain="domain")
     fig.layout["yaxis"].update(range=[y0, y1], scaleanchor="x")
     return fig
+
+
+def _changes_shown(snap: Snapshot) -> tuple[bool, bool]:
+    """(D's boundary before and now, the fakes' trails): after Step D only, after Step G only, or
+    both when the previous frame is exactly one step older (Step, slow motion). One update moves
+    D's surface by a few 1/255 of colour at first — too little to see — but its D = 0.5 line
+    visibly, and each fake by a few pixels, which a line from where it was makes visible."""
+    prev, frame = snap.previous_frame, snap.frame
+    if prev is None or frame is None or prev.surface is None or frame.surface is None:
+        return False, False
+    if snap.last_update in ("d", "g"):
+        return snap.last_update == "d", snap.last_update == "g"
+    one_step = snap.last_update == "both" and frame.step - prev.step == 1
+    return one_step, one_step
+
+
+def _change_traces(snap: Snapshot, level: float) -> list[dict]:
+    """What the latest update changed (`_changes_shown`): D's level-`level` line now (solid) and
+    at the previous frame (dashed), and trails from the fakes' previous positions to their new ones."""
+    show_d, show_g = _changes_shown(snap)
+    prev, frame = snap.previous_frame, snap.frame
+    traces = []
+    # Short legend names (the legend shares the plot's 440 px at 1280×720); the steps are in the hover.
+    if show_d:
+        for f, dash, when in ((prev, "dash", "before"), (frame, "solid", "now")):
+            x, y = level_lines(f.surface, level, f.surface_extent)
+            traces.append(dict(type="scattergl", mode="lines", name=f"D={level:g} {when}", x=_f32(x, 3), y=_f32(y, 3),
+                               hovertemplate=f"D = {level:g} at step {f.step:,}<extra></extra>",
+                               line=dict(color=D_COLOR, width=2.5, dash=dash)))
+    if show_g:
+        # With an EMA of G the orange points follow G slowly (late in a run ~0.1 % of the way per
+        # update, invisible): the trails then show the raw G, the network the update moved.
+        raw = prev.fake_raw is not None and frame.fake_raw is not None
+        old, new = (prev.fake_raw, frame.fake_raw) if raw else (prev.fake, frame.fake)
+        old, new = old[:ARROWS], new[:ARROWS]
+        gap = np.full(len(new), np.nan)
+        traces.append(dict(type="scattergl", mode="lines", name="raw G's moves" if raw else "fakes' moves",
+                           hovertemplate=f"a fake's move, step {prev.step:,} → {frame.step:,}<extra></extra>",
+                           line=dict(color=TRAIL_COLOR, width=2.5),
+                           x=_f32(np.column_stack([old[:, 0], new[:, 0], gap]).ravel(), 3),
+                           y=_f32(np.column_stack([old[:, 1], new[:, 1], gap]).ravel(), 3)))
+    return traces
 
 
 def _manifold_traces(frame) -> list[dict]:
@@ -403,25 +450,28 @@ def _digit_quality(snap: Snapshot) -> Figure:
     return fig
 
 
-PLACEHOLDERS = {  # what each plot will show, drawn before the first Start
-    "samples": ("Real vs fake on D's surface",
+PLACEHOLDERS = {  # what each plot will show, drawn before the first Start: title, axes, message
+    "samples": ("Real vs fake on D's surface", "x₁", "x₂",
                 "Press Start to see real points (blue rings)<br>and G's fakes (orange) on D's opinion<br>"
                 "of every place: red = fake, blue = real"),
-    "d_hist": ("What D thinks of real and fake", "Press Start: histograms of D's score<br>on real and on fake samples"),  # noqa: E501
-    "losses": ("D and G losses", "Press Start: D's and G's loss<br>at every training step"),
-    "d_means": ("Mean D output over time", "Press Start: mean D(x) and D(G(z));<br>they meet when D can only guess"),
-    "coverage": ("Mode coverage · VEEGAN/PacGAN metric",
+    "d_hist": ("What D thinks of real and fake", "D(·) = P(real)", "share of samples",
+               "Press Start: histograms of D's score<br>on real and on fake samples"),
+    "losses": ("D and G losses", "training step", "loss", "Press Start: D's and G's loss<br>at every training step"),
+    "d_means": ("Mean D output over time", "training step", "mean P(real)",
+                "Press Start: mean D(x) and D(G(z));<br>they meet when D can only guess"),
+    "coverage": ("Mode coverage · VEEGAN/PacGAN metric", "training step", "modes covered",
                  "Press Start: how many of the data's modes G covers (ring, grid),<br>or the digits' quality scores"),
 }
 
 
 def placeholders() -> dict[str, str]:
-    """Figure JSON per plot name for the page before any run: a title and what will appear."""
+    """Figure JSON per plot name for the page before any run: its title, its axes with their
+    labels (empty, so the page shows plots rather than white boxes) and what will appear."""
     out = {}
-    for name, (title, text) in PLACEHOLDERS.items():
-        fig = Figure(title, "", "", height=500 if name in ("samples", "d_hist") else 340).message(text)
-        fig.layout["xaxis"].update(visible=False)
-        fig.layout["yaxis"].update(visible=False)
+    for name, (title, x, y, text) in PLACEHOLDERS.items():
+        fig = Figure(title, x, y, height=500 if name in ("samples", "d_hist") else 340).message(text)
+        fig.layout["xaxis"].update(range=[0, 1], showticklabels=False)
+        fig.layout["yaxis"].update(range=[0, 1], showticklabels=False)
         out[name] = fig.to_json()
     return out
 

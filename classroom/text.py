@@ -14,7 +14,9 @@ the random seed. The same seed gives the same run.
 **Lecture controls**: *Speed* slows the running GAN to 100, 10 or 1 step per second without
 restarting it (at 10 and 1 every step is drawn). *Step* runs one full step (k D updates, then one
 G update); *Step D only* / *Step G only* update one player once while the other stays frozen:
-after a D step the background sharpens, after a G step the orange points move along the arrows.
+after a D step the samples plot draws D's D = 0.5 line before the step (red, dashed) and after it
+(red, solid), after a G step green trails from where G's samples were to where they are (the raw
+G's when the run keeps an EMA of G: the orange points follow it only slowly).
 *Draw your own data* turns a drawing into 2,000 points (like a CSV upload): press Start to train on it.
 
 **Live controls** change the *running* GAN at the next step — no restart, weights and Adam's
@@ -45,6 +47,9 @@ PLOTS_HELP = """
   The purple grid is **G's manifold**: where G sends a flat square grid of noise vectors
   z = (z₁, z₂, 0, …, 0) with z₁, z₂ from −2 to 2 (a 2-D slice through the noise space; the other
   coordinates stay 0). Watch G stretch and fold this sheet to lay it over the data.
+  After a single update, and at every step in slow motion (10 or 1 step/s), the plot shows what it
+  changed: D's D = 0.5 line before (red, dashed) and now (red, solid), and green trails from where
+  G's samples were to where they are (the raw G's, when the orange points are the EMA of G).
 - **What D thinks**: histograms of D's output on real samples D(x) and on fakes D(G(z)).
   At the **Nash equilibrium** the fakes are indistinguishable and D outputs **0.5** everywhere.
   Two separate humps near 1 and 0 mean D is winning.

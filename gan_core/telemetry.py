@@ -159,6 +159,9 @@ class Snapshot:
     # D-only / G-only update (the lecture's Step D / Step G), "" before any update.
     last_update: str = ""
     events: tuple = ()  # ((step, "D lr 0.001→0.01"), …): live changes, oldest first
+    # The frame before `frame` (an earlier step), so a plot can show what one update changed:
+    # D's old decision boundary after Step D only, the fakes' old positions after Step G only.
+    previous_frame: EvalFrame | None = None
 
     def column(self, name: str, recent: bool = False) -> np.ndarray:
         return column(self.recent if recent else self.history, name)
@@ -194,6 +197,7 @@ class Telemetry(LockGuarded):
         self._step = 0
         self._rate = 0.0
         self._frame: EvalFrame | None = None
+        self._previous_frame: EvalFrame | None = None
         self._last_update = ""
         self._clear_series()
         self._cached: Snapshot | None = None
@@ -209,7 +213,7 @@ class Telemetry(LockGuarded):
     def reset(self) -> None:
         with self._lock:
             self._clear_series()
-            self._frame = None
+            self._frame = self._previous_frame = None
             self._step = 0
             self._rate = 0.0
             self._message = ""
@@ -223,7 +227,7 @@ class Telemetry(LockGuarded):
             for buffer in (self._recent, self._coverage, self._digit_scores):
                 buffer.truncate_after(step)
             if self._frame is not None and self._frame.step > step:
-                self._frame = None
+                self._frame = self._previous_frame = None
             self._events = [e for e in self._events if e[0] <= step]
             self._step = step
             self._version += 1
@@ -248,7 +252,14 @@ class Telemetry(LockGuarded):
             self._version += 1
 
     def record_frame(self, frame: EvalFrame) -> None:
+        """The latest frame. The one it replaces becomes `previous_frame` if it is of an earlier
+        step; one of the same step (a frame published again, e.g. after a pause) shows no change
+        and keeps the previous frame; a later one (the run went back) leaves none."""
         with self._lock:
+            if self._frame is None or frame.step < self._frame.step:
+                self._previous_frame = None
+            elif frame.step > self._frame.step:
+                self._previous_frame = self._frame
             self._frame = frame
             if frame.modes_covered is not None:
                 self._coverage.extend(np.array([[frame.step, frame.modes_covered, frame.hq_percent]]))
@@ -280,7 +291,7 @@ class Telemetry(LockGuarded):
                 if len(table):
                     buffer.extend(np.asarray(table, dtype=float))
             self._events = [(int(s), str(t)) for s, t in history.events][-MAX_EVENTS:]
-            self._frame = None
+            self._frame = self._previous_frame = None
             self._step = int(step)
             self._version += 1
 
@@ -345,6 +356,7 @@ class Telemetry(LockGuarded):
                 digit_scores=_frozen(self._digit_scores.view()),
                 last_update=self._last_update,
                 events=tuple(self._events),
+                previous_frame=self._previous_frame,
             )
             self._cached = snap
             return snap

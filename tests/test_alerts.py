@@ -214,8 +214,9 @@ def test_coverage_collapsing_from_its_best_fires_mode_collapse():
     cov = [(8, 70.0)] * 20 + [(4, 75.0)] * 5
     alert = only(detect(snapshot(steps=1500, config=config, coverage=cov)), "mode_collapse")
     assert "4 of 8" in alert.title and "covered 8" in alert.evidence
-    # G and D already at the recommended 0.001: slow G down (half), as the lesson teaches.
-    assert assert_fix_applies(alert, config).g_lr == pytest.approx(5e-4)
+    # 2-D with a probability loss: WGAN-GP with k = 5, the fix the lesson teaches.
+    new = assert_fix_applies(alert, config)
+    assert (new.loss, new.n_critic, new.g_lr, new.d_lr) == ("wgan-gp", 5, 1e-3, 1e-3)
 
 
 def test_few_modes_after_warm_up_fire_mode_collapse_even_without_a_drop():
@@ -232,23 +233,100 @@ def test_an_early_blurry_generator_is_not_called_collapsed():
     assert detect(snapshot(steps=alerts.COLLAPSE_WARMUP_STEPS + 500, coverage=cov)) == []
 
 
-def test_mode_collapse_lesson_fix_lowers_gs_learning_rate_as_its_text_says():
+def test_mode_collapse_lesson_fix_is_wgan_gp_as_its_text_says():
     from classroom.presets import get_preset
 
     preset = get_preset("mode_collapse")
-    assert "lower G's learning rate" in preset.explanation
-    config = preset.config  # G lr 1e-2, D lr 1e-3
+    assert "WGAN-GP" in preset.explanation
+    config = preset.config  # non-saturating, k = 5, G lr 1e-3, D lr 3e-3
     alert = only(detect(snapshot(config=config, coverage=[(3, 60.0)] * 10)), "mode_collapse")
-    assert alert.fix == {"g_lr": 1e-3}, "G at D's pace; no WGAN-GP switch with G still at 1e-2"
-    assert alert.fix_label == "G's learning rate 0.01 → 0.001"
-    assert not alert.suggestion.startswith("Try")
+    assert alert.fix == {"loss": "wgan-gp", "d_lr": 1e-3}, "k = 5 already; D back to the recommended rate"
+    assert alert.fix_label == ("loss Non-saturating → Wasserstein + gradient penalty, "
+                               "D's learning rate 0.003 → 0.001")
+    assert_fix_applies(alert, config)
+
+
+def test_a_collapse_already_on_wgan_gp_slows_g_instead():
+    config = TrainConfig(dataset="ring8_wide", loss="wgan-gp", n_critic=5)
+    alert = only(detect(snapshot(config=config, coverage=[(3, 60.0)] * 10)), "mode_collapse")
+    assert alert.fix == {"g_lr": 5e-4} and "WGAN-GP" not in alert.suggestion
+
+
+# --- the latch: on after COLLAPSE_ON_EVALS collapsed evaluations, off after COLLAPSE_OFF_EVALS clean
+
+ON, OFF = alerts.COLLAPSE_ON_EVALS, alerts.COLLAPSE_OFF_EVALS
+HEALTHY, COLLAPSED = (8, 80.0), (2, 90.0)
+
+
+def collapse_alert(coverage, steps: int = 6000, **kw) -> Alert | None:
+    found = [a for a in detect(snapshot(steps=steps, coverage=coverage, **kw)) if a.kind == "mode_collapse"]
+    return found[0] if found else None
+
+
+def reference_latch(flags, on: int, off: int) -> bool:
+    """The latch as a plain state machine, one evaluation at a time."""
+    state, run_on, run_off = False, 0, 0
+    for flag in flags:
+        run_on, run_off = (run_on + 1, 0) if flag else (0, run_off + 1)
+        if run_on >= on:
+            state = True
+        if run_off >= off:
+            state = False
+    return state
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_vectorised_latch_matches_a_plain_state_machine(seed):
+    rng = np.random.default_rng(seed)
+    for n in range(0, 40):
+        flags = rng.random(n) < rng.random()
+        assert alerts.latched(flags, 3, 6) == reference_latch(flags, 3, 6), flags.astype(int)
+
+
+def test_the_collapse_alert_appears_only_after_enough_collapsed_evaluations_in_a_row():
+    assert collapse_alert([HEALTHY] * 30 + [COLLAPSED] * (ON - 1)) is None
+    alert = collapse_alert([HEALTHY] * 30 + [COLLAPSED] * ON)
+    assert alert is not None and "2 of 8" in alert.title
+    # The same number, but not in a row, is not enough.
+    assert collapse_alert([HEALTHY] * 30 + [COLLAPSED, HEALTHY] * ON) is None
+
+
+def test_the_collapse_alert_clears_only_after_enough_clean_evaluations_in_a_row():
+    start = [HEALTHY] * 20 + [COLLAPSED] * 10
+    staying = collapse_alert(start + [HEALTHY] * (OFF - 1))
+    assert staying is not None and "2 of 8" in staying.title, "the collapse it saw, not the latest frame"
+    assert "8/8 modes covered" in staying.evidence and f"after {OFF} in a row" in staying.evidence
+    assert collapse_alert(start + [HEALTHY] * OFF) is None
+
+
+def test_a_jittery_collapsed_generator_does_not_make_the_alert_flap():
+    # A collapsed G that touches every mode in one frame out of three: once up, the alert stays up
+    # at every evaluation (without the latch it would blink off at every third).
+    run = [HEALTHY] * 20 + [COLLAPSED] * ON + [COLLAPSED, COLLAPSED, HEALTHY] * 10
+    shown = [collapse_alert(run[:n], steps=120 * n) is not None for n in range(20 + ON, len(run) + 1)]
+    assert all(shown), shown
+    # One collapsed frame in two never makes ON in a row: the alert never appears.
+    run = [HEALTHY] * 20 + [COLLAPSED, HEALTHY] * 15
+    assert not any(collapse_alert(run[:n], steps=120 * n) for n in range(21, len(run) + 1))
+
+
+def test_a_live_change_takes_the_collapse_alert_down_until_the_new_rule_is_judged():
+    from dataclasses import replace
+
+    coverage = [HEALTHY] * 20 + [COLLAPSED] * 30  # one evaluation every 120 steps
+    snap = snapshot(steps=6000, coverage=coverage)
+    assert any(a.kind == "mode_collapse" for a in detect(snap))
+    acted = replace(snap, events=((6000 - 120 * (ON - 1), "loss → wgan-gp"),))  # ON - 1 evaluations ago
+    assert not any(a.kind == "mode_collapse" for a in detect(acted))
+    acted = replace(snap, events=((6000 - 120 * ON, "loss → wgan-gp"),))  # ON evaluations ago: still collapsed
+    assert any(a.kind == "mode_collapse" for a in detect(acted))
 
 
 def test_digit_inception_score_collapse_fires_and_healthy_progress_does_not():
     config = TrainConfig(dataset="digits", g_lr=2e-4, d_lr=2e-4, batch_size=64, z_dim=64, width=32)
     falling = snapshot(config=config, n_modes=None, coverage=[], digit_is=[2, 4, 6, 7, 7, 4, 3.5, 3.2])
     alert = only(detect(falling), "mode_collapse")
-    assert "3.50" in alert.evidence and "7.00" in alert.evidence
+    assert "3.20" in alert.evidence and "7.00" in alert.evidence
     assert alert.fix == {"g_lr": 1e-4}  # slow G down; WGAN-GP is only a suggestion:
     assert "Reset" in alert.suggestion  # its D has BatchNorm, so WGAN-GP needs a reset
     assert assert_fix_applies(alert, config).g_lr == pytest.approx(1e-4), "slow G down, never a WGAN-GP switch"
@@ -280,14 +358,23 @@ def test_oscillation_lesson_fix_brings_both_rates_back_and_wins_over_d_overpower
     assert button.fix == {"g_lr": 1e-3, "d_lr": 1e-3}, "the lesson: bring both learning rates back to 10⁻³"
 
 
-def test_strong_d_lesson_fix_switches_to_nonsaturating_on_equal_footing():
+def test_strong_d_lesson_fix_is_the_loss_switch_alone_as_its_text_says():
     from classroom.presets import get_preset
 
-    config = get_preset("strong_d").config  # minimax, G 1e-4, D 1e-3, k = 5
+    preset = get_preset("strong_d")
+    config = preset.config  # minimax, G 1e-3, D 3e-3, k = 5
     alert = detect(snapshot(config=config, d_real=0.98, d_fake=0.02, d_fake_g=0.02))[0]
     assert alert.kind in ("d_overpowering", "vanishing_gradient")
-    assert alert.fix == {"loss": "nonsaturating", "n_critic": 1, "g_lr": 1e-3}
-    assert "Non-saturating" in alert.fix_label and "D steps per G step 5 → 1" in alert.fix_label
+    assert alert.fix == {"loss": "nonsaturating"} and alert.fix_label == "loss Minimax / saturating → Non-saturating"
+    assert "non-saturating" in preset.explanation
+
+
+def test_a_minimax_g_slower_than_d_also_gets_ds_rate():
+    config = TrainConfig(loss="minimax", g_lr=1e-4, d_lr=1e-3, n_critic=5)
+    alert = detect(snapshot(config=config, d_real=0.98, d_fake=0.02, d_fake_g=0.02))[0]
+    assert alert.fix == {"loss": "nonsaturating", "g_lr": 1e-3}
+    fast_d = TrainConfig(loss="minimax", g_lr=1e-4, d_lr=1e-2)  # never above the recommended rate
+    assert detect(snapshot(config=fast_d, d_real=0.98, d_fake=0.02, d_fake_g=0.02))[0].fix["g_lr"] == 1e-3
 
 
 # ------------------------------------------------------------------------------ D collapsed

@@ -3,6 +3,7 @@ the command line, and that the speed baselines run the engine's own networks."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -62,3 +63,50 @@ def test_cohort_rate_beside_a_busy_python_thread_measures_both(tiny):
     assert alone > 0 and beside >= 0
     assert not [t for t in threading.enumerate() if t.name == "gan-bench-busy"]
 
+
+
+# ------------------------------------------------------------------------------ lessons (python -m benchmarks presets)
+
+def test_a_lesson_branch_continues_exactly_as_its_trunk_and_a_fix_is_a_live_change(tiny):
+    from benchmarks.lessons import Trial
+
+    trunk = Trial(tiny(), eval_every=10)
+    trunk.train_to(30)
+    same, fixed = trunk.branch({}), trunk.branch({"g_lr": 5e-4})
+    for run in (trunk, same, fixed):
+        run.train_to(50)
+    a, b = trunk.telemetry.snapshot(), same.telemetry.snapshot()
+    np.testing.assert_array_equal(a.recent[:, 2:], b.recent[:, 2:])  # bit-identical: weights, Adam, RNG
+    assert [e["step"] for e in same.log] == [10, 20, 30, 40, 50]
+    changed = fixed.telemetry.snapshot()
+    assert changed.config.g_lr == 5e-4 and changed.events == ((30, "G lr 0.001→0.0005"),)
+    assert not np.array_equal(changed.recent[-20:, 2:], a.recent[-20:, 2:])
+    assert trunk.engine.config.g_lr == 1e-3, "the trunk is untouched"
+
+
+def test_alert_summary_counts_first_step_appearances_and_share():
+    from benchmarks.lessons import alert_summary
+
+    log = [dict(step=100 * i, alerts=kinds) for i, kinds in enumerate(
+        [[], ["oscillation"], ["oscillation"], [], ["oscillation", "mode_collapse"], ["mode_collapse"]], start=1)]
+    assert alert_summary(log) == {
+        "mode_collapse": dict(first_step=500, appearances=1, share=0.33),
+        "oscillation": dict(first_step=200, appearances=2, share=0.5)}
+    assert alert_summary(log, after=400) == {"mode_collapse": dict(first_step=500, appearances=1, share=1.0),
+                                             "oscillation": dict(first_step=500, appearances=1, share=0.5)}
+
+
+def test_every_lesson_preset_has_a_plan_and_every_lesson_measures_its_symptom(tiny):
+    from benchmarks.lessons import PLANS, Trial, measure
+    from classroom.presets import PRESETS
+
+    assert set(PLANS) == set(PRESETS)
+    for plan in PLANS.values():
+        assert list(plan.budgets) == sorted(plan.budgets) and plan.eval_every > 0
+        assert not plan.alerts or plan.max_alert_step >= plan.budgets[-1] // 2
+    trial = Trial(tiny(), eval_every=25)
+    trial.train_to(100)
+    m = measure(trial, since=50)
+    assert m["step"] == 100 and len(m["covered"]) == m["modes"]
+    assert m["window_modes_min_max"][0] <= m["modes"] <= m["window_modes_min_max"][1]
+    assert 0 <= m["d_real_p95"] <= 1 and m["swings_last_500"] >= 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from app_support import until, wait_until
+from classroom.presets import get_preset
 
 pytestmark = pytest.mark.browser
 
@@ -44,7 +45,10 @@ def test_a_lesson_chosen_mid_run_is_staged_and_start_trains_it_fresh(app_page):
     box.fill("-3.2")
     box.press("Enter")
     wait_until(lambda: abs(staged.config.d_lr - 10 ** -3.2) < 1e-5, timeout=20)
-    assert old.config.g_lr == healthy_g_lr and staged.config.g_lr == pytest.approx(1e-2)
+    assert old.config.g_lr == healthy_g_lr
+    lesson = get_preset("mode_collapse").config
+    assert (staged.config.g_lr, staged.config.n_critic) == (pytest.approx(lesson.g_lr), lesson.n_critic)
+    assert old.config.n_critic != lesson.n_critic, "the lesson's own setup, not the old run's"
     page.get_by_role("button", name="Start", exact=True).click()
     wait_until(lambda: staged.snapshot().step > 50, timeout=30)
     assert only_session(manager).runner is staged

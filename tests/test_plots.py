@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from classroom import plots
+from classroom.contour import level_lines
 from gan_core.config import TrainConfig
 from gan_core.data import DIGITS_FILE
 from gan_core.engine import Engine
@@ -228,6 +229,8 @@ def test_placeholders_say_what_each_plot_will_show():
         fig = json.loads(text)
         go.Figure(fig)
         assert fig["layout"]["title"]["text"] and "Press Start" in fig["layout"]["annotations"][0]["text"]
+        assert fig["layout"]["xaxis"]["title"]["text"] and fig["layout"]["yaxis"]["title"]["text"]
+        assert fig["layout"]["xaxis"].get("visible", True) and fig["layout"]["yaxis"].get("visible", True)
 
 
 @pytest.mark.parametrize("steps_b", [0, 3])
@@ -258,3 +261,93 @@ def test_surface_picture_colours_d_top_row_first():
     # A score surface (hinge, WGAN) spans its own range.
     np.testing.assert_array_equal(plots._surface_pixels(z * 4 - 2, -2.0, 2.0), px)
 
+
+
+# ------------------------------------------------------------------------------ one update, made visible
+
+def around_one_update(network: str, steps: int = 30):
+    """Telemetry as a paused run publishes it around one Step D only ("d") / Step G only ("g"),
+    and the engine's frame before the update."""
+    config = tiny2d(d_lr=1e-2)
+    engine, tel = Engine(config), Telemetry()
+    tel.set_status("paused", "", device="cpu", config=config)
+    for _ in range(steps):
+        engine.step()
+    tel.record_steps(np.arange(1, steps + 1), np.zeros(steps), engine.drain_stats(), 0.0)
+    before = engine.evaluate()
+    tel.record_frame(before)
+    (engine.d_update if network == "d" else engine.g_update)()
+    tel.record_steps(np.array([steps + 1]), np.zeros(1), engine.drain_stats(), 0.0)
+    tel.record_update(network)
+    tel.record_frame(engine.evaluate())
+    return tel.snapshot(), before
+
+
+def traces_named(fig: dict, start: str) -> list[dict]:
+    return [t for t in fig["data"] if t["name"].startswith(start)]
+
+
+def test_after_step_d_only_the_samples_plot_shows_ds_boundary_before_and_now():
+    snap, before = around_one_update("d")
+    assert snap.previous_frame is before and snap.frame.step == before.step + 1
+    assert np.abs(snap.frame.surface - before.surface).max() > 0, "D moved"
+    fig = plots.samples_figure(snap).to_dict()
+    go.Figure(fig)
+    (old,) = traces_named(fig, "D=0.5 before")
+    (new,) = traces_named(fig, "D=0.5 now")
+    assert old["line"]["dash"] == "dash" and new["line"]["dash"] == "solid"
+    assert f"step {before.step}" in old["hovertemplate"] and f"step {snap.frame.step}" in new["hovertemplate"]
+    # Each line is where its own surface crosses 0.5, so the picture changes where D changed.
+    for trace, frame in ((old, before), (new, snap.frame)):
+        x, y = level_lines(frame.surface, 0.5, frame.surface_extent)
+        np.testing.assert_allclose(trace["x"], x, atol=1e-3)
+        np.testing.assert_allclose(trace["y"], y, atol=1e-3)
+    assert len(old["x"]) != len(new["x"]) or not np.allclose(old["x"], new["x"], equal_nan=True)
+    assert not traces_named(fig, "fakes' moves"), "G did not move: no trails"
+
+
+def test_after_step_g_only_the_fakes_trail_from_their_old_to_their_new_positions():
+    snap, before = around_one_update("g")
+    fig = plots.samples_figure(snap).to_dict()
+    go.Figure(fig)
+    (trail,) = traces_named(fig, "fakes' moves")
+    xy = np.column_stack([trail["x"], trail["y"]]).reshape(-1, 3, 2)  # (old, new, gap) per fake
+    n = len(xy)
+    assert n == min(plots.ARROWS, len(before.fake))
+    np.testing.assert_allclose(xy[:, 0], before.fake[:n], atol=1e-3)
+    np.testing.assert_allclose(xy[:, 1], snap.frame.fake[:n], atol=1e-3)
+    assert np.isnan(xy[:, 2]).all()
+    assert np.abs(xy[:, 1] - xy[:, 0]).max() > 1e-3, "G moved its fakes"
+    assert not traces_named(fig, "D=0.5"), "D did not move: no boundary lines"
+
+
+def test_with_an_ema_of_g_the_trails_follow_the_raw_g_that_the_update_moved():
+    config = tiny2d(ema_decay=0.999)
+    engine, tel = Engine(config), Telemetry()
+    tel.set_status("paused", "", device="cpu", config=config)
+    before = engine.evaluate()
+    tel.record_frame(before)
+    engine.g_update()
+    tel.record_update("g")
+    after = engine.evaluate()
+    tel.record_frame(after)
+    (trail,) = traces_named(plots.samples_figure(tel.snapshot()).to_dict(), "raw G's moves")
+    xy = np.column_stack([trail["x"], trail["y"]]).reshape(-1, 3, 2)
+    np.testing.assert_allclose(xy[:, 0], before.fake_raw[:len(xy)], atol=1e-3)
+    np.testing.assert_allclose(xy[:, 1], after.fake_raw[:len(xy)], atol=1e-3)
+
+
+def test_a_single_step_shows_both_changes_and_a_run_at_full_speed_neither():
+    config = tiny2d()
+    engine, tel = Engine(config), Telemetry()
+    tel.set_status("running", "", device="cpu", config=config)
+    for n in (20, 1, 40):  # frames at steps 20, 21 (one step later), 61 (many steps later)
+        for _ in range(n):
+            engine.step()
+        tel.record_steps(np.arange(engine.step_count - n + 1, engine.step_count + 1), np.zeros(n),
+                         engine.drain_stats(), 0.0)
+        tel.record_frame(engine.evaluate())
+        names = [t["name"] for t in plots.samples_figure(tel.snapshot()).to_dict()["data"]]
+        one_step = n == 1
+        assert any(name.startswith("D=0.5") for name in names) == one_step
+        assert any(name.startswith("fakes' moves") for name in names) == one_step

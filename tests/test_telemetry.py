@@ -140,6 +140,28 @@ def test_frames_and_coverage_and_reset():
     assert snap.state == "running" and snap.config == "cfg"  # status survives a data reset
 
 
+def test_the_frame_before_the_latest_is_kept_for_showing_one_update():
+    tel = Telemetry()
+    assert tel.snapshot().previous_frame is None
+    first, second = frame(30, 3), frame(31, 3)
+    tel.record_frame(first)
+    assert tel.snapshot().previous_frame is None
+    tel.record_frame(second)
+    assert tel.snapshot().previous_frame is first and tel.snapshot().frame is second
+    again = frame(31, 4)  # the same step published again (after a pause): nothing moved since `first`
+    tel.record_frame(again)
+    assert tel.snapshot().previous_frame is first and tel.snapshot().frame is again
+    tel.record_frame(frame(12, 3))  # an earlier step (the run went back): no "before" to show
+    assert tel.snapshot().previous_frame is None
+    tel.record_frame(frame(13, 3))
+    tel.truncate_after(12)  # a rewind before the latest frame drops both
+    assert tel.snapshot().frame is None and tel.snapshot().previous_frame is None
+    tel.record_frame(frame(13, 3))
+    tel.record_frame(frame(14, 3))
+    tel.reset()
+    assert tel.snapshot().previous_frame is None
+
+
 def test_snapshots_are_consistent_while_another_thread_writes():
     tel = Telemetry(history_capacity=16, recent=32)
     stop = threading.Event()
