@@ -218,10 +218,10 @@ class LiveChannel:
 
     def _key(self, sid: str, page: PageState, session, session_b) -> tuple:
         """Everything the payload depends on, cheap to read (no snapshot fetched)."""
-        version = session.runner.telemetry.version if session is not None else None
+        runner = session.runner if session is not None else None
+        mine = (id(runner), runner.telemetry.version, runner.speed_limit, runner.config) if runner is not None else None
         version_b = session_b.runner.telemetry.version if session_b is not None else None
-        return (id(session and session.runner), version, version_b, self.manager.queue_position(sid), page.notice,
-                page.sync_key)
+        return (mine, version_b, self.manager.queue_position(sid), page.notice, page.sync_key)
 
     def _parts(self, sid: str, page: PageState, session, session_b) -> tuple[dict[str, Built], bool]:
         if session is None:
