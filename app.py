@@ -14,8 +14,15 @@ import gradio as gr
 
 from classroom import liveplot, overview, plots, text
 from classroom.controls import (
-    DATASET_CHOICES, LOSS_CHOICES, PRESET_CHOICES, SIZE_CHOICES, SPEED_CHOICES, Controls, defaults_for,
+    DATASET_CHOICES,
+    LOSS_CHOICES,
+    PRESET_CHOICES,
+    SIZE_CHOICES,
+    SPEED_CHOICES,
+    Controls,
+    defaults_for,
 )
+from classroom.framework import quieten_idle_queue
 from classroom.live import LIVE_JS, READY
 from classroom.page import HIDE_CHOICES, Page
 from classroom.sessions import SessionManager, configure_threads
@@ -212,8 +219,9 @@ def build_demo(page: Page | None = None) -> gr.Blocks:
 
 
 def launch(demo: gr.Blocks, **kwargs):
-    """`demo.launch` with the live channel's route mounted on Gradio's own FastAPI app and the
-    upload limit set."""
+    """`demo.launch` with the live channel's route mounted on Gradio's own FastAPI app, the upload
+    limit set and Gradio's idle queue polling less often (classroom/framework.py)."""
+    quieten_idle_queue(demo)
     return demo.launch(css=CSS, max_file_size=MAX_UPLOAD_BYTES, app_kwargs={"routes": demo.page.routes()}, **kwargs)
 
 
