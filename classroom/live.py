@@ -62,7 +62,7 @@ READY = "<b>Ready.</b> Choose a dataset and press <b>Start</b>."
 POLL_S = 0.4
 POLL_MAX_S = 2.0
 POLL_HIDDEN_S = 5.0  # a tab in the background polls this rarely (the page's own rule)
-SERVER_SHARE = 0.2
+SERVER_SHARE = 0.15
 PACE_WINDOW_S = 2.0
 PAGE_IDLE_S = 600.0  # a page not polled for this long is forgotten
 
