@@ -28,6 +28,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
+from gan_core import torch_ops
 from gan_core.serve.cohort import Cohort, cohort_key
 from gan_core.config import CLASSROOM_SETTING, TrainConfig, default_config
 from gan_core.engine import Engine
@@ -163,9 +164,8 @@ def vmap_rate(config: TrainConfig, n_runs: int, seconds: float) -> float:
         ps = list(params.values())
         st = states.setdefault(id(params), ([torch.zeros_like(p) for p in ps], [torch.zeros_like(p) for p in ps],
                                             [torch.zeros(()) for _ in ps]))
-        torch._foreach_add_(st[2], 1)
-        torch._fused_adam_(ps, list(grads.values()), st[0], st[1], [], st[2], lr=lr, beta1=config.beta1,
-                           beta2=config.beta2, weight_decay=0.0, eps=1e-8, amsgrad=False, maximize=False)
+        torch_ops.fused_adam(ps, list(grads.values()), st[0], st[1], st[2], lr=lr, beta1=config.beta1,
+                             beta2=config.beta2, eps=1e-8, weight_decay=0.0)
 
     def step():
         with torch.no_grad():

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import evaluation
+from . import evaluation, torch_ops
 from .config import FROZEN_FIELDS, ConfigError, TrainConfig
 from .data import make_dataset
 from .evaluation import N_EVAL_IMAGES, N_EVAL_POINTS, N_SCORE_IMAGES, SURFACE_RES  # noqa: F401 (re-exported)
@@ -55,7 +55,8 @@ def resolve_device(name: str) -> torch.device:
 def adam_step(opt: torch.optim.Adam) -> None:
     """`opt.step()` for a fused, single-group Adam, minus ~140 µs of Python.
 
-    Calls the same fused kernel `torch.optim.Adam(fused=True)` uses, on the
+    Calls the same fused kernel `torch.optim.Adam(fused=True)` uses (through
+    `torch_ops.fused_adam`, which falls back to public operations), on the
     optimizer's own state, so `param_groups` edits, `state_dict()` and
     `load_state_dict()` work unchanged. The first step goes through `opt.step()`
     to create the state. `tests/test_engine.py` checks both give identical results.
@@ -67,28 +68,14 @@ def adam_step(opt: torch.optim.Adam) -> None:
         return
     states = [opt.state[p] for p in params]
     beta1, beta2 = group["betas"]
-    steps = [s["step"] for s in states]
-    torch._foreach_add_(steps, 1)  # the kernel reads t for bias correction but does not advance it
-    torch._fused_adam_(
-        params,
-        [p.grad for p in params],
-        [s["exp_avg"] for s in states],
-        [s["exp_avg_sq"] for s in states],
-        [],
-        steps,
-        lr=group["lr"],
-        beta1=beta1,
-        beta2=beta2,
-        weight_decay=group["weight_decay"],
-        eps=group["eps"],
-        amsgrad=False,
-        maximize=False,
-    )
+    torch_ops.fused_adam(params, [p.grad for p in params], [s["exp_avg"] for s in states],
+                         [s["exp_avg_sq"] for s in states], [s["step"] for s in states], lr=group["lr"],
+                         beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"])
 
 
 def _grad_norm(params: list[torch.Tensor]) -> torch.Tensor:
     """‖(∇θ₁, ∇θ₂, …)‖₂ over the `.grad` tensors, on the device (no host sync)."""
-    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm([p.grad for p in params])))
+    return torch.linalg.vector_norm(torch.stack(torch_ops.foreach_norm([p.grad for p in params])))
 
 
 def lr_scale(config: TrainConfig, step: int) -> float:
@@ -247,7 +234,7 @@ class Engine:
         else:
             d_fake = self.D(self.G(self.z_buf))
             g_loss = self.loss.g_loss(d_fake)
-            torch._foreach_copy_([p.grad for p in self.g_params], torch.autograd.grad(g_loss, self.g_params))
+            torch_ops.foreach_copy_([p.grad for p in self.g_params], torch.autograd.grad(g_loss, self.g_params))
         adam_step(self.g_opt)
         with torch.no_grad():
             self._last_g = (g_loss.detach(), self.loss.display(d_fake).mean())
@@ -278,7 +265,7 @@ class Engine:
             gp = gradient_penalty(lambda x: self.D(x.reshape(real.shape)), real.reshape(packs, -1),
                                   fake.reshape(packs, -1), self.rng)
             d_loss = d_loss + self.config.gp_weight * gp
-        torch._foreach_copy_([p.grad for p in self.d_params], torch.autograd.grad(d_loss, self.d_params))
+        torch_ops.foreach_copy_([p.grad for p in self.d_params], torch.autograd.grad(d_loss, self.d_params))
         return d_loss, d_real, d_fake
 
     def lr_scale(self) -> float:
@@ -291,10 +278,10 @@ class Engine:
         # the average follows G closely instead of lagging behind its initial weights.
         t = self.g_updates
         decay = min(self.config.ema_decay, (1 + t) / (10 + t))
-        torch._foreach_lerp_(list(self.G_ema.parameters()), self.g_params, 1.0 - decay)
+        torch_ops.foreach_lerp_(list(self.G_ema.parameters()), self.g_params, 1.0 - decay)
         buffers = list(self.G.buffers())
         if buffers:
-            torch._foreach_copy_(list(self.G_ema.buffers()), buffers)
+            torch_ops.foreach_copy_(list(self.G_ema.buffers()), buffers)
 
     def _r1_update(self) -> None:
         """Lazy R1 (Mescheder et al., 2018; lazy as in Karras et al., 2020): a D update on
@@ -303,7 +290,7 @@ class Engine:
         penalty = 0.5 * self.config.r1_gamma * R1_EVERY * r1_penalty(self.D, real)
         # D's last bias has no x-gradient: autograd returns zeros for it.
         grads = torch.autograd.grad(penalty, self.d_params, materialize_grads=True)
-        torch._foreach_copy_([p.grad for p in self.d_params], grads)
+        torch_ops.foreach_copy_([p.grad for p in self.d_params], grads)
         adam_step(self.d_opt)
 
     def drain_stats(self) -> np.ndarray:
@@ -316,7 +303,7 @@ class Engine:
 
     def parameters_finite(self) -> bool:
         params = [*self.G.parameters(), *self.D.parameters()]
-        return bool(torch.isfinite(torch.stack(torch._foreach_norm(params))).all())
+        return bool(torch.isfinite(torch.stack(torch_ops.foreach_norm(params))).all())
 
     @property
     def shown_generator(self) -> nn.Module:

@@ -42,6 +42,7 @@ from typing import NamedTuple
 
 import torch
 
+from .. import torch_ops
 from ..config import TrainConfig
 from ..engine import Engine
 
@@ -128,7 +129,7 @@ class _StackedNet:
                 torch.sum(g, 1, out=self.grads[2 * l + 1])
             g = torch.bmm(g, self.params[2 * l])
             if l > 0:
-                g = torch.ops.aten.leaky_relu_backward(g, acts[l], self.leak, True)
+                g = torch_ops.leaky_relu_backward(g, acts[l], self.leak)
         return g
 
     def grad_norms(self) -> torch.Tensor:  # (R,)
@@ -143,13 +144,8 @@ class _StackedNet:
         for (lr, beta1, beta2, eps, weight_decay), idx in groups.items():
             lists = [[t for i in idx for t in self.views[i][k]] for k in range(5)]
             params, grads, exp_avg, exp_avg_sq, steps = lists
-            # t += 1 on the stacked counter (one op; foreach over 0-d views is slow on a CPU).
-            if len(idx) == self.n_members:
-                self.steps.add_(1)
-            else:
-                self.steps[idx] += 1
-            torch._fused_adam_(params, grads, exp_avg, exp_avg_sq, [], steps, lr=lr, beta1=beta1, beta2=beta2,
-                               weight_decay=weight_decay, eps=eps, amsgrad=False, maximize=False)
+            torch_ops.fused_adam(params, grads, exp_avg, exp_avg_sq, steps, lr=lr, beta1=beta1, beta2=beta2,
+                                 eps=eps, weight_decay=weight_decay)
 
     def export(self, i: int, module, opt: torch.optim.Adam, grads: bool = True) -> None:
         """Copy member i's slice (weights, Adam state and, with `grads`, its last gradients) into
@@ -402,7 +398,7 @@ class Cohort:
             # Engine._update_ema's warm-up rule; weight 0 leaves a member without EMA alone.
             t = e.step_count
             ema_weight.append(0.0 if e.G_ema is None else 1.0 - min(e.config.ema_decay, (1 + t) / (10 + t)))
-        torch._foreach_copy_(targets, rows.unbind(0))
+        torch_ops.foreach_copy_(targets, rows.unbind(0))
         self._stepped = [True] * len(self.members)
         self._last_rows = rows  # `export` hands a member its last row for a later lone D or G update
         if any(ema_weight):
