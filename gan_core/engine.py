@@ -16,6 +16,11 @@ measured 1.9× this file's autograd path on the default ring-8 model), and
 everything else (DCGAN digits, WGAN-GP's double back-prop) uses autograd.
 `tests/test_engine.py` checks the two agree.
 
+A caller that trains the networks itself (a cohort, `serve/cohort.py`) keeps
+the engine's books through four public methods: `begin_step` (room for the row,
+lr decay), `record_step` (counters), `ema_weight` (the EMA's warm-up rule) and
+`set_last_stats`.
+
 Per-step scalars go into a device tensor and are drained in chunks by the
 runner (`drain_stats`); `evaluate()` renders the heavier telemetry (histograms,
 samples, D's decision surface) with `evaluation.py`. Not here: threads
@@ -168,7 +173,7 @@ class Engine:
 
     def step(self) -> None:
         """k = n_critic discriminator updates, then one generator update: one stats row."""
-        self._begin_step()
+        self.begin_step()
         for _ in range(self.config.n_critic):
             self._train_d()
         self._train_g()
@@ -181,7 +186,7 @@ class Engine:
         G columns (g_loss, d_fake_g, g_grad_norm) repeat the last G update's values
         (zeros before the first), since G did not move.
         """
-        self._begin_step()
+        self.begin_step()
         self._train_d()
         self._end_step(d_trained=True, g_trained=False)
 
@@ -192,17 +197,54 @@ class Engine:
         columns (d_loss, d_real, d_fake, d_grad_norm) repeat the last D update's
         values (zeros before the first), since D did not move.
         """
-        self._begin_step()
+        self.begin_step()
         self._train_g()
         self._end_step(d_trained=False, g_trained=True)
 
-    def _begin_step(self) -> None:
+    # --- a step trained outside the engine (serve/cohort.py) uses these four --------------
+
+    def begin_step(self) -> torch.Tensor:
+        """Start one step: check the statistics buffer has room for its row and set this step's
+        learning rates (lr decay). Returns that row, a view in STAT_FIELDS order, for a caller
+        that trains this engine's networks itself to fill before `record_step`."""
         if self.rows >= STATS_CAPACITY:
             raise RuntimeError("statistics buffer full: call drain_stats() more often")
         if self.config.lr_decay_steps:
             scale = self.lr_scale()
             self.g_opt.param_groups[0]["lr"] = self.config.g_lr * scale
             self.d_opt.param_groups[0]["lr"] = self.config.d_lr * scale
+        return self.stats[self.rows]
+
+    def record_step(self, d_updates: int, g_updates: int) -> float:
+        """Count one step trained outside the engine, its `begin_step` row filled by the caller.
+
+        Returns the weight with which G's EMA must now follow G (`ema_weight`), 0.0 without a
+        G update; the caller moves the EMA, as `step()` would have.
+        """
+        self.rows += 1
+        self.step_count += 1
+        self.d_updates += d_updates
+        self.g_updates += g_updates
+        return self.ema_weight() if g_updates else 0.0
+
+    def ema_weight(self) -> float:
+        """1 − decay of G's EMA after the latest G update; 0.0 without an EMA.
+
+        Warm-up as in TensorFlow's ExponentialMovingAverage(num_updates): early on the
+        average follows G closely instead of lagging behind its initial weights.
+        """
+        if self.G_ema is None:
+            return 0.0
+        t = self.g_updates
+        return 1.0 - min(self.config.ema_decay, (1 + t) / (10 + t))
+
+    def set_last_stats(self, row: torch.Tensor) -> None:
+        """Take the values a later lone `d_update()` / `g_update()` repeats in its row for the
+        player that did not move from `row` (STAT_FIELDS order), e.g. a cohort's last row."""
+        self._last_d = (row[0], row[2], row[3])
+        self._last_g = (row[1], row[4])
+
+    # --- the engine's own updates -----------------------------------------------------------
 
     def _end_step(self, d_trained: bool, g_trained: bool) -> None:
         (d_loss, d_real, d_fake), (g_loss, d_fake_g) = self._last_d, self._last_g
@@ -274,11 +316,7 @@ class Engine:
 
     @torch.no_grad()
     def _update_ema(self) -> None:
-        # Warm-up as in TensorFlow's ExponentialMovingAverage(num_updates): early on
-        # the average follows G closely instead of lagging behind its initial weights.
-        t = self.g_updates
-        decay = min(self.config.ema_decay, (1 + t) / (10 + t))
-        torch_ops.foreach_lerp_(list(self.G_ema.parameters()), self.g_params, 1.0 - decay)
+        torch_ops.foreach_lerp_(list(self.G_ema.parameters()), self.g_params, self.ema_weight())
         buffers = list(self.G.buffers())
         if buffers:
             torch_ops.foreach_copy_(list(self.G_ema.buffers()), buffers)

@@ -5,10 +5,11 @@ dominated by per-op overhead, so one step over R runs at once costs little
 more than one step of one run. A `Cohort` stacks its members' G and D weights
 along a leading run dimension, `(R, out, in)`, and runs Goodfellow et al.'s
 (2014) Algorithm 1 for all of them with batched matmuls (`torch.baddbmm` /
-`torch.bmm`), back-propagated by hand exactly like `engine._HandMLP`.
+`torch.bmm`), back-propagated by hand exactly like `handgrad.HandMLP`.
 
-Each member stays an `Engine`: it keeps its own data, `torch.Generator`
-(drawn in the same order as `Engine._fast_step`, so a member reproduces a solo
+Each member stays an `Engine`, used only through its public API (`begin_step`,
+`record_step`, `set_last_stats`): it keeps its own data, `torch.Generator`
+(drawn in the same order as `Engine.step`, so a member reproduces a solo
 run), live config, step counter and statistics buffer. Per-run choices stay
 per run:
 - learning rates, betas and lr decay: Adam (the same fused kernel the engine
@@ -21,7 +22,7 @@ per run:
 - k (`n_critic`): the cohort runs max k D updates; a member with a smaller k
   draws no data for the extra ones and is left out of their Adam call, so its
   weights, Adam state and RNG do not move;
-- the EMA of G: per member, with the engine's warm-up rule.
+- the EMA of G: per member, with the engine's warm-up rule (`Engine.record_step`).
 
 While an engine is a member its own weight tensors are stale: call
 `export(engine)` before reading them (evaluation, checkpoints) and
@@ -122,7 +123,7 @@ class _StackedNet:
         return acts
 
     def backward(self, acts: list[torch.Tensor], g: torch.Tensor, *, param_grads: bool) -> torch.Tensor:
-        """Back-propagate g = ∂L/∂output (R, N, out); returns ∂L/∂input (as `_HandMLP.backward`)."""
+        """Back-propagate g = ∂L/∂output (R, N, out); returns ∂L/∂input (as `HandMLP.backward`)."""
         for l in reversed(range(self.n_layers)):
             if param_grads:
                 torch.bmm(g.transpose(1, 2), acts[l], out=self.grads[2 * l])
@@ -235,8 +236,7 @@ class Cohort:
         if stepped:  # `_advance` set both
             # What Engine keeps for a later lone D or G update's stats row (STAT_FIELDS order).
             row = self._last_rows[i]
-            engine._last_d = (row[0], row[2], row[3])
-            engine._last_g = (row[1], row[4])
+            engine.set_last_stats(row)
         self._stepped[i] = False
         if engine.G_ema is not None:
             with torch.no_grad():
@@ -328,8 +328,7 @@ class Cohort:
         """One training step of every member (k_i D updates, then one G update)."""
         if not self.members:
             return
-        for e in self.members:
-            e._begin_step()  # the engine's own checks and lr decay for this step
+        targets = [e.begin_step() for e in self.members]  # the engine's checks and lr decay; its stats row
         hyper = self._hyperparameters()
         with torch.no_grad():
             d_stats = None
@@ -338,10 +337,10 @@ class Cohort:
             g_stats = self._g_update(hyper)
             rows = torch.stack([d_stats[0], g_stats[0], d_stats[1], d_stats[2], g_stats[1], g_stats[2],
                                 d_stats[3]], 1)  # (R, N_STATS) in STAT_FIELDS order
-        self._advance(rows)
+        self._advance(rows, targets)
 
     def _d_update(self, hyper: "_Hyper", it: int, previous: tuple | None) -> tuple:
-        """The it-th D update of every member with k > it (as `Engine._fast_step`'s D loop).
+        """The it-th D update of every member with k > it (as `Engine.step`'s D loop).
 
         Returns (d_loss, D(x) shown, D(G(z)) shown, ‖∇D‖) per member, from its own last D update.
         """
@@ -386,19 +385,11 @@ class Cohort:
         G.adam(list(range(R)), [e.g_opt for e in ms])
         return self._per_loss(hyper, "g_loss", f_g), self._display(hyper, f_g).mean((1, 2)), G.grad_norms()
 
-    def _advance(self, rows: torch.Tensor) -> None:
+    def _advance(self, rows: torch.Tensor, targets: list[torch.Tensor]) -> None:
         """Hand each member its statistics row, count the step, update its EMA of G."""
-        ema_weight, targets = [], []
-        for e in self.members:
-            targets.append(e.stats[e.rows])
-            e.rows += 1
-            e.step_count += 1
-            e.d_updates += e.config.n_critic
-            e.g_updates += 1
-            # Engine._update_ema's warm-up rule; weight 0 leaves a member without EMA alone.
-            t = e.step_count
-            ema_weight.append(0.0 if e.G_ema is None else 1.0 - min(e.config.ema_decay, (1 + t) / (10 + t)))
         torch_ops.foreach_copy_(targets, rows.unbind(0))
+        # Weight 0 (no EMA) leaves a member's stack alone.
+        ema_weight = [e.record_step(e.config.n_critic, 1) for e in self.members]
         self._stepped = [True] * len(self.members)
         self._last_rows = rows  # `export` hands a member its last row for a later lone D or G update
         if any(ema_weight):
