@@ -16,15 +16,9 @@ import torch.nn.functional as F
 
 from gan_core import torch_ops
 from gan_core.engine import Engine
+from gan_core.serve.cohort import Cohort, cohort_key
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def fallback():
-    torch_ops.use_fallback(True)
-    yield
-    torch_ops.use_fallback(False)
 
 
 def private(name: str):
@@ -202,3 +196,26 @@ def test_a_whole_engine_run_on_the_fallbacks_matches_the_fast_path(tiny, overrid
     np.testing.assert_allclose(stats, fast_stats, rtol=1e-3, atol=1e-4)
     for a, b in zip(weights, fast_weights, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def cohort_run(configs, steps: int) -> list[np.ndarray]:
+    engines = [Engine(c) for c in configs]
+    cohort = Cohort(cohort_key(configs[0], "cpu"))
+    for e in engines:
+        cohort.join(e)
+    for _ in range(steps):
+        cohort.step()
+    return [e.drain_stats() for e in engines]
+
+
+def test_a_cohort_steps_on_the_fallbacks_as_on_the_fast_path(tiny):
+    configs = [tiny(seed=0, ema_decay=0.99), tiny(seed=1, loss="hinge", n_critic=2)]
+    fast = cohort_run(configs, 50)
+    torch_ops.use_fallback(True)
+    try:
+        slow = cohort_run(configs, 50)
+    finally:
+        torch_ops.use_fallback(False)
+    for a, b in zip(slow, fast, strict=True):
+        assert a.shape == (50, 7)
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
