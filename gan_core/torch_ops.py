@@ -57,8 +57,8 @@ def adam_update_(param: Tensor, grad: Tensor, exp_avg: Tensor, exp_avg_sq: Tenso
     else:
         exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
     denom = exp_avg_sq.sqrt().div_(bias_correction2_sqrt).add_(eps)
-    if isinstance(step_size, Tensor):
-        param.add_(exp_avg.mul(-step_size).div_(denom))  # θ ← θ + (−α̂ m) / (√v̂ + ε)
+    if isinstance(step_size, Tensor):  # θ ← θ − (α̂ m) / (√v̂ + ε)
+        param.addcdiv_(exp_avg * step_size, denom, value=-1)
     else:
         param.addcdiv_(exp_avg, denom, value=-step_size)
 
