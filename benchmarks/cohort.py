@@ -5,16 +5,20 @@
     python -m benchmarks ring8_solo          # that classroom setting vs the default, solo
 
 Prints JSON (and `docs/benchmarks/cohort.json` is a saved copy):
+- `batch64`, `batch128`, `batch256`: interleaved rounds (each round measures
+  every batch size in turn) of a solo `Engine` (the fast path a lone run uses),
+  of `runs` runs as two cohorts in two processes (one core each, as the app's
+  trainer processes) and of one cohort of `runs` / 2 on one core; every row
+  holds the round's solo rate beside the per-run rates, and their ratios
+  (per-run ÷ solo) are taken within the round, because a shared machine drifts
+  between rounds;
 - `implementations`: one cohort step by hand (`cohort.Cohort`: baddbmm + hand
   backprop) vs `torch.func` (`stack_module_state` + `vmap` + `grad` +
   `functional_call`, PyTorch's model-ensembling recipe) at 1 / 15 / 30 runs,
-  one thread, steps/s per run;
-- `rounds`: interleaved rounds of a solo `Engine` (the fast path a lone run
-  uses) and `runs` runs split into 1 or 2 cohorts, one trainer thread each, or 2
-  cohorts in 2 processes (threads share Python's interpreter lock, processes do not);
-- `beside_python`: one cohort alone and with a busy pure-Python thread beside it;
-  ratios are taken within a round (the shared machine drifts between rounds).
-Targets (issue 12): per-run speed with 30 runs ≥ 40 % of a solo run's.
+  one thread, steps/s per run, beside a solo run's;
+- `beside_python`: one cohort alone and with a busy pure-Python thread beside it
+  (threads share Python's interpreter lock, processes do not).
+Targets (issue 12): per-run speed with 30 runs ≥ 0.40× a solo run's, at batch 64.
 Not here: the app (`benchmarks.page`), quality (`bench.py quality`).
 """
 
@@ -190,43 +194,54 @@ def hand_rate(config: TrainConfig, n_runs: int, seconds: float) -> float:
     return float(np.mean(cohort_rates(config, n_runs, 1, seconds)))
 
 
+def cohort_round(config: TrainConfig, n_runs: int, seconds: float) -> dict:
+    """One round at `config`: a solo run, then `n_runs` runs in two cohorts in two processes, then
+    half of them in one cohort on one core; steps/s per run, and each ÷ the round's solo rate."""
+    solo = solo_rate(config, seconds)
+    two = cohort_rates_processes(config, n_runs, 2, seconds)
+    one = cohort_rates(config, n_runs // 2, 1, seconds)
+    return dict(solo=round(solo, 1),
+                two_processes_mean=round(float(np.mean(two)), 1), two_processes_min=round(min(two), 1),
+                one_cohort_mean=round(float(np.mean(one)), 1),
+                two_processes_ratio=round(float(np.mean(two)) / solo, 3),
+                one_cohort_ratio=round(float(np.mean(one)) / solo, 3))
+
+
 def bench_cohort(seconds: float = 3.0, n_runs: int = 30, rounds: int = 3,
-                 batch_sizes: tuple[int, ...] = (64, 256)) -> dict:
+                 batch_sizes: tuple[int, ...] = (64, 128, 256), base: TrainConfig | None = None,
+                 implementations: bool = True) -> dict:
+    base = base or default_config("ring8", device="cpu")
+    tables: dict[int, list] = {B: [] for B in batch_sizes}
+    for _ in range(rounds):
+        for B in batch_sizes:
+            tables[B].append(cohort_round(replace(base, batch_size=B), n_runs, seconds))
     result: dict = {}
-    base = default_config("ring8", device="cpu")
-    small = replace(base, batch_size=64)
-    result["implementations"] = dict(
-        config=f"ring8 MLP {small.depth}x{small.width}, batch {small.batch_size}, pack {small.pack}, one thread",
-        columns="runs, hand (Cohort) steps/s per run, torch.func vmap steps/s per run",
-        rows=[(r, round(hand_rate(small, r, seconds), 1), round(vmap_rate(small, r, seconds), 1))
-              for r in (1, 15, 30)])
-    alone, beside = cohort_rate_beside_python(small, 15, seconds)
-    result["beside_python"] = dict(
-        config=f"ring8 MLP {small.depth}x{small.width}, batch {small.batch_size}, 15 runs in one cohort, one thread",
-        alone_steps_per_s=round(alone, 1), beside_a_busy_python_thread_steps_per_s=round(beside, 1))
-    for B in batch_sizes:
-        config = replace(base, batch_size=B)
-        table = []
-        for _ in range(rounds):
-            solo = solo_rate(config, seconds)
-            one = cohort_rates(config, n_runs, 1, seconds)
-            two = cohort_rates(config, n_runs, 2, seconds)
-            procs = cohort_rates_processes(config, n_runs, 2, seconds)
-            table.append(dict(solo=round(solo, 1), one_thread_mean=round(float(np.mean(one)), 1),
-                              two_threads_mean=round(float(np.mean(two)), 1),
-                              two_threads_min=round(min(two), 1),
-                              two_processes_mean=round(float(np.mean(procs)), 1),
-                              two_processes_min=round(min(procs), 1),
-                              one_thread_ratio=round(float(np.mean(one)) / solo, 3),
-                              two_threads_ratio=round(float(np.mean(two)) / solo, 3),
-                              two_processes_ratio=round(float(np.mean(procs)) / solo, 3)))
+    for B, table in tables.items():
+        median = lambda key: float(np.median([r[key] for r in table]))
         result[f"batch{B}"] = dict(
-            config=f"ring8 MLP {config.depth}x{config.width}, batch {B}, pack {config.pack}, {n_runs} runs",
+            config=f"{base.dataset} MLP {base.depth}x{base.width}, batch {B}, pack {base.pack}; solo: one run; "
+                   f"two processes: {n_runs} runs as 2 cohorts of {n_runs // 2}, one process (one core) each; "
+                   f"one cohort: {n_runs // 2} runs on one core",
+            columns="steps/s: solo run, per run in two processes (mean, slowest), per run in one cohort; "
+                    "ratios: per run / the round's solo",
             rounds=table,
-            median_ratio_one_thread=float(np.median([r["one_thread_ratio"] for r in table])),
-            median_ratio_two_threads=float(np.median([r["two_threads_ratio"] for r in table])),
-            median_ratio_two_processes=float(np.median([r["two_processes_ratio"] for r in table])),
-            target="per-run speed with 30 runs >= 0.40 x solo")
+            median_solo=median("solo"),
+            median_ratio_two_processes=median("two_processes_ratio"),
+            median_ratio_one_cohort=median("one_cohort_ratio"),
+            target=f"per-run speed with {n_runs} runs >= 0.40 x solo (batch 64)")
+    if implementations:
+        small = replace(base, batch_size=64)
+        result["implementations"] = dict(
+            config=f"{small.dataset} MLP {small.depth}x{small.width}, batch 64, pack {small.pack}, one thread",
+            columns="runs, hand (Cohort) steps/s per run, torch.func vmap steps/s per run, solo run steps/s",
+            rows=[(r, round(hand_rate(small, r, seconds), 1), round(vmap_rate(small, r, seconds), 1),
+                   round(solo_rate(small, seconds), 1)) for r in (1, 15, 30)])
+        alone, beside = cohort_rate_beside_python(small, n_runs // 2, seconds)
+        result["beside_python"] = dict(
+            config=f"{small.dataset} MLP {small.depth}x{small.width}, batch 64, {n_runs // 2} runs in one cohort, "
+                   "one thread",
+            alone_steps_per_s=round(alone, 1), beside_a_busy_python_thread_steps_per_s=round(beside, 1),
+            solo_steps_per_s=round(solo_rate(small, seconds), 1))
     return result
 
 

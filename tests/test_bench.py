@@ -62,3 +62,15 @@ def test_cohort_rate_beside_a_busy_python_thread_measures_both(tiny):
     assert alone > 0 and beside >= 0
     assert not [t for t in threading.enumerate() if t.name == "gan-bench-busy"]
 
+
+
+def test_a_tiny_cohort_benchmark_reports_each_rate_beside_the_rounds_solo_rate(tiny):
+    from benchmarks.cohort import bench_cohort
+
+    result = bench_cohort(seconds=0.2, n_runs=4, rounds=1, batch_sizes=(16,), base=tiny(), implementations=False)
+    assert list(result) == ["batch16"]
+    (row,) = result["batch16"]["rounds"]
+    assert min(row["solo"], row["two_processes_mean"], row["two_processes_min"], row["one_cohort_mean"]) > 0
+    for how in ("two_processes", "one_cohort"):
+        assert row[f"{how}_ratio"] == pytest.approx(row[f"{how}_mean"] / row["solo"], abs=2e-3)
+        assert result["batch16"][f"median_ratio_{how}"] == row[f"{how}_ratio"]
