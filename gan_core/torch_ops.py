@@ -173,7 +173,12 @@ def _probe(name: str, impl) -> list[Tensor]:
     ys = [torch.tensor([0.5, 4.0]), torch.tensor([-1.0])]
     if name == "foreach_norm":
         return impl(xs)
-    impl(xs, ys) if name == "foreach_copy_" else impl(xs, 1.0) if name == "foreach_add_" else impl(xs, ys, 0.25)
+    if name == "foreach_copy_":
+        impl(xs, ys)
+    elif name == "foreach_add_":
+        impl(xs, 1.0)
+    else:
+        impl(xs, ys, 0.25)
     return xs
 
 
