@@ -144,34 +144,22 @@ def foreach_case():
         [torch.randn(4, 3, generator=g), torch.randn(5, generator=g)]
 
 
-def apply(name: str, impl, xs, ys):
-    if name == "foreach_norm":
-        return impl(xs)
-    if name == "foreach_copy_":
-        impl(xs, ys)
-    elif name == "foreach_add_":
-        impl(xs, 1.5)
-    else:
-        impl(xs, ys, 0.3)
-    return xs
-
-
-REFERENCES = {  # name: what it computes, tensor by tensor, in plain public operations
-    "foreach_copy_": lambda xs, ys: [y.clone() for y in ys],
-    "foreach_norm": lambda xs, ys: [x.pow(2).sum().sqrt() for x in xs],
-    "foreach_add_": lambda xs, ys: [x + 1.5 for x in xs],
-    "foreach_lerp_": lambda xs, ys: [x + 0.3 * (y - x) for x, y in zip(xs, ys)],
+FOREACH = {  # name: (call it on (xs, ys) and return what it computed, the same in plain public ops)
+    "foreach_copy_": (lambda op, xs, ys: op(xs, ys) or xs, lambda xs, ys: [y.clone() for y in ys]),
+    "foreach_norm": (lambda op, xs, ys: op(xs), lambda xs, ys: [x.pow(2).sum().sqrt() for x in xs]),
+    "foreach_add_": (lambda op, xs, ys: op(xs, 1.5) or xs, lambda xs, ys: [x + 1.5 for x in xs]),
+    "foreach_lerp_": (lambda op, xs, ys: op(xs, ys, 0.3) or xs,
+                      lambda xs, ys: [x + 0.3 * (y - x) for x, y in zip(xs, ys)]),
 }
 
 
-@pytest.mark.parametrize("name", list(REFERENCES))
+@pytest.mark.parametrize("name", list(FOREACH))
 def test_foreach_fallbacks_match_a_reference_and_the_private_ops(name):
-    want = REFERENCES[name](*foreach_case())
-    got = apply(name, public(name), *foreach_case())
-    for a, b in zip(got, want, strict=True):
+    call, reference = FOREACH[name]
+    got = call(public(name), *foreach_case())
+    for a, b in zip(got, reference(*foreach_case()), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
-    fast = apply(name, private(name), *foreach_case())
-    for a, b in zip(got, fast, strict=True):
+    for a, b in zip(got, call(private(name), *foreach_case()), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
 
 
