@@ -32,7 +32,8 @@ class HandMLP:
     """Forward/backward of a `models.MLP` by hand, on its own parameter tensors.
 
     Layer l: aₗ₊₁ = leaky_relu(aₗ Wₗᵀ + bₗ) (no activation after the last).
-    Backward: ∂W = gᵀ a, ∂b = Σ g, ∂a = g W, then through the LeakyReLU.
+    Backward: ∂W = gᵀ a, ∂b = Σ g, ∂a = g W, then through the LeakyReLU
+    (`torch_ops.leaky_relu_backward`).
     Gradients are written into `grads` (the parameters' `.grad` tensors).
     """
 
