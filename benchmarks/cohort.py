@@ -25,6 +25,7 @@ Not here: the app (`benchmarks.page`), quality (`bench.py quality`).
 from __future__ import annotations
 
 import copy
+import os
 import threading
 import time
 from dataclasses import replace
@@ -197,10 +198,11 @@ def hand_rate(config: TrainConfig, n_runs: int, seconds: float) -> float:
 def cohort_round(config: TrainConfig, n_runs: int, seconds: float) -> dict:
     """One round at `config`: a solo run, then `n_runs` runs in two cohorts in two processes, then
     half of them in one cohort on one core; steps/s per run, and each ÷ the round's solo rate."""
+    load = os.getloadavg()[0]  # other work on a shared machine takes a core from the two processes first
     solo = solo_rate(config, seconds)
     two = cohort_rates_processes(config, n_runs, 2, seconds)
     one = cohort_rates(config, n_runs // 2, 1, seconds)
-    return dict(solo=round(solo, 1),
+    return dict(load_average_1min=round(load, 1), solo=round(solo, 1),
                 two_processes_mean=round(float(np.mean(two)), 1), two_processes_min=round(min(two), 1),
                 one_cohort_mean=round(float(np.mean(one)), 1),
                 two_processes_ratio=round(float(np.mean(two)) / solo, 3),
