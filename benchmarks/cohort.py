@@ -5,29 +5,39 @@
     python -m benchmarks ring8_solo          # that classroom setting vs the default, solo
 
 Prints JSON (and `docs/benchmarks/cohort.json` is a saved copy):
+- `batch64`, `batch128`, `batch256`: interleaved rounds (each round measures
+  every batch size in turn) of a solo `Engine` (the fast path a lone run uses),
+  of `runs` runs as two cohorts in two processes (one core each, as the app's
+  trainer processes) and of one cohort of `runs` / 2 on one core; every row
+  holds the round's solo rate beside the per-run rates, and their ratios
+  (per-run ÷ solo) are taken within the round, because a shared machine drifts
+  between rounds. Each figure comes per second and per CPU-second of the
+  training thread: another job on the machine takes a core from the two
+  processes first, which the second leaves out (the row's load average says
+  how busy the machine was);
 - `implementations`: one cohort step by hand (`cohort.Cohort`: baddbmm + hand
   backprop) vs `torch.func` (`stack_module_state` + `vmap` + `grad` +
   `functional_call`, PyTorch's model-ensembling recipe) at 1 / 15 / 30 runs,
-  one thread, steps/s per run;
-- `rounds`: interleaved rounds of a solo `Engine` (the fast path a lone run
-  uses) and `runs` runs split into 1 or 2 cohorts, one trainer thread each, or 2
-  cohorts in 2 processes (threads share Python's interpreter lock, processes do not);
-- `beside_python`: one cohort alone and with a busy pure-Python thread beside it;
-  ratios are taken within a round (the shared machine drifts between rounds).
-Targets (issue 12): per-run speed with 30 runs ≥ 40 % of a solo run's.
+  one thread, steps/s per run, beside a solo run's;
+- `beside_python`: one cohort alone and with a busy pure-Python thread beside it
+  (threads share Python's interpreter lock, processes do not).
+Targets (issue 12): per-run speed with 30 runs ≥ 0.40× a solo run's, at batch 64.
 Not here: the app (`benchmarks.page`), quality (`bench.py quality`).
 """
 
 from __future__ import annotations
 
 import copy
+import os
 import threading
 import time
 from dataclasses import replace
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
+from gan_core import torch_ops
 from gan_core.serve.cohort import Cohort, cohort_key
 from gan_core.config import CLASSROOM_SETTING, TrainConfig, default_config
 from gan_core.engine import Engine
@@ -41,24 +51,32 @@ def _drain(engines) -> None:
             e.drain_stats()
 
 
-def solo_rate(config: TrainConfig, seconds: float) -> float:
+class Rates(NamedTuple):
+    """Steps/s of each run, and per CPU-second of the thread that trained it: the second leaves out
+    the time other jobs on a shared machine took that thread's core away."""
+
+    per_s: list[float]
+    per_cpu_s: list[float]
+
+
+def solo_rate(config: TrainConfig, seconds: float) -> Rates:
     engine = Engine(config)
     for _ in range(20):
         engine.step()
-    n, t0 = 0, time.perf_counter()
+    n, t0, c0 = 0, time.perf_counter(), time.thread_time()
     while time.perf_counter() - t0 < seconds:
         for _ in range(20):
             engine.step()
         _drain([engine])
         n += 20
-    return n / (time.perf_counter() - t0)
+    return Rates([n / (time.perf_counter() - t0)], [n / (time.thread_time() - c0)])
 
 
 def _class(config: TrainConfig, n_runs: int) -> list[Engine]:
     return [Engine(replace(config, seed=i)) for i in range(n_runs)]
 
 
-def cohort_rates(config: TrainConfig, n_runs: int, n_threads: int, seconds: float, others=None) -> list[float]:
+def cohort_rates(config: TrainConfig, n_runs: int, n_threads: int, seconds: float, others=None) -> Rates:
     """Steps/s of every run when `n_runs` runs train as `n_threads` cohorts, one thread each
     (`others`: a barrier shared with other processes, waited at before measuring)."""
     engines = _class(config, n_runs)
@@ -66,13 +84,17 @@ def cohort_rates(config: TrainConfig, n_runs: int, n_threads: int, seconds: floa
     for i, e in enumerate(engines):
         cohorts[i % n_threads].join(e)
     start, stop = threading.Barrier(n_threads + 1), threading.Event()
+    per_cpu_s = {}
 
     def train(cohort):
         cohort.step()
         start.wait()
+        n, c0 = 0, time.thread_time()
         while not stop.is_set():
             cohort.step()
             _drain(cohort.members)
+            n += 1
+        per_cpu_s.update({id(e): n / (time.thread_time() - c0) for e in cohort.members})
 
     threads = [threading.Thread(target=train, args=(c,), name="gan-bench", daemon=True) for c in cohorts]
     for t in threads:
@@ -86,7 +108,7 @@ def cohort_rates(config: TrainConfig, n_runs: int, n_threads: int, seconds: floa
     stop.set()
     for t in threads:
         t.join()
-    return [(b - a) / (t1 - t0) for a, b in zip(s0, s1)]
+    return Rates([(b - a) / (t1 - t0) for a, b in zip(s0, s1)], [per_cpu_s[id(e)] for e in engines])
 
 
 def cohort_rate_beside_python(config: TrainConfig, n_runs: int, seconds: float) -> tuple[float, float]:
@@ -101,11 +123,11 @@ def cohort_rate_beside_python(config: TrainConfig, n_runs: int, seconds: float) 
         while not stop.is_set():
             json.dumps(blob)
 
-    alone = float(np.mean(cohort_rates(config, n_runs, 1, seconds)))
+    alone = float(np.mean(cohort_rates(config, n_runs, 1, seconds).per_s))
     thread = threading.Thread(target=busy, name="gan-bench-busy", daemon=True)
     thread.start()
     try:
-        beside = float(np.mean(cohort_rates(config, n_runs, 1, seconds)))
+        beside = float(np.mean(cohort_rates(config, n_runs, 1, seconds).per_s))
     finally:
         stop.set()
         thread.join()
@@ -117,7 +139,7 @@ def _process_cohort(config: TrainConfig, n_runs: int, seconds: float, start, out
     out.put(cohort_rates(config, n_runs, 1, seconds, others=start))
 
 
-def cohort_rates_processes(config: TrainConfig, n_runs: int, n_procs: int, seconds: float) -> list[float]:
+def cohort_rates_processes(config: TrainConfig, n_runs: int, n_procs: int, seconds: float) -> Rates:
     """Steps/s of every run when `n_runs` runs train as `n_procs` cohorts, one process each
     (each with its own interpreter lock, unlike threads)."""
     import multiprocessing as mp
@@ -128,10 +150,10 @@ def cohort_rates_processes(config: TrainConfig, n_runs: int, n_procs: int, secon
     procs = [ctx.Process(target=_process_cohort, args=(config, n, seconds, start, out), daemon=True) for n in share]
     for p in procs:
         p.start()
-    rates = [r for _ in procs for r in out.get(timeout=120 + seconds)]
+    rates = [out.get(timeout=120 + seconds) for _ in procs]
     for p in procs:
         p.join()
-    return rates
+    return Rates([r for rs in rates for r in rs.per_s], [r for rs in rates for r in rs.per_cpu_s])
 
 
 def vmap_rate(config: TrainConfig, n_runs: int, seconds: float) -> float:
@@ -163,9 +185,8 @@ def vmap_rate(config: TrainConfig, n_runs: int, seconds: float) -> float:
         ps = list(params.values())
         st = states.setdefault(id(params), ([torch.zeros_like(p) for p in ps], [torch.zeros_like(p) for p in ps],
                                             [torch.zeros(()) for _ in ps]))
-        torch._foreach_add_(st[2], 1)
-        torch._fused_adam_(ps, list(grads.values()), st[0], st[1], [], st[2], lr=lr, beta1=config.beta1,
-                           beta2=config.beta2, weight_decay=0.0, eps=1e-8, amsgrad=False, maximize=False)
+        torch_ops.fused_adam(ps, list(grads.values()), st[0], st[1], st[2], lr=lr, beta1=config.beta1,
+                             beta2=config.beta2, eps=1e-8, weight_decay=0.0)
 
     def step():
         with torch.no_grad():
@@ -187,46 +208,66 @@ def vmap_rate(config: TrainConfig, n_runs: int, seconds: float) -> float:
 
 
 def hand_rate(config: TrainConfig, n_runs: int, seconds: float) -> float:
-    return float(np.mean(cohort_rates(config, n_runs, 1, seconds)))
+    return float(np.mean(cohort_rates(config, n_runs, 1, seconds).per_s))
+
+
+def cohort_round(config: TrainConfig, n_runs: int, seconds: float) -> dict:
+    """One round at `config`: a solo run, then `n_runs` runs in two cohorts in two processes, then
+    half of them in one cohort on one core; steps/s per run, and each ÷ the round's solo rate."""
+    load = os.getloadavg()[0]  # other work on a shared machine takes a core from the two processes first
+    solo = solo_rate(config, seconds)
+    two = cohort_rates_processes(config, n_runs, 2, seconds)
+    one = cohort_rates(config, n_runs // 2, 1, seconds)
+    row = dict(load_average_1min=round(load, 1))
+    for per in ("per_s", "per_cpu_s"):
+        base = getattr(solo, per)[0]
+        row[f"solo_{per}"] = round(base, 1)
+        row[f"two_processes_mean_{per}"] = round(float(np.mean(getattr(two, per))), 1)
+        row[f"two_processes_min_{per}"] = round(min(getattr(two, per)), 1)
+        row[f"one_cohort_mean_{per}"] = round(float(np.mean(getattr(one, per))), 1)
+        row[f"two_processes_ratio_{per}"] = round(float(np.mean(getattr(two, per))) / base, 3)
+        row[f"one_cohort_ratio_{per}"] = round(float(np.mean(getattr(one, per))) / base, 3)
+    return row
 
 
 def bench_cohort(seconds: float = 3.0, n_runs: int = 30, rounds: int = 3,
-                 batch_sizes: tuple[int, ...] = (64, 256)) -> dict:
+                 batch_sizes: tuple[int, ...] = (64, 128, 256), base: TrainConfig | None = None,
+                 implementations: bool = True) -> dict:
+    base = base or default_config("ring8", device="cpu")
+    tables: dict[int, list] = {B: [] for B in batch_sizes}
+    for _ in range(rounds):
+        for B in batch_sizes:
+            tables[B].append(cohort_round(replace(base, batch_size=B), n_runs, seconds))
     result: dict = {}
-    base = default_config("ring8", device="cpu")
-    small = replace(base, batch_size=64)
-    result["implementations"] = dict(
-        config=f"ring8 MLP {small.depth}x{small.width}, batch {small.batch_size}, pack {small.pack}, one thread",
-        columns="runs, hand (Cohort) steps/s per run, torch.func vmap steps/s per run",
-        rows=[(r, round(hand_rate(small, r, seconds), 1), round(vmap_rate(small, r, seconds), 1))
-              for r in (1, 15, 30)])
-    alone, beside = cohort_rate_beside_python(small, 15, seconds)
-    result["beside_python"] = dict(
-        config=f"ring8 MLP {small.depth}x{small.width}, batch {small.batch_size}, 15 runs in one cohort, one thread",
-        alone_steps_per_s=round(alone, 1), beside_a_busy_python_thread_steps_per_s=round(beside, 1))
-    for B in batch_sizes:
-        config = replace(base, batch_size=B)
-        table = []
-        for _ in range(rounds):
-            solo = solo_rate(config, seconds)
-            one = cohort_rates(config, n_runs, 1, seconds)
-            two = cohort_rates(config, n_runs, 2, seconds)
-            procs = cohort_rates_processes(config, n_runs, 2, seconds)
-            table.append(dict(solo=round(solo, 1), one_thread_mean=round(float(np.mean(one)), 1),
-                              two_threads_mean=round(float(np.mean(two)), 1),
-                              two_threads_min=round(min(two), 1),
-                              two_processes_mean=round(float(np.mean(procs)), 1),
-                              two_processes_min=round(min(procs), 1),
-                              one_thread_ratio=round(float(np.mean(one)) / solo, 3),
-                              two_threads_ratio=round(float(np.mean(two)) / solo, 3),
-                              two_processes_ratio=round(float(np.mean(procs)) / solo, 3)))
+    for B, table in tables.items():
+        median = lambda key: float(np.median([r[key] for r in table]))
         result[f"batch{B}"] = dict(
-            config=f"ring8 MLP {config.depth}x{config.width}, batch {B}, pack {config.pack}, {n_runs} runs",
+            config=f"{base.dataset} MLP {base.depth}x{base.width}, batch {B}, pack {base.pack}; solo: one run; "
+                   f"two processes: {n_runs} runs as 2 cohorts of {n_runs // 2}, one process (one core) each; "
+                   f"one cohort: {n_runs // 2} runs on one core",
+            columns="steps per second (per_s) and per CPU-second of the training thread (per_cpu_s): solo run, "
+                    "per run in two processes (mean, slowest), per run in one cohort; ratios: per run / the "
+                    "round's solo",
             rounds=table,
-            median_ratio_one_thread=float(np.median([r["one_thread_ratio"] for r in table])),
-            median_ratio_two_threads=float(np.median([r["two_threads_ratio"] for r in table])),
-            median_ratio_two_processes=float(np.median([r["two_processes_ratio"] for r in table])),
-            target="per-run speed with 30 runs >= 0.40 x solo")
+            median_solo_per_s=median("solo_per_s"),
+            median_ratio_two_processes_per_s=median("two_processes_ratio_per_s"),
+            median_ratio_one_cohort_per_s=median("one_cohort_ratio_per_s"),
+            median_ratio_two_processes_per_cpu_s=median("two_processes_ratio_per_cpu_s"),
+            median_ratio_one_cohort_per_cpu_s=median("one_cohort_ratio_per_cpu_s"),
+            target=f"per-run speed with {n_runs} runs >= 0.40 x solo (batch 64)")
+    if implementations:
+        small = replace(base, batch_size=64)
+        result["implementations"] = dict(
+            config=f"{small.dataset} MLP {small.depth}x{small.width}, batch 64, pack {small.pack}, one thread",
+            columns="runs, hand (Cohort) steps/s per run, torch.func vmap steps/s per run, solo run steps/s",
+            rows=[(r, round(hand_rate(small, r, seconds), 1), round(vmap_rate(small, r, seconds), 1),
+                   round(solo_rate(small, seconds).per_s[0], 1)) for r in (1, 15, 30)])
+        alone, beside = cohort_rate_beside_python(small, n_runs // 2, seconds)
+        result["beside_python"] = dict(
+            config=f"{small.dataset} MLP {small.depth}x{small.width}, batch 64, {n_runs // 2} runs in one cohort, "
+                   "one thread",
+            alone_steps_per_s=round(alone, 1), beside_a_busy_python_thread_steps_per_s=round(beside, 1),
+            solo_steps_per_s=round(solo_rate(small, seconds).per_s[0], 1))
     return result
 
 

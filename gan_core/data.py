@@ -65,9 +65,9 @@ class PointDataset:
         ref = self.modes if self.modes is not None else self.points
         self.scale = max(float(ref.abs().max()), 1e-6)
         # Pre-divided copies: sampling in model units costs no extra op per step.
-        self._modes_n = None if self.modes is None else self.modes / self.scale
-        self._sigma_n = self.sigma / self.scale
-        self._points_n = None if self.points is None else self.points / self.scale
+        self.centres = ref / self.scale  # what `sample` picks from, (M, 2) in model units
+        self.noise_std = self.sigma / self.scale  # the mixture's σ in model units (0.0 for points)
+        self._n_centres = len(self.centres)
         lo, hi = ref.min(0).values, ref.max(0).values
         pad = 3 * self.sigma + 0.15 * float((hi - lo).max())
         # Plot bounds (x0, x1, y0, y1): square, centred, with a margin.
@@ -84,15 +84,22 @@ class PointDataset:
         """Draw `n` points (n, 2) in model units (data / scale); writes into `out` when given."""
         if out is None:
             out = torch.empty(n, 2, device=self.device)
-        if self.modes is not None:
-            idx = torch.randint(len(self.modes), (n,), device=self.device, generator=generator)
-            torch.index_select(self._modes_n, 0, idx, out=out)
-            noise = torch.randn(n, 2, device=self.device, generator=generator)
-            out.add_(noise, alpha=self._sigma_n)
-        else:
-            idx = torch.randint(len(self.points), (n,), device=self.device, generator=generator)
-            torch.index_select(self._points_n, 0, idx, out=out)
+        idx = torch.empty(n, dtype=torch.long, device=self.device)
+        noise = None if self.modes is None else torch.empty(n, 2, device=self.device)
+        self.draw(generator, idx, noise)
+        torch.index_select(self.centres, 0, idx, out=out)
+        if noise is not None:
+            out.add_(noise, alpha=self.noise_std)
         return out
+
+    def draw(self, generator: torch.Generator, index_out: torch.Tensor, noise_out: torch.Tensor | None) -> None:
+        """The random part of `sample`, in its order, into caller buffers: indices into `centres`
+        (n,), then, for a mixture, standard normal noise (n, 2). A sample is
+        `centres[index] + noise_std * noise`; a cohort draws each member's with its own
+        generator and computes all members' samples at once."""
+        index_out.random_(0, self._n_centres, generator=generator)  # torch.randint's draws
+        if self.modes is not None:
+            noise_out.normal_(generator=generator)  # torch.randn's draws
 
 
 class DigitDataset:

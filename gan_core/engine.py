@@ -16,6 +16,11 @@ measured 1.9× this file's autograd path on the default ring-8 model), and
 everything else (DCGAN digits, WGAN-GP's double back-prop) uses autograd.
 `tests/test_engine.py` checks the two agree.
 
+A caller that trains the networks itself (a cohort, `serve/cohort.py`) keeps
+the engine's books through four public methods: `begin_step` (room for the row,
+lr decay), `record_step` (counters), `ema_weight` (the EMA's warm-up rule) and
+`set_last_stats`.
+
 Per-step scalars go into a device tensor and are drained in chunks by the
 runner (`drain_stats`); `evaluate()` renders the heavier telemetry (histograms,
 samples, D's decision surface) with `evaluation.py`. Not here: threads
@@ -30,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import evaluation
+from . import evaluation, torch_ops
 from .config import FROZEN_FIELDS, ConfigError, TrainConfig
 from .data import make_dataset
 from .evaluation import N_EVAL_IMAGES, N_EVAL_POINTS, N_SCORE_IMAGES, SURFACE_RES  # noqa: F401 (re-exported)
@@ -55,7 +60,8 @@ def resolve_device(name: str) -> torch.device:
 def adam_step(opt: torch.optim.Adam) -> None:
     """`opt.step()` for a fused, single-group Adam, minus ~140 µs of Python.
 
-    Calls the same fused kernel `torch.optim.Adam(fused=True)` uses, on the
+    Calls the same fused kernel `torch.optim.Adam(fused=True)` uses (through
+    `torch_ops.fused_adam`, which falls back to public operations), on the
     optimizer's own state, so `param_groups` edits, `state_dict()` and
     `load_state_dict()` work unchanged. The first step goes through `opt.step()`
     to create the state. `tests/test_engine.py` checks both give identical results.
@@ -67,28 +73,14 @@ def adam_step(opt: torch.optim.Adam) -> None:
         return
     states = [opt.state[p] for p in params]
     beta1, beta2 = group["betas"]
-    steps = [s["step"] for s in states]
-    torch._foreach_add_(steps, 1)  # the kernel reads t for bias correction but does not advance it
-    torch._fused_adam_(
-        params,
-        [p.grad for p in params],
-        [s["exp_avg"] for s in states],
-        [s["exp_avg_sq"] for s in states],
-        [],
-        steps,
-        lr=group["lr"],
-        beta1=beta1,
-        beta2=beta2,
-        weight_decay=group["weight_decay"],
-        eps=group["eps"],
-        amsgrad=False,
-        maximize=False,
-    )
+    torch_ops.fused_adam(params, [p.grad for p in params], [s["exp_avg"] for s in states],
+                         [s["exp_avg_sq"] for s in states], [s["step"] for s in states], lr=group["lr"],
+                         beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"])
 
 
 def _grad_norm(params: list[torch.Tensor]) -> torch.Tensor:
     """‖(∇θ₁, ∇θ₂, …)‖₂ over the `.grad` tensors, on the device (no host sync)."""
-    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm([p.grad for p in params])))
+    return torch.linalg.vector_norm(torch.stack(torch_ops.foreach_norm([p.grad for p in params])))
 
 
 def lr_scale(config: TrainConfig, step: int) -> float:
@@ -181,7 +173,7 @@ class Engine:
 
     def step(self) -> None:
         """k = n_critic discriminator updates, then one generator update: one stats row."""
-        self._begin_step()
+        self.begin_step()
         for _ in range(self.config.n_critic):
             self._train_d()
         self._train_g()
@@ -194,7 +186,7 @@ class Engine:
         G columns (g_loss, d_fake_g, g_grad_norm) repeat the last G update's values
         (zeros before the first), since G did not move.
         """
-        self._begin_step()
+        self.begin_step()
         self._train_d()
         self._end_step(d_trained=True, g_trained=False)
 
@@ -205,17 +197,54 @@ class Engine:
         columns (d_loss, d_real, d_fake, d_grad_norm) repeat the last D update's
         values (zeros before the first), since D did not move.
         """
-        self._begin_step()
+        self.begin_step()
         self._train_g()
         self._end_step(d_trained=False, g_trained=True)
 
-    def _begin_step(self) -> None:
+    # --- a step trained outside the engine (serve/cohort.py) uses these four --------------
+
+    def begin_step(self) -> torch.Tensor:
+        """Start one step: check the statistics buffer has room for its row and set this step's
+        learning rates (lr decay). Returns that row, a view in STAT_FIELDS order, for a caller
+        that trains this engine's networks itself to fill before `record_step`."""
         if self.rows >= STATS_CAPACITY:
             raise RuntimeError("statistics buffer full: call drain_stats() more often")
         if self.config.lr_decay_steps:
             scale = self.lr_scale()
             self.g_opt.param_groups[0]["lr"] = self.config.g_lr * scale
             self.d_opt.param_groups[0]["lr"] = self.config.d_lr * scale
+        return self.stats[self.rows]
+
+    def record_step(self, d_updates: int, g_updates: int) -> float:
+        """Count one step trained outside the engine, its `begin_step` row filled by the caller.
+
+        Returns the weight with which G's EMA must now follow G (`ema_weight`), 0.0 without a
+        G update; the caller moves the EMA, as `step()` would have.
+        """
+        self.rows += 1
+        self.step_count += 1
+        self.d_updates += d_updates
+        self.g_updates += g_updates
+        return self.ema_weight() if g_updates else 0.0
+
+    def ema_weight(self) -> float:
+        """1 − decay of G's EMA after the latest G update; 0.0 without an EMA.
+
+        Warm-up as in TensorFlow's ExponentialMovingAverage(num_updates): early on the
+        average follows G closely instead of lagging behind its initial weights.
+        """
+        if self.G_ema is None:
+            return 0.0
+        t = self.g_updates
+        return 1.0 - min(self.config.ema_decay, (1 + t) / (10 + t))
+
+    def set_last_stats(self, row: torch.Tensor) -> None:
+        """Take the values a later lone `d_update()` / `g_update()` repeats in its row for the
+        player that did not move from `row` (STAT_FIELDS order), e.g. a cohort's last row."""
+        self._last_d = (row[0], row[2], row[3])
+        self._last_g = (row[1], row[4])
+
+    # --- the engine's own updates -----------------------------------------------------------
 
     def _end_step(self, d_trained: bool, g_trained: bool) -> None:
         (d_loss, d_real, d_fake), (g_loss, d_fake_g) = self._last_d, self._last_g
@@ -247,7 +276,7 @@ class Engine:
         else:
             d_fake = self.D(self.G(self.z_buf))
             g_loss = self.loss.g_loss(d_fake)
-            torch._foreach_copy_([p.grad for p in self.g_params], torch.autograd.grad(g_loss, self.g_params))
+            torch_ops.foreach_copy_([p.grad for p in self.g_params], torch.autograd.grad(g_loss, self.g_params))
         adam_step(self.g_opt)
         with torch.no_grad():
             self._last_g = (g_loss.detach(), self.loss.display(d_fake).mean())
@@ -278,7 +307,7 @@ class Engine:
             gp = gradient_penalty(lambda x: self.D(x.reshape(real.shape)), real.reshape(packs, -1),
                                   fake.reshape(packs, -1), self.rng)
             d_loss = d_loss + self.config.gp_weight * gp
-        torch._foreach_copy_([p.grad for p in self.d_params], torch.autograd.grad(d_loss, self.d_params))
+        torch_ops.foreach_copy_([p.grad for p in self.d_params], torch.autograd.grad(d_loss, self.d_params))
         return d_loss, d_real, d_fake
 
     def lr_scale(self) -> float:
@@ -287,14 +316,10 @@ class Engine:
 
     @torch.no_grad()
     def _update_ema(self) -> None:
-        # Warm-up as in TensorFlow's ExponentialMovingAverage(num_updates): early on
-        # the average follows G closely instead of lagging behind its initial weights.
-        t = self.g_updates
-        decay = min(self.config.ema_decay, (1 + t) / (10 + t))
-        torch._foreach_lerp_(list(self.G_ema.parameters()), self.g_params, 1.0 - decay)
+        torch_ops.foreach_lerp_(list(self.G_ema.parameters()), self.g_params, self.ema_weight())
         buffers = list(self.G.buffers())
         if buffers:
-            torch._foreach_copy_(list(self.G_ema.buffers()), buffers)
+            torch_ops.foreach_copy_(list(self.G_ema.buffers()), buffers)
 
     def _r1_update(self) -> None:
         """Lazy R1 (Mescheder et al., 2018; lazy as in Karras et al., 2020): a D update on
@@ -303,7 +328,7 @@ class Engine:
         penalty = 0.5 * self.config.r1_gamma * R1_EVERY * r1_penalty(self.D, real)
         # D's last bias has no x-gradient: autograd returns zeros for it.
         grads = torch.autograd.grad(penalty, self.d_params, materialize_grads=True)
-        torch._foreach_copy_([p.grad for p in self.d_params], grads)
+        torch_ops.foreach_copy_([p.grad for p in self.d_params], grads)
         adam_step(self.d_opt)
 
     def stats_room(self) -> int:
@@ -320,7 +345,7 @@ class Engine:
 
     def parameters_finite(self) -> bool:
         params = [*self.G.parameters(), *self.D.parameters()]
-        return bool(torch.isfinite(torch.stack(torch._foreach_norm(params))).all())
+        return bool(torch.isfinite(torch.stack(torch_ops.foreach_norm(params))).all())
 
     @property
     def shown_generator(self) -> nn.Module:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from . import torch_ops
 from .losses import GANLoss
 from .models import MLP, PackedDiscriminator
 
@@ -31,7 +32,8 @@ class HandMLP:
     """Forward/backward of a `models.MLP` by hand, on its own parameter tensors.
 
     Layer l: aₗ₊₁ = leaky_relu(aₗ Wₗᵀ + bₗ) (no activation after the last).
-    Backward: ∂W = gᵀ a, ∂b = Σ g, ∂a = g W, then through the LeakyReLU.
+    Backward: ∂W = gᵀ a, ∂b = Σ g, ∂a = g W, then through the LeakyReLU
+    (`torch_ops.leaky_relu_backward`).
     Gradients are written into `grads` (the parameters' `.grad` tensors).
     """
 
@@ -63,7 +65,7 @@ class HandMLP:
                 torch.sum(g, 0, out=self.grads[2 * l + 1])
             g = torch.mm(g, self.params[2 * l])
             if l > 0:
-                g = torch.ops.aten.leaky_relu_backward(g, acts[l], self.leak, True)
+                g = torch_ops.leaky_relu_backward(g, acts[l], self.leak)
         return g
 
 

@@ -45,7 +45,7 @@ def _mean(x: Tensor) -> Tensor:
 
 def _n(x: Tensor) -> int:
     """What a batch mean divides by: the outputs of one run."""
-    return x[0].numel() if x.ndim == 3 else x.numel()
+    return x.shape[1] * x.shape[2] if x.ndim == 3 else x.numel()
 
 
 def bce_with_logits(logits: Tensor, target: float | Tensor) -> Tensor:

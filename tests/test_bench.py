@@ -49,8 +49,8 @@ def test_cohort_rates_in_threads_and_in_processes_count_every_run(tiny):
     config = tiny()
     threads = cohort_rates(config, 3, 2, 0.2)
     processes = cohort_rates_processes(config, 3, 2, 0.2)  # spawned: 2 runs in one, 1 in the other
-    assert len(threads) == len(processes) == 3
-    assert min(threads) > 0 and min(processes) > 0
+    for rates in (*threads, *processes):  # per second and per CPU-second
+        assert len(rates) == 3 and min(rates) > 0
 
 
 def test_cohort_rate_beside_a_busy_python_thread_measures_both(tiny):
@@ -110,3 +110,17 @@ def test_every_lesson_preset_has_a_plan_and_every_lesson_measures_its_symptom(ti
     assert m["step"] == 100 and len(m["covered"]) == m["modes"]
     assert m["window_modes_min_max"][0] <= m["modes"] <= m["window_modes_min_max"][1]
     assert 0 <= m["d_real_p95"] <= 1 and m["swings_last_500"] >= 0
+
+
+def test_a_tiny_cohort_benchmark_reports_each_rate_beside_the_rounds_solo_rate(tiny):
+    from benchmarks.cohort import bench_cohort
+
+    result = bench_cohort(seconds=0.2, n_runs=4, rounds=1, batch_sizes=(16,), base=tiny(), implementations=False)
+    assert list(result) == ["batch16"]
+    (row,) = result["batch16"]["rounds"]
+    for per in ("per_s", "per_cpu_s"):
+        assert min(row[f"solo_{per}"], row[f"two_processes_min_{per}"], row[f"one_cohort_mean_{per}"]) > 0
+        for how in ("two_processes", "one_cohort"):
+            ratio = row[f"{how}_ratio_{per}"]
+            assert ratio == pytest.approx(row[f"{how}_mean_{per}"] / row[f"solo_{per}"], abs=2e-3)
+            assert result["batch16"][f"median_ratio_{how}_{per}"] == ratio

@@ -86,6 +86,27 @@ def test_member_reproduces_its_solo_run(member):
     np.testing.assert_allclose(mine.drain_stats(), solo.drain_stats(), rtol=1e-3, atol=1e-4)
 
 
+def test_a_lone_update_between_cohort_steps_keeps_the_member_on_its_solo_run():
+    """A lone D update (a command) counts a step but no G update: the EMA's warm-up, which
+    follows the G updates, must not run ahead when the member trains on in the cohort."""
+    solo = Engine(CLASS[0])  # with an EMA of G
+    cohort, (mine, _) = make_cohort([CLASS[0], CLASS[3]])
+    for _ in range(5):
+        solo.step()
+    train(cohort, 5)
+    cohort.export(mine)
+    for e in (mine, solo):
+        e.d_update()
+    cohort.reload(mine)
+    for _ in range(10):
+        solo.step()
+    train(cohort, 10)
+    cohort.export(mine)
+    assert (mine.step_count, mine.g_updates) == (solo.step_count, solo.g_updates) == (16, 15)
+    for a, b in zip(state(mine), state(solo), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
 def test_live_change_moves_only_that_member():
     cohort_a, engines_a = make_cohort(CLASS)
     cohort_b, engines_b = make_cohort(CLASS)

@@ -89,6 +89,22 @@ def test_sample_writes_into_out_buffer():
     assert torch.equal(out, ds.sample(32, gen(0)))
 
 
+@pytest.mark.parametrize("name", ["ring8", "grid25", "spiral"])
+def test_draw_then_centres_plus_scaled_noise_is_sample(name):
+    """What a cohort does for many runs at once: the draws with each run's generator, then the arithmetic."""
+    ds = make_toy(name)
+    index, noise = torch.empty(64, dtype=torch.long), torch.full((64, 2), float("nan"))
+    rng = gen(5)
+    ds.draw(rng, index, noise)
+    x = ds.centres[index]
+    if ds.modes is not None:
+        x = torch.add(x, noise, alpha=ds.noise_std)
+    else:
+        assert noise.isnan().all()  # a point cloud draws no noise
+    again = gen(5)
+    assert torch.equal(x, ds.sample(64, again)) and torch.equal(rng.get_state(), again.get_state())
+
+
 @pytest.mark.parametrize("name", ["spiral", "moons"])
 def test_point_cloud_toys_sample_from_their_fixed_points(name):
     ds = make_toy(name)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from gan_core import engine as engine_mod
-from gan_core import evaluation
+from gan_core import evaluation, torch_ops
 from configs import tiny_config as tiny
 from gan_core.config import FROZEN_FIELDS, LIVE_FIELDS, ConfigError, TrainConfig
 from gan_core.data import DIGITS_FILE
@@ -227,10 +227,14 @@ def test_adam_step_matches_opt_step_exactly():
             pa.grad, pb.grad = grad.clone(), grad.clone()
         opt_a.step()
         adam_step(opt_b)
+    # The same kernel gives the same bits; torch_ops' public fallback, if bound, agrees to a rounding.
+    exact = torch_ops.FAST["fused_adam"]
     for pa, pb in zip(a.parameters(), b.parameters()):
-        assert torch.equal(pa, pb)
-        for k in ("exp_avg", "exp_avg_sq", "step"):
-            assert torch.equal(opt_a.state[pa][k], opt_b.state[pb][k])
+        for x, y in ((pa, pb), *((opt_a.state[pa][k], opt_b.state[pb][k]) for k in ("exp_avg", "exp_avg_sq", "step"))):
+            if exact:
+                assert torch.equal(x, y)
+            else:
+                torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-8)
     assert float(opt_b.state[next(b.parameters())]["step"]) == 6
     # And it is really an Adam step (reference: Kingma & Ba).
     p0 = [p.detach().clone() for p in b.parameters()]
