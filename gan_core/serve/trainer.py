@@ -9,15 +9,17 @@ about the same rate (fair shares). New runs go to the least-loaded worker;
 when the load drifts apart by more than one run, a run moves across, keeping
 its state (it leaves one cohort and joins another, between steps).
 
-`CohortRunner` is one run's handle with the public API of `runner.Runner`
-(start / pause / resume / step / update / rewind / save / checkpoint_now /
-stop / reset, plus snapshot, state, telemetry, checkpoints, timelapse), so
-the classroom can use either. Its `Engine` is always the source of the run's
+`CohortRunner` is one run's handle (a `handle.RunHandle`, like `runner.Runner`; what the two
+share is `handle.RunControls`), so the classroom can use either. Its `Engine` is always the source of the run's
 data, RNG and config; while it is a cohort member its weights live in the
 cohort's stacks and the worker exports them before an evaluation frame, a
 checkpoint or a command (and reloads them after a rewind). A change of batch
 size changes the cohort key: the run leaves its cohort and joins a matching
-one, weights and Adam state carried across.
+one, weights and Adam state carried across. `to_bundle` / `from_bundle` hand a run over to
+another process (`processes.py`) with everything it has.
+
+Each worker measures what it trains while a class is on (`capacity.CapacityMeter`), so
+admission knows what this box gives.
 
 Threads and ownership: one Condition (`Trainer.cond`) guards every run's
 control fields and the workers' run lists; a worker thread is the only one
