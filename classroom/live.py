@@ -267,21 +267,23 @@ class LiveChannel:
             parts.append(f"{snap.steps_per_s:,.0f} steps/s" + (f" (slow motion: {limit:g}/s)" if limit else ""))
         elif limit:
             parts.append(f"slow motion: {limit:g} steps/s")
-        parts += ["GPU" if snap.device.startswith("cuda") else "CPU",
-                  f"G lr {fmt_lr(cfg.g_lr)} · D lr {fmt_lr(cfg.d_lr)} · k={cfg.n_critic}"
-                  + (f" · smoothing {cfg.label_smoothing:g}" if cfg.label_smoothing else "")]
-        scale = lr_scale(cfg, snap.step)
-        if scale < 0.99:  # say so once the decay is visible in two digits
-            parts.append(f"lr decay: now G {fmt_lr(cfg.g_lr * scale)} · D {fmt_lr(cfg.d_lr * scale)} "
-                         f"({scale:.0%} of the sliders' values, {cfg.lr_decay_final:.0%} by step "
-                         f"{cfg.lr_decay_steps:,})")
         frame = snap.frame
         if frame is not None and frame.modes_covered is not None:
             parts.append(f"modes covered <b>{frame.modes_covered}/{frame.n_modes}</b> "
                          f"({fmt_percent(frame.hq_percent)} of samples high quality)")
+        # The settings and the game value: for the teacher more than the back row, so they keep
+        # the normal size under Large text (the page's CSS), which keeps the line short.
+        details = ["GPU" if snap.device.startswith("cuda") else "CPU",
+                   f"G lr {fmt_lr(cfg.g_lr)} · D lr {fmt_lr(cfg.d_lr)} · k={cfg.n_critic}"
+                   + (f" · smoothing {cfg.label_smoothing:g}" if cfg.label_smoothing else "")]
+        scale = lr_scale(cfg, snap.step)
+        if scale < 0.99:  # say so once the decay is visible in two digits
+            details.append(f"lr decay: now G {fmt_lr(cfg.g_lr * scale)} · D {fmt_lr(cfg.d_lr * scale)} "
+                           f"({scale:.0%} of the sliders' values, {cfg.lr_decay_final:.0%} by step "
+                           f"{cfg.lr_decay_steps:,})")
         if frame is not None and frame.value_estimate is not None:
-            parts.append(f"game value V(D,G) = {frame.value_estimate:.2f} (−1.39 when D can only guess)")
-        text = " · ".join(parts)
+            details.append(f"game value V(D,G) = {frame.value_estimate:.2f} (−1.39 when D can only guess)")
+        text = " · ".join(parts) + '<span class="gan-detail"> · ' + " · ".join(details) + "</span>"
         for note in (page.notice, snap.message):
             if note:
                 text += f'<div class="gan-note">{markdown_bold(note)}</div>'
