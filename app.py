@@ -16,6 +16,7 @@ from classroom import liveplot, overview, plots, text
 from classroom.controls import (
     DATASET_CHOICES, LOSS_CHOICES, PRESET_CHOICES, SIZE_CHOICES, SPEED_CHOICES, Controls, defaults_for,
 )
+from classroom.buttons import blank_canvas
 from classroom.live import LIVE_JS, READY
 from classroom.page import HIDE_CHOICES, Page
 from classroom.sessions import SessionManager, configure_threads
@@ -48,7 +49,11 @@ CSS = """
 # Runs in the page when the toggle changes: CSS class for Gradio's text, an event for the plots.
 LARGE_TEXT_JS = """(on) => { document.documentElement.classList.toggle('gan-large', on);
   window.ganTextScale = on ? 1.3 : 1; window.dispatchEvent(new Event('gan-text-scale')); return []; }"""
+SKETCH_SIZE = (242, 242)  # the drawing canvas in pixels (any size: the points are standardised)
 POLL_NOW_JS = "() => { if (window.ganLive) window.ganLive.now(); }"  # after a button: show its result
+# Choosing a lesson builds its run (a second or two): say so in the status line at once.
+LESSON_JS = """(lesson) => { if (lesson && window.ganLive) window.ganLive.say('<b>Setting up the lesson…</b>');
+  return [lesson]; }"""
 
 
 def build_demo(page: Page | None = None) -> gr.Blocks:
@@ -94,9 +99,14 @@ def build_demo(page: Page | None = None) -> gr.Blocks:
                     seed = gr.Number(value=start.seed, precision=0, minimum=0, maximum=2**31 - 1, label="Seed")
                     reset_btn = gr.Button("Reset: new run from this setup", variant="stop", size="md")
                 with gr.Accordion("Draw your own data", open=False):
-                    sketch = gr.Sketchpad(label="Paint a shape: G will learn to draw it", canvas_size=(400, 400),
-                                          type="filepath", height=380, layers=False, elem_id="sketch",
-                                          brush=gr.Brush(colors=["#000000"], color_mode="fixed", default_size=5))
+                    gr.Markdown("Paint a shape with the mouse: G will learn to draw it.")
+                    # A white canvas as the value: Gradio's editor then opens with the brush chosen (an
+                    # empty one opens on no tool), at the zoom that fits its box: 100% in a box this size.
+                    sketch = gr.Sketchpad(blank_canvas(SKETCH_SIZE), label="Your drawing", show_label=False,
+                                          canvas_size=SKETCH_SIZE, width=SKETCH_SIZE[0] + 62,
+                                          height=SKETCH_SIZE[1] + 100, type="filepath", layers=False,
+                                          transforms=(), elem_id="sketch",
+                                          brush=gr.Brush(colors=["#000000"], color_mode="fixed", default_size=4))
                     drawing_btn = gr.Button("Use my drawing as the data")
                 with gr.Group():
                     gr.Markdown("### 2 · Live controls (act on the running GAN)")
@@ -161,7 +171,9 @@ def build_demo(page: Page | None = None) -> gr.Blocks:
                         load_file = gr.File(label="Load a saved run", file_types=[".safetensors"], type="filepath")
                     with gr.Row():
                         gif_btn = gr.Button("Make timelapse GIF")
-                        gif_file = gr.File(label="Timelapse", interactive=False)
+                        gif_file = gr.File(label="Timelapse", interactive=False, elem_id="timelapse-file")
+                        gif_preview = gr.Image(label="Timelapse preview", type="filepath", interactive=False,
+                                               height=300, buttons=["fullscreen"], elem_id="timelapse-preview")
                     with gr.Row():
                         hide = gr.CheckboxGroup(HIDE_CHOICES, label="Teacher mode: hide these controls in the link")
                         share_btn = gr.Button("Make share link")
@@ -177,9 +189,9 @@ def build_demo(page: Page | None = None) -> gr.Blocks:
         fast = dict(show_progress="hidden", concurrency_limit=None)
         with_controls = page.with_controls
 
-        def act(trigger, fn, inputs, outputs, api_name):
+        def act(trigger, fn, inputs, outputs, api_name, **kwargs):
             """An action whose result the live channel shows at once (not at its next poll)."""
-            trigger(fn, inputs, outputs, api_name=api_name, **fast).then(None, js=POLL_NOW_JS)
+            trigger(fn, inputs, outputs, api_name=api_name, **fast, **kwargs).then(None, js=POLL_NOW_JS)
 
         # .input fires on user actions only: a lesson or a shared link sets several controls at
         # once, and must not have them overwritten by dataset defaults or sent as live changes.
@@ -201,14 +213,15 @@ def build_demo(page: Page | None = None) -> gr.Blocks:
         act(drawing_btn.click, buttons.use_drawing, sketch, [dataset, upload, status], "use_drawing")
         act(upload.upload, buttons.upload_csv, upload, status, "upload_csv")
         upload.clear(buttons.clear_csv, None, status, api_name=False, **fast)
-        act(lesson.input, buttons.choose_lesson, lesson, [*controls, lesson_text, upload, status], "lesson")
+        act(lesson.input, buttons.choose_lesson, lesson, [*controls, lesson_text, upload, status], "lesson",
+            js=LESSON_JS)
         act(fix_btn.click, buttons.apply_fix, None, live_controls, "apply_fix")
         act(rewind_btn.click, buttons.rewind, checkpoint, status, "rewind")
         checkpoint.input(buttons.pick_checkpoint, checkpoint, None, api_name=False, **fast)
         save_btn.click(buttons.save, None, saved_file, api_name="save", **fast)
         act(load_file.upload, buttons.load, load_file, [status, *controls, lesson_text], "load")
         gif_btn.click(buttons.timelapse, None, gif_file, api_name="timelapse", concurrency_limit=2,
-                      show_progress="minimal")
+                      show_progress="minimal").success(lambda path: path, gif_file, gif_preview, api_name=False)
         share_btn.click(page.share_handler(), [*controls, hide], share_url, api_name="share_link", **fast)
         b_controls = [b_loss, b_g_lr, b_d_lr, b_k, b_smoothing]  # hidden with their A control (teacher mode)
         act(compare_btn.click, page.compare_handler(), [*controls, *b_controls], status, "start_compare")

@@ -377,8 +377,11 @@ async function poll() {
   if (document.hidden) next = Math.max(next, %(hidden_ms)d);
   if (token) timer = setTimeout(poll, next);
 }
-// After a button: poll now instead of at the next tick.
-window.ganLive = {now: () => { if (timer) clearTimeout(timer); timer = setTimeout(poll, 30); }};
+// now(): after a button, poll now instead of at the next tick. say(html): show a line in the status
+// until the server's next one (asked for in full: the page no longer shows what it was sent).
+window.ganLive = {now: () => { if (timer) clearTimeout(timer); timer = setTimeout(poll, 30); },
+  say: (html) => { const el = document.querySelector('#status .gan-status'); if (el) el.innerHTML = html;
+    since = ''; }};
 document.addEventListener('visibilitychange', () => { if (!document.hidden) window.ganLive.now(); });
 function begin() {
   const value = (props.value || '').trim();

@@ -7,11 +7,12 @@ Skips locally when chromium or Playwright is missing, but *fails* when CI=true:
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import pytest
 
-from app_support import running_app, wait_until
+from app_support import running_app, until, wait_until
 from gan_core.config import default_config
 
 pytestmark = pytest.mark.browser
@@ -80,6 +81,15 @@ def test_start_watch_and_move_a_slider(live_app, open_page):
     wait_until(lambda: "Rewound" in page.locator("#status").inner_text(), timeout=20)
     assert runner.state() == "paused"
     assert (ARTIFACTS / "live_page.png").stat().st_size > 10_000
+    # The time-lapse: a file to download and the GIF itself shown on the page.
+    preview = page.locator("#timelapse-preview img")
+    until(lambda: page.get_by_role("button", name="Make timelapse GIF").click(), lambda: preview.count() == 1,
+          timeout=120, every=30)
+    preview.scroll_into_view_if_needed()  # a lazy image loads once near the viewport
+    wait_until(lambda: preview.evaluate("(img) => img.complete && img.naturalWidth") > 0, timeout=30,
+               what="the preview's GIF loaded")
+    assert ".gif" in preview.get_attribute("src")
+    assert re.search(r"timelapse-step\d+\s*\.gif", page.locator("#timelapse-file").inner_text())
 
 
 def test_each_plot_is_redrawn_in_place(live_app, open_page):
