@@ -177,7 +177,8 @@ def build_demo(page: Page | None = None) -> gr.Blocks:
                     with gr.Row():
                         hide = gr.CheckboxGroup(HIDE_CHOICES, label="Teacher mode: hide these controls in the link")
                         share_btn = gr.Button("Make share link")
-                    share_url = gr.Textbox(label="Link to this setup", buttons=["copy"], interactive=False)
+                    share_url = gr.Textbox(label="Link to this setup", buttons=["copy"], interactive=False,
+                                           elem_id="share-url")
         # The live channel (classroom/live.py): its token arrives with the page's load event.
         live = gr.HTML("", html_template='<div class="gan-live"></div>', js_on_load=LIVE_JS, elem_id="gan-live",
                        apply_default_css=False, container=False, visible="hidden")

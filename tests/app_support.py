@@ -85,6 +85,20 @@ def until(act, done, timeout: float = 60.0, every: float = 8.0):
                 raise
 
 
+def choose(page, label: str, option: str) -> None:
+    """Pick `option` in the page's dropdown labelled `label` (Playwright)."""
+    page.get_by_label(label, exact=True).click()
+    page.get_by_role("option", name=option).click()
+
+
+def shown_step(page) -> int | None:
+    """The step counter as the page's status line shows it (Playwright)."""
+    import re
+
+    match = re.search(r"step ([\d,]+)", page.locator("#status").inner_text())
+    return int(match.group(1).replace(",", "")) if match else None
+
+
 @contextmanager
 def running_app(max_active: int = 2, processes: int | None = None):
     """The app launched in-process on a free port: yields (url, Page). Its runs train in trainer

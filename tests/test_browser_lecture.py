@@ -4,21 +4,14 @@ Skips without chromium locally, fails when CI=true."""
 
 from __future__ import annotations
 
-import re
 import time
 
 import numpy as np
 import pytest
 
-from app_support import until, wait_until
+from app_support import shown_step, until, wait_until
 
 pytestmark = pytest.mark.browser
-
-
-def shown_step(page) -> int | None:
-    """The step counter as the status line shows it."""
-    match = re.search(r"step ([\d,]+)", page.locator("#status").inner_text())
-    return int(match.group(1).replace(",", "")) if match else None
 
 
 def test_slow_motion_one_step_per_second(app_page):

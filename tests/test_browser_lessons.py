@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from app_support import until, wait_until
+from app_support import choose, until, wait_until
 from classroom.presets import get_preset
 
 pytestmark = pytest.mark.browser
@@ -13,11 +13,6 @@ pytestmark = pytest.mark.browser
 
 def only_session(manager):
     return wait_until(lambda: next(iter(manager._sessions.values()), None), what="a session")
-
-
-def choose(page, label: str, option: str) -> None:
-    page.get_by_label(label).click()
-    page.get_by_role("option", name=option).click()
 
 
 def start(page, manager):
