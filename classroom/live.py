@@ -220,8 +220,8 @@ class LiveChannel:
         """Everything the payload depends on, cheap to read (no snapshot fetched)."""
         version = session.runner.telemetry.version if session is not None else None
         version_b = session_b.runner.telemetry.version if session_b is not None else None
-        return (id(session and session.runner), version, version_b, self.manager.queue_position(sid), page.notice,
-                page.sync_key)
+        return (id(session and session.runner), version, version_b, self.manager.queue_position(sid),
+                self.manager.queue_position(sid + COMPARE_SUFFIX), page.notice, page.sync_key)
 
     def _parts(self, sid: str, page: PageState, session, session_b) -> tuple[dict[str, Built], bool]:
         if session is None:
@@ -284,7 +284,10 @@ class LiveChannel:
         if frame is not None and frame.value_estimate is not None:
             details.append(f"game value V(D,G) = {frame.value_estimate:.2f} (−1.39 when D can only guess)")
         text = " · ".join(parts) + '<span class="gan-detail"> · ' + " · ".join(details) + "</span>"
-        for note in (page.notice, snap.message):
+        position_b = self.manager.queue_position(sid + COMPARE_SUFFIX)
+        waiting_b = (f"**Run B waits for a place to train** (position {position_b} in the queue): its curves "
+                     "start when it does." if position_b else "")
+        for note in (page.notice, snap.message, waiting_b):
             if note:
                 text += f'<div class="gan-note">{markdown_bold(note)}</div>'
         return text
