@@ -198,6 +198,10 @@ def test_projector_layout_titles_and_overview(live_app, open_page):
     page.get_by_role("button", name="Start A/B").click()
     wait_until(lambda: _trace_points(page, "compare-samples-b") > 100 and _trace_points(page, "compare-plot") > 10,
                timeout=60, what="the A/B plots drawn")
+    # Paused from here: a still page to measure and photograph (a tall page of nine plots redrawn
+    # several times a second can take a headless browser longer than its timeout to capture).
+    page.get_by_role("button", name="Pause", exact=True).click()
+    wait_until(lambda: "Paused" in page.locator("#status").inner_text(), timeout=30, what="paused")
     plots = [*LIVE_PLOTS, *COMPARE_PLOTS]
     for width, height in ((1280, 720), (1400, 1000)):
         page.set_viewport_size({"width": width, "height": height})
@@ -207,7 +211,10 @@ def test_projector_layout_titles_and_overview(live_app, open_page):
                        what="every plot drawn at the new size")
             where = f"{width}x{height}{' large text' if large else ''}"
             assert page.evaluate(IN_VIEW_JS, list(LECTURE_VIEW)) == [], where
-            page.screenshot(path=str(ARTIFACTS / f"projector_{width}x{height}{'_large' if large else ''}.png"))
+            name = f"projector_{width}x{height}{'_large' if large else ''}"
+            page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+            if not large:
+                page.screenshot(path=str(ARTIFACTS / f"{name}_full.png"), full_page=True)
             titles = page.evaluate(TITLES_JS, plots)
             assert {t["id"] for t in titles} == set(plots), where
             for t in titles:
