@@ -190,6 +190,7 @@ def test_projector_layout_titles_and_overview(live_app, open_page):
     lr = f"lr {default_config('ring8').g_lr:.1e}".replace("e-0", "e-")
     assert "D loss" in first and "mean D(x) =" in first and lr in first
     wait_until(lambda: numbers() != first, timeout=20, what="the overview's numbers change")
+    page.screenshot(path=str(ARTIFACTS / "projector_1280x720_running.png"))  # the README's docs/screenshot.png
     # An A/B run (B with a 10x D learning rate: the longest titles), so its four plots show too.
     page.get_by_text("A/B compare: run a second GAN beside this one").click()
     box = page.get_by_label("number input for B: D learning rate (log10)")
