@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from app_support import running_app, until, wait_until
+from app_support import LECTURE_VIEW, OFF_SCREEN_JS, running_app, until, wait_until
 from gan_core.config import default_config
 
 pytestmark = pytest.mark.browser
@@ -158,18 +158,11 @@ TITLE_COVERS_JS = """(ids) => {
   }
   return out;
 }"""
-# Inside the viewport (page scrolled to the top): the element's box, or what sticks out.
-IN_VIEW_JS = """(selectors) => { window.scrollTo(0, 0); return selectors.map(s => {
-  const el = document.querySelector(s); if (!el) return s + ': missing';
-  const r = el.getBoundingClientRect();
-  return (r.width > 0 && r.left >= 0 && r.top >= 0 && r.right <= innerWidth && r.bottom <= innerHeight) ? null
-    : `${s}: (${r.left}, ${r.top})-(${r.right}, ${r.bottom}) in ${innerWidth}x${innerHeight}`; }).filter(x => x); }"""
 # Every visible plot drawn at text scale k (its base font is 15 px), and a plot sized by the page's
 # CSS at that size.
 DRAWN_AT_JS = """(k) => [...document.querySelectorAll('.js-plotly-plot')].filter(d => d.offsetWidth > 0)
   .every(d => d._fullLayout && d._fullLayout.font.size === Math.round(15 * k)
               && (!d.classList.contains('fit-height') || Math.abs(d._fullLayout.height - d.clientHeight) <= 1))"""
-LECTURE_VIEW = ("#status .gan-status", "#step-d", "#samples-plot .js-plotly-plot")
 
 
 def test_projector_layout_titles_and_overview(live_app, open_page):
@@ -211,7 +204,7 @@ def test_projector_layout_titles_and_overview(live_app, open_page):
             wait_until(lambda: page.evaluate(DRAWN_AT_JS, 1.3 if large else 1), timeout=20,
                        what="every plot drawn at the new size")
             where = f"{width}x{height}{' large text' if large else ''}"
-            assert page.evaluate(IN_VIEW_JS, list(LECTURE_VIEW)) == [], where
+            assert page.evaluate(OFF_SCREEN_JS, list(LECTURE_VIEW)) == [], where
             name = f"projector_{width}x{height}{'_large' if large else ''}"
             page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
             if not large:

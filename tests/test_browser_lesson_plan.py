@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from app_support import choose, until, wait_until
+from app_support import LECTURE_VIEW, OFF_SCREEN_JS, choose, until, wait_until
 from classroom.presets import get_preset
 
 pytestmark = pytest.mark.browser
@@ -20,9 +20,6 @@ pytestmark = pytest.mark.browser
 # The names of the samples plot's traces drawn in the page (plotly's own copy of the figure).
 TRACE_NAMES_JS = """() => { const d = document.querySelector('#samples-plot .js-plotly-plot');
   return d && d.data ? d.data.map(t => t.name || '') : []; }"""
-IN_VIEW_JS = """(selectors) => { window.scrollTo(0, 0); return selectors.filter(s => {
-  const r = document.querySelector(s).getBoundingClientRect();
-  return !(r.width > 0 && r.top >= 0 && r.left >= 0 && r.bottom <= innerHeight && r.right <= innerWidth); }); }"""
 
 
 def status(page) -> str:
@@ -75,7 +72,7 @@ def test_the_ten_minute_lesson(app_page, open_page):
     d_only = lambda names: {"D=0.5 before", "D=0.5 now"} <= set(names) and not any("moves" in n for n in names)
     wait_until(lambda: d_only(traces(page)), timeout=30, what="D's previous and new boundary, and no trails")
     # What the class looks at now is on the projected screen: the status line, the button, the plot.
-    assert page.evaluate(IN_VIEW_JS, ["#status .gan-status", "#step-d", "#samples-plot .js-plotly-plot"]) == []
+    assert page.evaluate(OFF_SCREEN_JS, list(LECTURE_VIEW)) == []
     press("Step G only")
     wait_until(lambda: "G updated once" in status(page), timeout=30, what="G's single update")
     assert "D unchanged" in status(page)
