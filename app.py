@@ -22,6 +22,7 @@ from classroom.controls import (
     Controls,
     defaults_for,
 )
+from classroom.buttons import blank_canvas
 from classroom.framework import quieten_idle_queue
 from classroom.live import LIVE_JS, READY
 from classroom.page import HIDE_CHOICES, Page
@@ -30,21 +31,36 @@ from classroom.uploads import MAX_UPLOAD_BYTES
 
 CSS = """
 .gradio-container {font-size: 16px;}
+#intro h1 {font-size: 28px; margin: 0 0 0.3em;}
+#intro p {font-size: 15px; line-height: 1.45;}
 #status {font-size: 17px; min-height: 3.2em;}
 #status .gan-note {margin-top: 0.4em; padding-left: 0.6em; border-left: 3px solid #999;}
+/* At 1280x720 D's surface and histograms fit under the status line: they take the window's height
+   left there, at most their figures' own height (a browser test measures it, in both text sizes). */
+.live-plot.fit-height {height: clamp(340px, calc(100vh - 160px), 500px);}
 /* Large text for the back row: Gradio's own size variables, scaled ~1.3x (the plots scale
    their fonts in liveplot.py; the overview graph is an SVG that scales with its width). */
 .gan-large .gradio-container {font-size: 21px;
   --text-xxs: 12px; --text-xs: 14px; --text-sm: 17px; --text-md: 19px; --text-lg: 22px;
   --text-xl: 27px; --text-xxl: 32px; --block-label-text-size: 17px; --block-info-text-size: 16px;
   --block-title-text-size: 19px; --input-text-size: 19px; --button-large-text-size: 21px;
-  --button-small-text-size: 18px; --section-header-text-size: 19px; --checkbox-label-text-size: 18px;}
-.gan-large #status {font-size: 24px;}
+  --button-medium-text-size: 20px; --button-small-text-size: 18px; --section-header-text-size: 19px;
+  --checkbox-label-text-size: 18px;}
+/* Gradio prefixes each rule here with its container's classes, which outrank a rule keyed on
+   <html>'s class: the large-text rules below need !important to win. The status line's details
+   (settings, game value, notes) keep their size, so the line stays short. */
+.gan-large #status {font-size: 24px !important;}
+.gan-large #status .gan-detail, .gan-large #status .gan-note {font-size: 17px;}
+.gan-large .live-plot.fit-height {height: clamp(340px, calc(100vh - 215px), 575px) !important;}
 """ + overview.OVERVIEW_CSS
 # Runs in the page when the toggle changes: CSS class for Gradio's text, an event for the plots.
 LARGE_TEXT_JS = """(on) => { document.documentElement.classList.toggle('gan-large', on);
   window.ganTextScale = on ? 1.3 : 1; window.dispatchEvent(new Event('gan-text-scale')); return []; }"""
+SKETCH_SIZE = (242, 242)  # the drawing canvas in pixels (any size: the points are standardised)
 POLL_NOW_JS = "() => { if (window.ganLive) window.ganLive.now(); }"  # after a button: show its result
+# Choosing a lesson builds its run (a second or two): say so in the status line at once.
+LESSON_JS = """(lesson) => { if (lesson && window.ganLive) window.ganLive.say('<b>Setting up the lesson…</b>');
+  return [lesson]; }"""
 
 
 def build_demo(page: Page | None = None) -> gr.Blocks:
@@ -55,15 +71,28 @@ def build_demo(page: Page | None = None) -> gr.Blocks:
     start = Controls.start()
 
     with gr.Blocks(title="GAN Classroom") as demo:
-        with gr.Row():
-            with gr.Column(scale=5):
-                gr.Markdown(text.INTRO)
-            with gr.Column(scale=1, min_width=220):
-                large_text = gr.Checkbox(False, label="Large text (for the back row)", elem_id="large-text")
+        # Two columns. Left: the lesson and the buttons a lecture presses, then the setup. Right: the
+        # status line over D's surface and D's histograms, then the other plots and the tools. At
+        # 1280x720 the buttons, the status line and those two plots show without scrolling (CSS
+        # above; a browser test measures it).
         with gr.Row(equal_height=False):
             with gr.Column(scale=1, min_width=330):
+                gr.Markdown(text.INTRO, elem_id="intro")
+                large_text = gr.Checkbox(False, label="Large text (for the back row)", elem_id="large-text")
                 lesson = gr.Dropdown(PRESET_CHOICES, value="", label="Lesson",
                                      info="One click sets up a classic GAN lesson; then press Start.")
+                with gr.Group(elem_id="control-bar"):
+                    with gr.Row():
+                        start_btn = gr.Button("Start", variant="primary", size="md", min_width=80)
+                        pause_btn = gr.Button("Pause", size="md", min_width=80)
+                        resume_btn = gr.Button("Resume", size="md", min_width=80)
+                    with gr.Row():  # GAN Lab's per-network steps, one update of one player
+                        step_btn = gr.Button("Step", size="md", scale=1, min_width=60)
+                        step_d_btn = gr.Button("Step D only", size="md", scale=2, min_width=60, elem_id="step-d")
+                        step_g_btn = gr.Button("Step G only", size="md", scale=2, min_width=60, elem_id="step-g")
+                    speed = gr.Radio(SPEED_CHOICES, value="max", label="Speed",
+                                     info="Slow motion for a lecture: at 10 or 1 step/s every step is drawn.",
+                                     elem_id="speed")
                 lesson_text = gr.Markdown(visible=False, elem_id="lesson-text")
                 with gr.Group():
                     gr.Markdown("### 1 · Setup")
@@ -75,23 +104,17 @@ def build_demo(page: Page | None = None) -> gr.Blocks:
                                     info="Hidden units of G and D (small is fastest).")
                     batch = gr.Slider(16, 1024, value=start.batch_size, step=16, label="Batch size")
                     seed = gr.Number(value=start.seed, precision=0, minimum=0, maximum=2**31 - 1, label="Seed")
+                    reset_btn = gr.Button("Reset: new run from this setup", variant="stop", size="md")
                 with gr.Accordion("Draw your own data", open=False):
-                    sketch = gr.Sketchpad(label="Paint a shape: G will learn to draw it", canvas_size=(400, 400),
-                                          type="filepath", height=380, layers=False, elem_id="sketch",
-                                          brush=gr.Brush(colors=["#000000"], color_mode="fixed", default_size=5))
+                    gr.Markdown("Paint a shape with the mouse: G will learn to draw it.")
+                    # A white canvas as the value: Gradio's editor then opens with the brush chosen (an
+                    # empty one opens on no tool), at the zoom that fits its box: 100% in a box this size.
+                    sketch = gr.Sketchpad(blank_canvas(SKETCH_SIZE), label="Your drawing", show_label=False,
+                                          canvas_size=SKETCH_SIZE, width=SKETCH_SIZE[0] + 62,
+                                          height=SKETCH_SIZE[1] + 100, type="filepath", layers=False,
+                                          transforms=(), elem_id="sketch",
+                                          brush=gr.Brush(colors=["#000000"], color_mode="fixed", default_size=4))
                     drawing_btn = gr.Button("Use my drawing as the data")
-                with gr.Row():
-                    start_btn = gr.Button("Start", variant="primary")
-                    pause_btn = gr.Button("Pause")
-                    resume_btn = gr.Button("Resume")
-                with gr.Row():
-                    step_btn = gr.Button("Step")
-                    reset_btn = gr.Button("Reset", variant="stop")
-                with gr.Row():  # GAN Lab's per-network steps, one update of one player
-                    step_d_btn = gr.Button("Step D only", min_width=100)
-                    step_g_btn = gr.Button("Step G only", min_width=100)
-                speed = gr.Radio(SPEED_CHOICES, value="max", label="Speed",
-                                 info="Slow motion for a lecture: at 10 or 1 step/s every step is drawn.")
                 with gr.Group():
                     gr.Markdown("### 2 · Live controls (act on the running GAN)")
                     loss = gr.Dropdown(LOSS_CHOICES, value=start.loss, label="Loss")
@@ -111,13 +134,13 @@ def build_demo(page: Page | None = None) -> gr.Blocks:
                                  apply_default_css=False)
                 alerts = gr.Markdown(visible=False, elem_id="alerts")
                 fix_btn = gr.Button("Apply fix", visible=False, variant="secondary", size="sm", elem_id="fix")
+                with gr.Row():
+                    liveplot.live_plot("samples", "samples-plot", blank["samples"], fit_height=True)
+                    liveplot.live_plot("d_hist", "hist-plot", blank["d_hist"], fit_height=True)
                 with gr.Accordion("Model overview (live numbers; the network that moved is highlighted)",
                                   open=True):
                     gr.HTML(overview.overview_svg(None), html_template='<div class="gan-overview">${value}</div>',
                             elem_id="overview", apply_default_css=False)
-                with gr.Row():
-                    liveplot.live_plot("samples", "samples-plot", blank["samples"])
-                    liveplot.live_plot("d_hist", "hist-plot", blank["d_hist"])
                 with gr.Row():
                     liveplot.live_plot("losses", "loss-plot", blank["losses"])
                     liveplot.live_plot("d_means", "means-plot", blank["d_means"])
@@ -155,11 +178,14 @@ def build_demo(page: Page | None = None) -> gr.Blocks:
                         load_file = gr.File(label="Load a saved run", file_types=[".safetensors"], type="filepath")
                     with gr.Row():
                         gif_btn = gr.Button("Make timelapse GIF")
-                        gif_file = gr.File(label="Timelapse", interactive=False)
+                        gif_file = gr.File(label="Timelapse", interactive=False, elem_id="timelapse-file")
+                        gif_preview = gr.Image(label="Timelapse preview", type="filepath", interactive=False,
+                                               height=300, buttons=["fullscreen"], elem_id="timelapse-preview")
                     with gr.Row():
                         hide = gr.CheckboxGroup(HIDE_CHOICES, label="Teacher mode: hide these controls in the link")
                         share_btn = gr.Button("Make share link")
-                    share_url = gr.Textbox(label="Link to this setup", buttons=["copy"], interactive=False)
+                    share_url = gr.Textbox(label="Link to this setup", buttons=["copy"], interactive=False,
+                                           elem_id="share-url")
         # The live channel (classroom/live.py): its token arrives with the page's load event.
         live = gr.HTML("", html_template='<div class="gan-live"></div>', js_on_load=LIVE_JS, elem_id="gan-live",
                        apply_default_css=False, container=False, visible="hidden")
@@ -171,9 +197,9 @@ def build_demo(page: Page | None = None) -> gr.Blocks:
         fast = dict(show_progress="hidden", concurrency_limit=None)
         with_controls = page.with_controls
 
-        def act(trigger, fn, inputs, outputs, api_name):
+        def act(trigger, fn, inputs, outputs, api_name, **kwargs):
             """An action whose result the live channel shows at once (not at its next poll)."""
-            trigger(fn, inputs, outputs, api_name=api_name, **fast).then(None, js=POLL_NOW_JS)
+            trigger(fn, inputs, outputs, api_name=api_name, **fast, **kwargs).then(None, js=POLL_NOW_JS)
 
         # .input fires on user actions only: a lesson or a shared link sets several controls at
         # once, and must not have them overwritten by dataset defaults or sent as live changes.
@@ -195,14 +221,15 @@ def build_demo(page: Page | None = None) -> gr.Blocks:
         act(drawing_btn.click, buttons.use_drawing, sketch, [dataset, upload, status], "use_drawing")
         act(upload.upload, buttons.upload_csv, upload, status, "upload_csv")
         upload.clear(buttons.clear_csv, None, status, api_name=False, **fast)
-        act(lesson.input, buttons.choose_lesson, lesson, [*controls, lesson_text, upload, status], "lesson")
+        act(lesson.input, buttons.choose_lesson, lesson, [*controls, lesson_text, upload, status], "lesson",
+            js=LESSON_JS)
         act(fix_btn.click, buttons.apply_fix, None, live_controls, "apply_fix")
         act(rewind_btn.click, buttons.rewind, checkpoint, status, "rewind")
         checkpoint.input(buttons.pick_checkpoint, checkpoint, None, api_name=False, **fast)
         save_btn.click(buttons.save, None, saved_file, api_name="save", **fast)
         act(load_file.upload, buttons.load, load_file, [status, *controls, lesson_text], "load")
         gif_btn.click(buttons.timelapse, None, gif_file, api_name="timelapse", concurrency_limit=2,
-                      show_progress="minimal")
+                      show_progress="minimal").success(lambda path: path, gif_file, gif_preview, api_name=False)
         share_btn.click(page.share_handler(), [*controls, hide], share_url, api_name="share_link", **fast)
         b_controls = [b_loss, b_g_lr, b_d_lr, b_k, b_smoothing]  # hidden with their A control (teacher mode)
         act(compare_btn.click, page.compare_handler(), [*controls, *b_controls], status, "start_compare")

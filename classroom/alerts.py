@@ -46,6 +46,7 @@ computing the statistics (`engine.py`), storing them (`telemetry.py`).
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -158,7 +159,12 @@ FIELD_WORDS = {"g_lr": "G's learning rate", "d_lr": "D's learning rate", "n_crit
 
 
 def _words(name: str, value: Any) -> str:
-    return LOSSES[value].title.split(" (")[0] if name == "loss" else f"{value:g}" if isinstance(value, float) else str(value)
+    """A value as the button says it: a loss by its title without its formula, keeping a short
+    name in brackets ("Wasserstein + gradient penalty (WGAN-GP)": what the lesson calls it)."""
+    if name == "loss":
+        title = LOSSES[value].title
+        return title if re.fullmatch(r".* \([A-Za-z0-9-]+\)", title) else title.split(" (")[0]
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _fix(config: TrainConfig, **changes: Any) -> tuple[dict[str, Any], str]:

@@ -396,6 +396,12 @@ def lesson_text(lesson: str):
     return gr.update(value=f"{preset.explanation}\n\n*Watch for:* {preset.watch}. Press **Start**.", visible=True)
 
 
+def blank_canvas(size: tuple[int, int]) -> dict:
+    """The Sketchpad's first value: a white background of `size` (width, height) and no strokes."""
+    width, height = size
+    return {"background": np.full((height, width, 4), 255, np.uint8), "layers": [], "composite": None}
+
+
 def picture(path) -> np.ndarray:
     """One of the Sketchpad's pictures (a cached upload, through the upload gate) as an RGBA array."""
     from PIL import Image, UnidentifiedImageError

@@ -221,7 +221,8 @@ class LiveChannel:
         runner = session.runner if session is not None else None
         mine = (id(runner), runner.telemetry.version, runner.speed_limit, runner.config) if runner is not None else None
         version_b = session_b.runner.telemetry.version if session_b is not None else None
-        return (mine, version_b, self.manager.queue_position(sid), page.notice, page.sync_key)
+        return (mine, version_b, self.manager.queue_position(sid), self.manager.queue_position(sid + COMPARE_SUFFIX),
+                page.notice, page.sync_key)
 
     def _parts(self, sid: str, page: PageState, session, session_b) -> tuple[dict[str, Built], bool]:
         if session is None:
@@ -267,22 +268,27 @@ class LiveChannel:
             parts.append(f"{snap.steps_per_s:,.0f} steps/s" + (f" (slow motion: {limit:g}/s)" if limit else ""))
         elif limit:
             parts.append(f"slow motion: {limit:g} steps/s")
-        parts += ["GPU" if snap.device.startswith("cuda") else "CPU",
-                  f"G lr {fmt_lr(cfg.g_lr)} · D lr {fmt_lr(cfg.d_lr)} · k={cfg.n_critic}"
-                  + (f" · smoothing {cfg.label_smoothing:g}" if cfg.label_smoothing else "")]
-        scale = lr_scale(cfg, snap.step)
-        if scale < 0.99:  # say so once the decay is visible in two digits
-            parts.append(f"lr decay: now G {fmt_lr(cfg.g_lr * scale)} · D {fmt_lr(cfg.d_lr * scale)} "
-                         f"({scale:.0%} of the sliders' values, {cfg.lr_decay_final:.0%} by step "
-                         f"{cfg.lr_decay_steps:,})")
         frame = snap.frame
         if frame is not None and frame.modes_covered is not None:
             parts.append(f"modes covered <b>{frame.modes_covered}/{frame.n_modes}</b> "
                          f"({fmt_percent(frame.hq_percent)} of samples high quality)")
+        # The settings and the game value: for the teacher more than the back row, so they keep
+        # the normal size under Large text (the page's CSS), which keeps the line short.
+        details = ["GPU" if snap.device.startswith("cuda") else "CPU",
+                   f"G lr {fmt_lr(cfg.g_lr)} · D lr {fmt_lr(cfg.d_lr)} · k={cfg.n_critic}"
+                   + (f" · smoothing {cfg.label_smoothing:g}" if cfg.label_smoothing else "")]
+        scale = lr_scale(cfg, snap.step)
+        if scale < 0.99:  # say so once the decay is visible in two digits
+            details.append(f"lr decay: now G {fmt_lr(cfg.g_lr * scale)} · D {fmt_lr(cfg.d_lr * scale)} "
+                           f"({scale:.0%} of the sliders' values, {cfg.lr_decay_final:.0%} by step "
+                           f"{cfg.lr_decay_steps:,})")
         if frame is not None and frame.value_estimate is not None:
-            parts.append(f"game value V(D,G) = {frame.value_estimate:.2f} (−1.39 when D can only guess)")
-        text = " · ".join(parts)
-        for note in (page.notice, snap.message):
+            details.append(f"game value V(D,G) = {frame.value_estimate:.2f} (−1.39 when D can only guess)")
+        text = " · ".join(parts) + '<span class="gan-detail"> · ' + " · ".join(details) + "</span>"
+        position_b = self.manager.queue_position(sid + COMPARE_SUFFIX)
+        waiting_b = (f"**Run B waits for a place to train** (position {position_b} in the queue): its curves "
+                     "start when it does." if position_b else "")
+        for note in (page.notice, snap.message, waiting_b):
             if note:
                 text += f'<div class="gan-note">{markdown_bold(note)}</div>'
         return text
@@ -375,8 +381,11 @@ async function poll() {
   if (document.hidden) next = Math.max(next, %(hidden_ms)d);
   if (token) timer = setTimeout(poll, next);
 }
-// After a button: poll now instead of at the next tick.
-window.ganLive = {now: () => { if (timer) clearTimeout(timer); timer = setTimeout(poll, 30); }};
+// now(): after a button, poll now instead of at the next tick. say(html): show a line in the status
+// until the server's next one (asked for in full: the page no longer shows what it was sent).
+window.ganLive = {now: () => { if (timer) clearTimeout(timer); timer = setTimeout(poll, 30); },
+  say: (html) => { const el = document.querySelector('#status .gan-status'); if (el) el.innerHTML = html;
+    since = ''; }};
 document.addEventListener('visibilitychange', () => { if (!document.hidden) window.ganLive.now(); });
 function begin() {
   const value = (props.value || '').trim();

@@ -54,12 +54,16 @@ function fitTitle(layout) {
   const width = measure.measureText(title.text.replace(/<[^>]*>/g, '')).width;
   if (width > room) font.size = Math.max(9, Math.floor(size * room / width));
 }
+// A plot of the lecture view's top row has its height set by the page's CSS (to fit the window):
+// the figure takes that height.
+const fitHeight = div.classList.contains('fit-height');
 function draw() {
   queued = false;
   const figure = kept[plotId];
   if (!window.Plotly || !figure) return;
   const k = window.ganTextScale || 1;
-  const key = k + '|' + div.clientWidth;
+  const height = fitHeight ? div.clientHeight : 0;
+  const key = k + '|' + div.clientWidth + '|' + height;
   if (key === drawn && figure === drawnFigure) return;
   drawn = key;
   drawnFigure = figure;
@@ -69,6 +73,7 @@ function draw() {
     for (const trace of fig.data) scaleFonts(trace, k);  // colour bars' titles and ticks
     if (fig.layout.height) fig.layout.height = Math.round(fig.layout.height * (1 + (k - 1) / 2));
   }
+  if (height > 0) fig.layout.height = height;
   fitTitle(fig.layout);
   window.Plotly.react(div, fig.data, fig.layout, config).then(() => {
     if (div._fullLayout && Math.abs(div._fullLayout.width - div.clientWidth) > 1) window.Plotly.Plots.resize(div);
@@ -81,7 +86,7 @@ if (pending) { kept[plotId] = pending; delete window.ganPending[plotId]; }
 else if (!kept[plotId] && props.value) kept[plotId] = JSON.parse(props.value);  // the placeholder
 window.addEventListener('gan-text-scale', schedule);
 // The div changes size when the window, the layout or the text size changes, or when a
-// hidden plot is shown: draw again for the new width (titles are fitted to it).
+// hidden plot is shown: draw again for the new size (titles are fitted to its width).
 new ResizeObserver(() => { if (div.offsetWidth > 0) schedule(); }).observe(div);
 schedule();
 """
@@ -98,9 +103,11 @@ def serve_plotly_js() -> None:
 
 
 def live_plot(name: str, elem_id: str, value: str | None = None, visible: bool = True,
-              min_height: int = 340) -> gr.HTML:
+              min_height: int = 340, fit_height: bool = False) -> gr.HTML:
     """The plot the live channel calls `name` (`live.PLOT_NAMES`, `live.COMPARE_PLOTS`); its value,
-    a figure's JSON text (`plots.Figure.to_json()`), is what it shows before the first frame."""
-    return gr.HTML(value=value, html_template=f'<div class="live-plot" data-plot="{name}"></div>', js_on_load=DRAW_JS,
+    a figure's JSON text (`plots.Figure.to_json()`), is what it shows before the first frame.
+    `fit_height`: the page's CSS sets its height (`.live-plot.fit-height`), not the figure."""
+    classes = "live-plot fit-height" if fit_height else "live-plot"
+    return gr.HTML(value=value, html_template=f'<div class="{classes}" data-plot="{name}"></div>', js_on_load=DRAW_JS,
                    head=head(), apply_default_css=False, elem_id=elem_id, elem_classes=["live-plot-box"],
                    visible=visible, min_height=min_height)

@@ -329,7 +329,9 @@ def samples_figure(snap: Snapshot, label: str = "") -> Figure:
     fig.add(type="scattergl", x=_f32(real[:, 0], 2), y=_f32(real[:, 1], 2), mode="markers", name="real data",
             marker=dict(color=REAL_COLOR, size=11, opacity=0.55, line=dict(color=REAL_EDGE, width=1)))
     fig.add(type="scattergl", x=_f32(frame.fake[:, 0], 2), y=_f32(frame.fake[:, 1], 2), mode="markers",
-            name="fake G(z)" + (", EMA" if "EMA" in frame.generator else ""),  # translucent: overlaps read as density
+            # Short: plotly lays a legend's entries in columns as wide as its widest, and at 1280x720
+            # in Large text two columns fit only if no name is longer than "G's manifold".
+            name="fake (EMA)" if "EMA" in frame.generator else "fake G(z)",  # translucent: overlaps read as density
             marker=dict(color=FAKE_COLOR, size=5, opacity=0.6))
     for trace in _manifold_traces(frame):
         fig.add(**trace)

@@ -85,6 +85,31 @@ def until(act, done, timeout: float = 60.0, every: float = 8.0):
                 raise
 
 
+# The lecture view at a projector's 1280x720: what must be on screen without scrolling.
+LECTURE_VIEW = ("#status .gan-status", "#step-d", "#samples-plot .js-plotly-plot")
+# With the page scrolled to the top: for each selector whose element is not wholly inside the
+# viewport, where it is (an empty list when all are on screen).
+OFF_SCREEN_JS = """(selectors) => { window.scrollTo(0, 0); return selectors.map(s => {
+  const el = document.querySelector(s); if (!el) return s + ': missing';
+  const r = el.getBoundingClientRect();
+  return (r.width > 0 && r.left >= 0 && r.top >= 0 && r.right <= innerWidth && r.bottom <= innerHeight) ? null
+    : `${s}: (${r.left}, ${r.top})-(${r.right}, ${r.bottom}) in ${innerWidth}x${innerHeight}`; }).filter(x => x); }"""
+
+
+def choose(page, label: str, option: str) -> None:
+    """Pick `option` in the page's dropdown labelled `label` (Playwright)."""
+    page.get_by_label(label, exact=True).click()
+    page.get_by_role("option", name=option).click()
+
+
+def shown_step(page) -> int | None:
+    """The step counter as the page's status line shows it (Playwright)."""
+    import re
+
+    match = re.search(r"step ([\d,]+)", page.locator("#status").inner_text())
+    return int(match.group(1).replace(",", "")) if match else None
+
+
 @contextmanager
 def running_app(max_active: int = 2, processes: int | None = None):
     """The app launched in-process on a free port: yields (url, Page). Its runs train in trainer

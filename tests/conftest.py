@@ -145,9 +145,10 @@ def open_page():
 @pytest.fixture
 def app_page(open_page):
     """The app in-process and a 1400x1000 headless Chromium page open on it: yields
-    (page, manager); `page.url_base` is the app's address. Its runs train on threads in this
-    process, so a test can look at their engines."""
+    (page, manager); `page.url_base` is the app's address, `page.server` its `classroom.page.Page`.
+    Its runs train on threads in this process, so a test can look at their engines."""
     with app_support.running_app(processes=0) as (url, server):
         page = open_page(url)
         page.url_base = url
+        page.server = server
         yield page, server.manager

@@ -241,7 +241,7 @@ def test_mode_collapse_lesson_fix_is_wgan_gp_as_its_text_says():
     config = preset.config  # non-saturating, k = 5, G lr 1e-3, D lr 3e-3
     alert = only(detect(snapshot(config=config, coverage=[(3, 60.0)] * 10)), "mode_collapse")
     assert alert.fix == {"loss": "wgan-gp", "d_lr": 1e-3}, "k = 5 already; D back to the recommended rate"
-    assert alert.fix_label == ("loss Non-saturating → Wasserstein + gradient penalty, "
+    assert alert.fix_label == ("loss Non-saturating → Wasserstein + gradient penalty (WGAN-GP), "
                                "D's learning rate 0.003 → 0.001")
     assert_fix_applies(alert, config)
 

@@ -267,6 +267,18 @@ def test_rewind_save_load_and_timelapse(any_page, tmp_path):
     assert page.manager.get("b").runner is loaded, "a rejected file leaves the current run alone"
 
 
+def test_ab_compare_says_when_b_waits_in_the_queue(page):
+    """One place to train (max_active 1): B queues behind A, and A's status line says so."""
+    page.buttons.start_compare(controls(), LiveControls("nonsaturating", -3.0, -2.0, 1, 0.0, False), request=req("a"))
+    assert page.manager.queue_position("a/B") == 1
+    assert "Run B waits for a place to train</b> (position 1" in page.buttons.status("a")
+    page.manager.max_active = 2
+    page.manager.admit()
+    wait_until(lambda: page.manager.get("a/B").runner.snapshot().step > 0)
+    assert "Run B waits" not in page.buttons.status("a")
+    page.buttons.pause(request=req("a"))
+
+
 def test_ab_compare_runs_two_configs_from_the_same_seed(page):
     page.manager.max_active = 2
     page.buttons.start_compare(controls(), LiveControls("nonsaturating", -3.0, -2.0, 1, 0.0, False), request=req("a"))

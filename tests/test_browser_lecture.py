@@ -4,40 +4,31 @@ Skips without chromium locally, fails when CI=true."""
 
 from __future__ import annotations
 
-import re
 import time
 
 import numpy as np
 import pytest
 
-from app_support import until, wait_until
+from app_support import shown_step, until, wait_until
 
 pytestmark = pytest.mark.browser
 
 
-def shown_step(page) -> int | None:
-    """The step counter as the status line shows it."""
-    match = re.search(r"step ([\d,]+)", page.locator("#status").inner_text())
-    return int(match.group(1).replace(",", "")) if match else None
-
-
 def test_slow_motion_one_step_per_second(app_page):
     page, manager = app_page
-    until(lambda: page.get_by_role("button", name="Start").click(), lambda: len(manager._sessions) == 1)
-    (session,) = [manager.get(sid) for sid in list(manager._sessions)]
+    until(lambda: page.get_by_role("button", name="Start", exact=True).click(), lambda: len(manager.sessions()) == 1)
+    (session,) = manager.sessions().values()
     until(lambda: page.get_by_label("1 step/s").check(), lambda: session.runner.speed_limit == 1.0)
     engine_first, t0 = session.runner.engine.step_count, time.monotonic()
-    # The page's counter, once it shows a step from after the speed change.
+    # The page's counter shows a step from after the speed change, then the next ones.
     first = wait_until(lambda: (s := shown_step(page)) is not None and s >= engine_first and s, timeout=30,
                        what="the step counter at the new speed")
-    page.wait_for_timeout(6000)
-    advanced, elapsed = shown_step(page) - first, time.monotonic() - t0
-    engine_advanced = session.runner.engine.step_count - engine_first
-    # The throttle: never faster than one step a second (+1 for a step due at the start).
-    assert engine_advanced <= elapsed + 1, f"{engine_advanced} steps in {elapsed:.1f} s at 1 step/s"
-    # The page: about one per second (+3 for the page's timer lag at either end on a busy box).
-    assert 2 <= advanced <= elapsed + 3, f"the counter moved {advanced} steps in {elapsed:.1f} s at 1 step/s"
+    wait_until(lambda: shown_step(page) >= first + 2, timeout=30, what="the counter moving on")
     assert "slow motion: 1/s" in page.locator("#status").inner_text()
+    # The throttle: never faster than one step a second (+1 for a step due at the start); a slow
+    # box only makes it slower. How closely the page keeps up is `python -m benchmarks browser`'s.
+    engine_advanced, elapsed = session.runner.engine.step_count - engine_first, time.monotonic() - t0
+    assert engine_advanced <= elapsed + 1, f"{engine_advanced} steps in {elapsed:.1f} s at 1 step/s"
     engine = session.runner.engine
     page.get_by_label("Full speed").check()
     wait_until(lambda: shown_step(page) > first + 200, timeout=30, what="full speed again")
@@ -47,9 +38,10 @@ def test_slow_motion_one_step_per_second(app_page):
 def test_draw_strokes_then_start_trains_on_them(app_page):
     page, manager = app_page
     page.get_by_text("Draw your own data").click()
-    page.locator("#sketch button[aria-label='Brush']").first.click()
     canvas = page.locator("#sketch canvas").first
     wait_until(lambda: canvas.bounding_box() is not None, what="the canvas")
+    # The canvas opens ready to paint: the brush chosen (no click on it here), at 100% zoom.
+    wait_until(lambda: "100%" in page.locator("#sketch").inner_text(), what="the canvas at 100%")
     box = canvas.bounding_box()
     cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     # A horizontal zig-zag: much wider than tall.
@@ -62,7 +54,7 @@ def test_draw_strokes_then_start_trains_on_them(app_page):
     wait_until(lambda: "Your drawing is the data" in page.locator("#status").inner_text(), timeout=20)
     page.get_by_role("button", name="Start").click()
     wait_until(lambda: manager._sessions and (shown_step(page) or 0) > 10, timeout=30, what="training")
-    (session,) = [manager.get(sid) for sid in list(manager._sessions)]
+    (session,) = manager.sessions().values()
     data = session.runner.engine.data
     assert data.name == "csv" and len(data.points) == 2000
     points = data.points.numpy()
@@ -71,9 +63,8 @@ def test_draw_strokes_then_start_trains_on_them(app_page):
 
 def test_step_d_only_then_step_g_only_on_the_page(app_page):
     page, manager = app_page
-    page.get_by_role("button", name="Step", exact=True).click()
-    wait_until(lambda: (shown_step(page) or 0) >= 1, timeout=30, what="one step")
-    (session,) = [manager.get(sid) for sid in list(manager._sessions)]
+    until(lambda: page.get_by_role("button", name="Step", exact=True).click(), lambda: (shown_step(page) or 0) >= 1)
+    (session,) = manager.sessions().values()
     engine = session.runner.engine
     d_count, g_count = engine.d_updates, engine.g_updates
     page.get_by_role("button", name="Step D only").click()
@@ -85,26 +76,26 @@ def test_step_d_only_then_step_g_only_on_the_page(app_page):
     assert session.runner.state() == "paused"
 
 
-def test_a_crowded_server_slows_the_page_s_updates(app_page, monkeypatch):
-    """The tick's timer update reaches the browser: with the server saying 1.6 s (as for ~30 open
-    pages), the page ticks about every 1.6 s instead of every 0.4 s."""
-    from classroom import sessions
+# Every poll of the live channel (window.__polls): when it started (the page's clock, ms) and the
+# pace its answer told the page (X-Next-Ms).
+POLL_LOG_JS = """() => { window.__polls = []; const fetch0 = window.fetch;
+  window.fetch = async (...args) => { const t = performance.now(); const r = await fetch0(...args);
+    if (String(args[0]).includes('gan/live/')) window.__polls.push([t, parseInt(r.headers.get('X-Next-Ms'), 10)]);
+    return r; }; }"""
 
+
+def test_the_page_polls_no_sooner_than_the_server_says(app_page, monkeypatch):
+    """A crowded server tells each page to poll less often (X-Next-Ms, `live.PagePace`): with the
+    server saying 1.6 s (as for ~30 open pages), the page waits at least that long between two
+    polls. A lower bound only: a slow box may make the page later, never sooner."""
     page, manager = app_page
-    calls: list[float] = []
-    tick = sessions.PageTicks.tick
-
-    def counting(self, sid):
-        calls.append(time.monotonic())
-        return tick(self, sid)
-
-    monkeypatch.setattr(sessions.PageTicks, "tick", counting)
-    wait_until(lambda: len(calls) >= 3, timeout=30, what="the page ticks")
-    gap_before = np.diff(calls[-3:]).mean()
-    monkeypatch.setattr(sessions.PageTicks, "_interval", lambda self: 1.6)
-    page.wait_for_timeout(3_000)  # the next tick tells the page its new pace
-    start = len(calls)
-    page.wait_for_timeout(8_000)
-    ticks = len(calls) - start
-    assert gap_before < 1.0, f"the page ticked every {gap_before:.2f} s before"
-    assert 2 <= ticks <= 7, f"{ticks} ticks in 8 s at a 1.6 s pace (every 0.4 s would be ~20)"
+    page.evaluate(POLL_LOG_JS)
+    wait_until(lambda: len(page.evaluate("window.__polls")) >= 3, timeout=30, what="the page polling")
+    monkeypatch.setattr(page.server.live.pace, "poll", lambda: 1.6)
+    told = lambda: [i for i, (_, next_ms) in enumerate(page.evaluate("window.__polls")) if next_ms == 1600]
+    wait_until(lambda: len(told()) >= 3, timeout=60, what="three polls told 1.6 s")
+    polls = page.evaluate("window.__polls")
+    for i in told():
+        if i + 1 < len(polls):
+            gap = polls[i + 1][0] - polls[i][0]
+            assert gap >= 1600 - 5, f"polled again {gap:.0f} ms after being told 1600 ms: {polls}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from app_support import until, wait_until
+from app_support import choose, until, wait_until
 from classroom.presets import get_preset
 
 pytestmark = pytest.mark.browser
@@ -15,16 +15,17 @@ def only_session(manager):
     return wait_until(lambda: next(iter(manager._sessions.values()), None), what="a session")
 
 
-def choose(page, label: str, option: str) -> None:
-    page.get_by_label(label).click()
-    page.get_by_role("option", name=option).click()
-
-
 def start(page, manager):
     """Press Start until the run exists; returns its session."""
     until(lambda: page.get_by_role("button", name="Start", exact=True).click(),
           lambda: next(iter(manager._sessions.values()), None))
     return only_session(manager)
+
+
+# Records every text the status line shows (window.__statusLog), however briefly.
+STATUS_LOG_JS = """() => { const el = document.querySelector('#status'); window.__statusLog = [el.innerText];
+  new MutationObserver(() => window.__statusLog.push(el.innerText))
+    .observe(el, {childList: true, subtree: true, characterData: true}); }"""
 
 
 def status(page) -> str:
@@ -36,7 +37,12 @@ def test_a_lesson_chosen_mid_run_is_staged_and_start_trains_it_fresh(app_page):
     page.goto(page.url_base)
     old = start(page, manager).runner
     wait_until(lambda: old.snapshot().step > 300, timeout=30)
+    page.evaluate(STATUS_LOG_JS)
     until(lambda: choose(page, "Lesson", "Mode collapse"), lambda: "Press Start" in status(page))
+    log = page.evaluate("window.__statusLog")
+    setting_up = [i for i, text in enumerate(log) if "Setting up the lesson" in text]
+    set_up = [i for i, text in enumerate(log) if "is set up at step 0" in text]
+    assert setting_up and set_up and setting_up[0] < set_up[0], f"no word before the lesson was ready: {log}"
     staged = only_session(manager).runner
     assert staged is not old and staged.snapshot().step == 0
     healthy_g_lr = old.config.g_lr
@@ -75,10 +81,13 @@ def test_checkpoint_menu_keeps_the_visitors_choice_while_training(app_page):
     menu.click()
     page.get_by_role("option", name="#1 ").click()
     wait_until(lambda: (menu.input_value() or "").startswith("#1 "), timeout=30)
-    wait_until(lambda: session.extras.get("checkpoint_pick") == 1, timeout=30, what="the pick to reach the server")
+    (sid,) = manager.sessions()
+    wait_until(lambda: page.server.pages.get(sid).checkpoint_pick == 1, timeout=30, what="the pick to reach the server")
     runner.checkpoint_now()  # a new checkpoint arrives (the runner adds one every 10 s)
     wait_until(lambda: any(i.index == 4 for i in runner.checkpoints.list()))
-    page.wait_for_timeout(1500)  # a few ticks
+    menu.click()  # the open menu lists the new checkpoint once the page has it
+    wait_until(lambda: page.get_by_role("option", name="#4 ").count() == 1, timeout=30, what="#4 in the menu")
+    page.keyboard.press("Escape")
     assert (menu.input_value() or "").startswith("#1 "), menu.input_value()
     page.get_by_role("button", name="Rewind to checkpoint").click()
     picked = runner.checkpoints.get(1).step

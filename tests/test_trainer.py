@@ -5,7 +5,6 @@ a run to a matching cohort with its Adam state, and no thread outlives its runs.
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 import torch
