@@ -243,17 +243,14 @@ def class_page(demo: gr.Blocks, page: Page) -> None:
     fast = dict(show_progress="hidden", concurrency_limit=None)
     d_lr_range = PARAMETERS["d_lr"].default
     with demo.route("Class view", "/class", show_in_navbar=False):
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=3):
-                status = gr.Markdown(text.CLASS_VIEW_START, elem_id="class-status")
-            with gr.Column(scale=2, min_width=380):
-                student_link = gr.Textbox(label="Student link (share it with the class)", buttons=["copy"],
-                                          interactive=False, elem_id="student-link")
+        status = gr.Markdown(text.CLASS_VIEW_START, elem_id="class-status")
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
                 grid = gr.HTML("", html_template=classview.CLASS_TEMPLATE, js_on_load=classview.CLASS_JS,
                                elem_id="class-grid", apply_default_css=False)
             with gr.Column(scale=2, min_width=380):
+                student_link = gr.Textbox(label="Student link (share it with the class)", buttons=["copy"],
+                                          interactive=False, elem_id="student-link")
                 liveplot.live_plot("outcome", "outcome-plot", classview.outcome_figure(None, []).to_json(),
                                    min_height=430)
                 with gr.Accordion("Teach the whole class", open=True):
@@ -271,9 +268,9 @@ def class_page(demo: gr.Blocks, page: Page) -> None:
                         resume_btn = gr.Button("Resume all")
                 with gr.Accordion("Class experiment: one value per student", open=True):
                     with gr.Row():
-                        parameter = gr.Dropdown(PARAMETER_CHOICES, value="d_lr", label="Vary", scale=2)
-                        low = gr.Number(d_lr_range[0], label="from", scale=1)
-                        high = gr.Number(d_lr_range[1], label="to", scale=1)
+                        parameter = gr.Dropdown(PARAMETER_CHOICES, value="d_lr", label="Vary", scale=2, min_width=160)
+                        low = gr.Number(d_lr_range[0], label="from", scale=1, min_width=90)
+                        high = gr.Number(d_lr_range[1], label="to", scale=1, min_width=90)
                     losses = gr.CheckboxGroup(LOSS_CHOICES, value=[name for _, name in LOSS_CHOICES][:2],
                                               label="Losses to compare", visible=False)
                     with gr.Row():

@@ -28,9 +28,11 @@ from __future__ import annotations
 
 import base64
 import html
+import math
 import threading
 import time
 import weakref
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 import orjson
@@ -40,7 +42,7 @@ from gan_core.serve.handle import RunHandle
 
 from .alerts import detect
 from .classes import Class, ClassRegistry, Member
-from .experiment import LOSS_WORDS, PARAMETERS, Experiment, outcome_of, value_words
+from .experiment import GOAL_HQ, LOSS_WORDS, PARAMETERS, Experiment, outcome_of, value_words
 from .live import POLLER_JS, Built, LiveChannel, delta
 from .pages import PageState, Pages
 from .plots import D_COLOR, FAKE_COLOR, G_COLOR, Figure
@@ -50,6 +52,8 @@ from .thumbnail import thumbnail_png
 CLASS_POLL_S = 1.5  # the class view refreshes at least this often (the issue: every 2 s or better)
 CLASS_HIDDEN_S = 5.0  # … and this rarely from a tab in the background
 CARD_S = 1.0  # a training run's record is rebuilt at most this often, whatever its version
+CARD_WORKERS = 8  # runs whose snapshots a class view asks for at once (see CardCache)
+CARD_WAIT_S = 0.8  # how long a poll waits for new cards before it answers with the last ones
 WATCH_PLOTS = ("samples", "d_hist", "losses", "coverage")  # the projected run's plots
 RECORD_FIELD = {"d_lr": "d_lr", "g_lr": "g_lr", "n_critic": "k", "label_smoothing": "smoothing", "loss": "loss"}
 MISSING = "This class view is no longer open on the server: open the teacher link again."
@@ -70,13 +74,38 @@ class Card:
 
 
 class CardCache:
-    """`Card`s per run handle (forgotten with the handle), shared by every class view."""
+    """`Card`s per run handle (forgotten with the handle), shared by every class view.
+
+    A card is built from the run's snapshot, which a run in a trainer process sends when asked
+    (~0.5 MB, answered between the child's training work): `cards` asks for a class's runs on
+    CARD_WORKERS threads at once and waits at most CARD_WAIT_S, so one slow answer delays no
+    refresh — that run shows its last card, and its new one at the next poll."""
 
     def __init__(self, clock=time.monotonic) -> None:
         self._clock = clock
         self._lock = threading.Lock()
         self._cards: weakref.WeakKeyDictionary[RunHandle, tuple[threading.Lock, list]] = weakref.WeakKeyDictionary()
+        self._building: weakref.WeakKeyDictionary[RunHandle, Future] = weakref.WeakKeyDictionary()
+        self._workers = ThreadPoolExecutor(max_workers=CARD_WORKERS, thread_name_prefix="class-cards")
         self._counter = 0
+
+    def cards(self, runners: list[RunHandle]) -> list[Card | None]:
+        """The cards of `runners` (see the class docstring); None for a run with none yet."""
+        with self._lock:
+            futures = []
+            for runner in runners:
+                future = self._building.get(runner)
+                if future is None or future.done():
+                    future = self._building[runner] = self._workers.submit(self.card, runner)
+                futures.append(future)
+        wait(futures, timeout=CARD_WAIT_S)
+        return [f.result() if f.done() and f.exception() is None else self.last(r) for f, r in zip(futures, runners)]
+
+    def last(self, runner: RunHandle) -> Card | None:
+        """The run's card as last built (not brought up to date)."""
+        with self._lock:
+            entry = self._cards.get(runner)
+        return entry[1][0] if entry is not None else None
 
     def card(self, runner: RunHandle) -> Card:
         """The run's card, rebuilt when its version changed (at most once per CARD_S while it trains)."""
@@ -138,7 +167,9 @@ class ClassView:
                                      for _, m, runner, queued in students))
         if since and since == view.sent.get("key") and state == view.sent.get("state"):
             return 204, None, CLASS_POLL_S
-        rows = [self._row(m, runner, queued, cls) for _, m, runner, queued in students]
+        runners = [runner for _, _, runner, _ in students if runner is not None]
+        by_run = dict(zip(runners, self.cards.cards(runners)))
+        rows = [self._row(m, runner, by_run.get(runner), queued, cls) for _, m, runner, queued in students]
         records = [row for row, _ in rows]
         parts = {"summary": _built(summary(cls, records)), "outcome": self._outcome(cls, records)}
         for record, thumb in rows:
@@ -152,7 +183,7 @@ class ClassView:
         """The class's table, one row per student (the CSV export's rows)."""
         rows = []
         for _, m, runner, queued in self._students(cls):
-            r, _ = self._row(m, runner, queued, cls)
+            r, _ = self._row(m, runner, self.cards.card(runner) if runner is not None else None, queued, cls)
             rows.append(dict(student=r["n"], name=r["name"], parameter=cls.experiment.parameter if cls.experiment else "",
                              value=r.get("x"), state=r["state"], step=r.get("step"), modes_covered=r.get("modes"),
                              modes=r.get("n_modes"), hq_percent=r.get("hq"), inception_score=r.get("is"),
@@ -172,13 +203,13 @@ class ClassView:
                         self.manager.queue_position(sid) if session is not None else 0))
         return out
 
-    def _row(self, member: Member, runner: RunHandle | None, queued: int, cls: Class) -> tuple[dict, Built | None]:
+    def _row(self, member: Member, runner: RunHandle | None, card: Card | None, queued: int,
+             cls: Class) -> tuple[dict, Built | None]:
         """(the student's record for the page, their thumbnail)."""
         record = dict(n=member.number, name=member.name)
-        if runner is None:
-            record.update(state="no run yet", thumb=None)
+        if runner is None or card is None:
+            record.update(state="no run yet" if runner is None else "starting", thumb=None)
             return record, None
-        card = self.cards.card(runner)
         record.update(card.fields, thumb=card.thumb.key if card.thumb is not None else None)
         if queued:
             record["state"] = "waiting"
@@ -256,49 +287,57 @@ def summary(cls: Class, records: list[dict]) -> str:
     return " · ".join(parts)
 
 
-OUTCOMES = (("modes", "Modes covered", "modes"), ("hq", "High-quality samples", "%"),
-            ("d_fake", "Mean D(G(z)), last 100 steps", "D(G(z))"), ("to_all", "Steps to cover every mode", "steps"))
-DIGIT_OUTCOMES = (("is", "Inception score (digits)", "IS"), ("d_fake", "Mean D(G(z)), last 100 steps", "D(G(z))"))
+OUTCOMES = (("modes", "modes covered"), ("hq", "high-quality samples (%)"),
+            ("d_fake", "mean D(G(z)), last 100 steps"), ("to_all", f"steps to all modes, ≥ {GOAL_HQ:g}% HQ"))
+DIGIT_OUTCOMES = (("is", "Inception score"), ("d_fake", "mean D(G(z)), last 100 steps"))
 OUTCOME_COLORS = (G_COLOR, "#9467bd", FAKE_COLOR, D_COLOR)
+PANELS = ((0.0, 0.43, 0.6, 1.0), (0.57, 1.0, 0.6, 1.0), (0.0, 0.43, 0.0, 0.4), (0.57, 1.0, 0.0, 0.4))
 
 
 def outcome_figure(experiment: Experiment | None, records: list[dict]) -> Figure:
-    """The class experiment's outcome: each measure against the value each student was given, one
-    point per student (labelled with their number), in a 2×2 grid of small plots."""
-    fig = Figure("Class experiment: outcome per student", "", "", height=430)
+    """The class experiment's outcome: each measure (a small plot, named on its y axis) against the
+    value each student runs with, one point per student labelled with their number; the x axes span
+    the experiment's range (log for learning rates)."""
     if experiment is None:
+        fig = Figure("Class experiment: outcome per student", "", "", height=430)
         fig.layout["xaxis"]["visible"] = fig.layout["yaxis"]["visible"] = False
         return fig.message("Assign an experiment to plot its outcome")
-    digits = any(r.get("is") is not None for r in records) and not any(r.get("modes") is not None for r in records)
-    panels = DIGIT_OUTCOMES if digits else OUTCOMES
     spec = PARAMETERS[experiment.parameter]
-    cells = ((0.0, 0.44, 0.58, 1.0), (0.56, 1.0, 0.58, 1.0), (0.0, 0.44, 0.0, 0.38), (0.56, 1.0, 0.0, 0.38))
+    fig = Figure(f"Class experiment: outcome against {spec.label}", "", "", height=430)
+    digits = any(r.get("is") is not None for r in records) and not any(r.get("modes") is not None for r in records)
     fig.layout.pop("xaxis"), fig.layout.pop("yaxis")
-    fig.layout.update(showlegend=False, margin=dict(l=60, r=16, t=52, b=44))
+    fig.layout.update(showlegend=False, margin=dict(l=64, r=16, t=48, b=8))
+    x_axis = dict(automargin=True, type={"log": "log", "category": "category"}.get(spec.kind, "linear"))
+    if spec.kind == "log":  # one tick a decade, written 1e-4 (not plotly's "100µ")
+        x_axis.update(range=[math.log10(experiment.low) - 0.2, math.log10(experiment.high) + 0.2],
+                      dtick=1, tickformat=".0e")
+    elif spec.kind != "category":
+        pad = 0.08 * (experiment.high - experiment.low)
+        x_axis.update(range=[experiment.low - pad, experiment.high + pad])
     with_x = [r for r in records if r.get("x") is not None]
     xs = [LOSS_WORDS.get(r["x"], r["x"]) if spec.kind == "category" else r["x"] for r in with_x]
-    for i, (name, title, unit) in enumerate(panels):
+    for i, (name, title) in enumerate(DIGIT_OUTCOMES if digits else OUTCOMES):
         suffix = "" if i == 0 else str(i + 1)
-        x0, x1, y0, y1 = cells[i]
-        points = [(x, r[name], r) for x, r in zip(xs, with_x) if r.get(name) is not None]
-        fig.layout[f"xaxis{suffix}"] = dict(domain=[x0, x1], anchor=f"y{suffix}", automargin=True,
-                                            type="log" if spec.kind == "log" else
-                                            "category" if spec.kind == "category" else "linear",
-                                            title=dict(text=spec.label, font=dict(size=13)))
+        x0, x1, y0, y1 = PANELS[i]
+        bottom = y0 == 0.0
+        fig.layout[f"xaxis{suffix}"] = dict(x_axis, domain=[x0, x1], anchor=f"y{suffix}",
+                                            title=dict(text=spec.label if bottom else "", font=dict(size=13)))
         fig.layout[f"yaxis{suffix}"] = dict(domain=[y0, y1], anchor=f"x{suffix}", automargin=True,
-                                            title=dict(text=unit, font=dict(size=13)),
-                                            rangemode="tozero" if name != "d_fake" else "normal")
-        fig.layout["annotations"].append(dict(text=title, showarrow=False, xref="paper", yref="paper",
-                                              x=(x0 + x1) / 2, y=y1 + 0.02, yanchor="bottom", font=dict(size=14)))
+                                            title=dict(text=title, font=dict(size=12)),
+                                            rangemode="normal" if name == "d_fake" else "tozero")
+        points = [(x, r) for x, r in zip(xs, with_x) if r.get(name) is not None]
+        if not points:
+            fig.layout["annotations"].append(dict(text="none yet", showarrow=False, xref=f"x{suffix} domain",
+                                                  yref=f"y{suffix} domain", x=0.5, y=0.5,
+                                                  font=dict(size=13, color="#888888")))
         fig.add(type="scatter", mode="markers+text", xaxis=f"x{suffix}", yaxis=f"y{suffix}",
-                x=[p[0] for p in points], y=[p[1] for p in points],
-                text=[f"#{p[2]['n']}" for p in points], textposition="top center", textfont=dict(size=11),
-                hovertext=[f"#{p[2]['n']} {html.escape(p[2]['name'])}" for p in points], hoverinfo="text+x+y",
+                x=[x for x, _ in points], y=[r[name] for _, r in points],
+                text=[f"#{r['n']}" for _, r in points], textposition="top center", textfont=dict(size=11),
+                hovertext=[f"#{r['n']} {html.escape(r['name'])}" for _, r in points], hoverinfo="text+x+y",
                 marker=dict(size=9, color=OUTCOME_COLORS[i]), name=title, cliponaxis=False)
     if not with_x:
         fig.message("No student has run the experiment yet")
     return fig
-
 
 
 # --- the class page's side -------------------------------------------------------------------------
@@ -325,11 +364,11 @@ CLASS_CSS = """
 .gan-class-bar {display: flex; flex-wrap: wrap; gap: 0.4em 1.2em; align-items: center; margin-bottom: 0.5em;}
 .gan-class-summary {flex: 1 1 100%; font-weight: 600;}
 .gan-class-bar select {font-size: 15px; padding: 2px 4px;}
-.gan-cards {display: grid; grid-template-columns: repeat(auto-fill, minmax(152px, 1fr)); gap: 8px;}
-.gan-card {border: 2px solid #d0d0d0; border-radius: 8px; padding: 5px; font-size: 13px; line-height: 1.3;
+.gan-cards {display: grid; grid-template-columns: repeat(auto-fill, minmax(140px, 1fr)); gap: 8px;}
+.gan-card {border: 2px solid #d0d0d0; border-radius: 8px; padding: 5px; font-size: 12.5px; line-height: 1.3;
   cursor: pointer; background: white; color: #222; overflow: hidden;}
 .gan-card:hover, .gan-card:focus {border-color: #1f77b4; outline: none;}
-.gan-card img {width: 100%; aspect-ratio: 1; image-rendering: auto; display: block; background: #eee;}
+.gan-card img {width: 100%; max-width: 124px; aspect-ratio: 1; display: block; margin: 0 auto; background: #eee;}
 .gan-card .head {font-size: 14px; margin-top: 3px; white-space: nowrap; overflow: hidden; text-overflow: ellipsis;}
 .gan-card .line {overflow-wrap: anywhere;}
 .gan-card .alert {color: #b00020; font-weight: 600;}
@@ -359,8 +398,9 @@ function card(s) {
   if (!el) {
     el = document.createElement('div'); el.className = 'gan-card'; el.tabIndex = 0; el.dataset.n = s.n;
     el.innerHTML = '<img alt=""><div class="head"><b class="num"></b> <span class="name"></span></div>'
-      + '<div class="line state"></div><div class="line outcome"></div><div class="line settings"></div>'
-      + '<div class="line value"></div><div class="line alert"></div>';
+      + '<div class="line state"></div><div class="line outcome"></div><div class="line d"></div>'
+      + '<div class="line loss"></div><div class="line rates"></div><div class="line value"></div>'
+      + '<div class="line alert"></div>';
     el.addEventListener('click', () => project(s.n));
     el.addEventListener('keydown', (e) => { if (e.key === 'Enter') project(s.n); });
     cards[s.n] = el;
@@ -370,13 +410,12 @@ function card(s) {
   put(el.querySelector('.num'), '#' + s.n); put(el.querySelector('.name'), s.name);
   el.title = '#' + s.n + (s.name ? ' ' + s.name : '') + ': click to project this run';
   put(el.querySelector('.state'), s.step == null ? s.state : s.state + ' · step ' + s.step.toLocaleString());
-  let outcome = '';
-  if (s.modes != null) outcome = s.modes + '/' + s.n_modes + ' modes · HQ ' + (s.hq == null ? '–' : Math.round(s.hq) + '%%');
-  else if (s.is != null) outcome = 'IS ' + s.is;
-  if (s.d_fake != null) outcome += (outcome ? ' · ' : '') + 'D(G(z)) ' + s.d_fake.toFixed(2);
-  put(el.querySelector('.outcome'), outcome);
-  put(el.querySelector('.settings'), s.loss == null ? '' : s.loss_words + ' · G ' + lr(s.g_lr)
-      + ' · D ' + lr(s.d_lr) + ' · k ' + s.k + (s.smoothing ? ' · smooth ' + s.smoothing : ''));
+  put(el.querySelector('.outcome'), s.modes != null ? s.modes + '/' + s.n_modes + ' modes · HQ '
+      + (s.hq == null ? '–' : Math.round(s.hq) + '%%') : s.is != null ? 'Inception score ' + s.is : '');
+  put(el.querySelector('.d'), s.d_fake == null ? '' : 'D(G(z)) ' + s.d_fake.toFixed(2));
+  put(el.querySelector('.loss'), s.loss == null ? '' : s.loss_words + ' · k ' + s.k
+      + (s.smoothing ? ' · smooth ' + s.smoothing : ''));
+  put(el.querySelector('.rates'), s.loss == null ? '' : 'G lr ' + lr(s.g_lr) + ' · D lr ' + lr(s.d_lr));
   put(el.querySelector('.value'), s.value == null ? '' : 'assigned: ' + s.value);
   put(el.querySelector('.alert'), s.alert || '');
   el.classList.toggle('has-alert', !!s.alert);

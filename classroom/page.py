@@ -116,7 +116,8 @@ class Page:
         infos = session.runner.checkpoints.list() if session is not None else []
         choices = [(i.label, i.index) for i in reversed(infos)]
         pick = page.checkpoint_pick if page.checkpoint_pick in key[2] else (choices[0][1] if choices else None)
-        pushed = self._pushed_controls(sid, session) if key[4] != (page.sync_key or (0,) * 5)[4] else \
+        # The key ends with `PageState.pushed`: a teacher changed the controls since the page last synced.
+        pushed = self._pushed_controls(sid, session) if key[-1] != (page.sync_key or (0,))[-1] else \
             (gr.skip(),) * (len(URL_KEYS) + 1 + len(B_CONTROLS))
         page.sync_key = key
         return (gr.update(value=text, visible=bool(text)),

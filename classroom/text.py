@@ -76,6 +76,6 @@ value of a hyperparameter; the outcome plotted across the class).
 """
 
 CLASS_VIEW_START = """
-**Class view.** This page opens from the *teacher link* you got from **Start a class** on the main
-page. Every student who opens the student link appears here; click one to project their run.
+**Class view** (open it from the *teacher link* that **Start a class** gave you). Click a student to
+project their run; the controls on the right act on the whole class.
 """
