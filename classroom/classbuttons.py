@@ -82,8 +82,9 @@ class ClassButtons:
             raise refusal(str(exc)) from None
         return student_note(member.number, member.name)
 
-    def join_from_link(self, request: gr.Request):
-        """The class of a page opened on a student link (joined now, its name kept), or None."""
+    def join_from_link(self, request: gr.Request, warn: bool = True):
+        """The class of a page opened on a student link (joined now, its name kept), or None; with
+        `warn`, a link to a class that is not open says so."""
         query = getattr(request, "query_params", None) or {}
         code = str(query.get("class", ""))[:100]
         if not code:
@@ -91,13 +92,14 @@ class ClassButtons:
         try:
             self.classes.join(code, session_id(request))
         except ClassRefused as exc:
-            gr.Warning(refusal(str(exc)).message)
+            if warn:
+                gr.Warning(refusal(str(exc)).message)
             return None
         return self.classes.class_of(session_id(request))
 
     def student_box(self, request: gr.Request) -> tuple:
         """The main page's class box when it opens: (box, note, name, Start-a-class button, class code)."""
-        cls = self.join_from_link(request)
+        cls = self.join_from_link(request, warn=False)  # the page's other load event (`Page.open`) warns
         members = dict(self.classes.members(cls.code)) if cls is not None else {}
         member = members.get(session_id(request))
         if member is None:

@@ -14,8 +14,10 @@ token, a class code, another class's token. The answer is compact JSON:
 - nothing new (no run moved, nobody joined): 204.
 
 Each run's record and thumbnail come from `CardCache`: built at most once per snapshot version of
-the run (at most once per CARD_S while it trains) and shared by every viewer, the thumbnail drawn
-again only when the run published a new evaluation frame. A click on a student projects their run
+the run (at most once per CARD_S while it trains) and shared by every viewer, from the snapshot
+the student's own page fetched within CARD_S when there is one (`FrameCache.latest`: a run in a
+trainer process sends its whole snapshot, ~0.5 MB, each time it is asked); the thumbnail is drawn
+again only when the run published a new evaluation frame, at most every THUMB_S. A click on a student projects their run
 at full size: `GET /gan/class/{token}/watch/{number}` answers the live channel's own payload for
 that run (the same `RunFrames` bytes the student's page gets), for students of the token's own
 class only.
@@ -43,17 +45,18 @@ from gan_core.serve.handle import RunHandle
 from .alerts import detect
 from .classes import Class, ClassRegistry, Member
 from .experiment import GOAL_HQ, LOSS_WORDS, PARAMETERS, Experiment, outcome_of, value_words
-from .live import POLLER_JS, Built, LiveChannel, delta
+from .live import POLLER_JS, Built, FrameCache, LiveChannel, delta
 from .pages import PageState, Pages
 from .plots import D_COLOR, FAKE_COLOR, G_COLOR, Figure
 from .sessions import SessionManager
 from .thumbnail import thumbnail_png
 
-CLASS_POLL_S = 1.5  # the class view refreshes at least this often (the issue: every 2 s or better)
+CLASS_POLL_S = 1.25  # the class view polls this often (the issue: a refresh at least every 2 s)
 CLASS_HIDDEN_S = 5.0  # … and this rarely from a tab in the background
 CARD_S = 1.0  # a training run's record is rebuilt at most this often, whatever its version
+THUMB_S = 3.0  # a run's thumbnail is drawn again at most this often (a new frame comes about every second)
 CARD_WORKERS = 8  # runs whose snapshots a class view asks for at once (see CardCache)
-CARD_WAIT_S = 0.8  # how long a poll waits for new cards before it answers with the last ones
+CARD_WAIT_S = 0.5  # how long a poll waits for new cards before it answers with the last ones
 WATCH_PLOTS = ("samples", "d_hist", "losses", "coverage")  # the projected run's plots
 RECORD_FIELD = {"d_lr": "d_lr", "g_lr": "g_lr", "n_critic": "k", "label_smoothing": "smoothing", "loss": "loss"}
 MISSING = "This class view is no longer open on the server: open the teacher link again."
@@ -67,8 +70,9 @@ class Card:
     """What the class view shows of one run, built from one snapshot."""
 
     version: int
-    built_at: float
-    frame: object  # the EvalFrame the thumbnail was drawn from
+    built_at: float  # time.monotonic()
+    frame_key: tuple | None  # the evaluation frame the thumbnail was drawn from (`frame_key`)
+    drawn_at: float  # when it was drawn
     thumb: Built | None  # the thumbnail as a JSON string (a PNG data URL) with its key
     fields: dict  # state, alert, step, outcome, settings (see `_fields`)
 
@@ -81,8 +85,8 @@ class CardCache:
     CARD_WORKERS threads at once and waits at most CARD_WAIT_S, so one slow answer delays no
     refresh — that run shows its last card, and its new one at the next poll."""
 
-    def __init__(self, clock=time.monotonic) -> None:
-        self._clock = clock
+    def __init__(self, frames: FrameCache) -> None:
+        self._frames = frames  # the live channel's: the snapshots the students' pages fetched
         self._lock = threading.Lock()
         self._cards: weakref.WeakKeyDictionary[RunHandle, tuple[threading.Lock, list]] = weakref.WeakKeyDictionary()
         self._building: weakref.WeakKeyDictionary[RunHandle, Future] = weakref.WeakKeyDictionary()
@@ -116,25 +120,43 @@ class CardCache:
         lock, held = entry
         with lock:
             card = held[0]
-            now = self._clock()
-            version = runner.telemetry.version
-            if card is not None and (card.version == version or (
+            now = time.monotonic()
+            if card is not None and (card.version == runner.telemetry.version or (
                     card.fields["state"] == "running" and now - card.built_at < CARD_S)):
                 return card
-            snap = runner.snapshot()
-            thumb = card.thumb if card is not None and card.frame is snap.frame else None
-            if thumb is None and snap.frame is not None:
-                png = thumbnail_png(snap.frame, get_loss(snap.config.loss).is_probability)
-                with self._lock:
-                    self._counter += 1
-                    thumb = Built(self._counter, orjson.dumps("data:image/png;base64," + base64.b64encode(png).decode()))
-            held[0] = card = Card(snap.version, now, snap.frame, thumb, _fields(snap))
+            snap, alerts = self._snapshot(runner, card, now)
+            thumb, drawn, drawn_at = (card.thumb, card.frame_key, card.drawn_at) if card else (None, None, -math.inf)
+            key = frame_key(snap.frame)
+            if key is not None and key != drawn and now - drawn_at >= THUMB_S:
+                thumb, drawn, drawn_at = self._draw(snap), key, now
+            held[0] = card = Card(snap.version, now, drawn, drawn_at, thumb, _fields(snap, alerts))
             return card
 
+    def _snapshot(self, runner: RunHandle, card: Card | None, now: float) -> tuple:
+        """(the run's snapshot, its alerts): what its student's page fetched within CARD_S when that
+        is newer than the card's (its alerts found once, for both), else asked of the run."""
+        snap, fetched_at, alerts = self._frames.latest(runner)
+        if snap is not None and now - fetched_at < CARD_S and (card is None or snap.version > card.version):
+            return snap, alerts
+        snap = runner.snapshot()
+        return snap, detect(snap)
 
-def _fields(snap) -> dict:
+    def _draw(self, snap) -> Built:
+        """The thumbnail of `snap`'s frame as a JSON string (a PNG data URL), with a new key."""
+        png = thumbnail_png(snap.frame, get_loss(snap.config.loss).is_probability)
+        with self._lock:
+            self._counter += 1
+            return Built(self._counter, orjson.dumps("data:image/png;base64," + base64.b64encode(png).decode()))
+
+
+def frame_key(frame) -> tuple | None:
+    """An evaluation frame's identity that survives the trip from a trainer process (each snapshot
+    fetched from there is a new object): its step and its first samples."""
+    return None if frame is None else (frame.step, frame.fake[:8].tobytes())
+
+
+def _fields(snap, alerts: list) -> dict:
     """A snapshot's record: state, first alert, step, steps/s, outcome and settings."""
-    alerts = detect(snap)
     cfg = snap.config
     return dict(state=snap.state, alert=alerts[0].title if alerts else "", kind=alerts[0].kind if alerts else "",
                 step=snap.step, rate=round(snap.steps_per_s) if snap.state == "running" else 0,
@@ -150,7 +172,7 @@ class ClassView:
         self.pages = pages
         self.classes = classes
         self.live = live
-        self.cards = CardCache()
+        self.cards = CardCache(live.frames)
         self._outcomes: dict[str, Built] = {}  # class code -> its outcome plot
         self._lock = threading.Lock()
 

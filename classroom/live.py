@@ -86,6 +86,8 @@ class RunFrames:
     history_at: tuple[int, float] = (-1, 0.0)  # (step, time) the history plots were last built
     frame_of: object = None  # the EvalFrame the samples and histograms were built from
     counter: int = 0
+    snap: Snapshot | None = None  # the run's snapshot as last fetched, and when (time.monotonic()):
+    fetched_at: float = 0.0  # what another reader of the run may reuse (`FrameCache.latest`)
 
     def _put(self, name: str, data: bytes) -> None:
         old = self.parts.get(name)
@@ -150,8 +152,17 @@ class FrameCache:
         frames = self.of(runner)
         with frames.lock:
             snap = runner.snapshot()
+            frames.snap, frames.fetched_at = snap, time.monotonic()
             frames.update(snap)
         return snap, frames
+
+    def latest(self, runner: RunHandle) -> tuple[Snapshot | None, float, list[Alert]]:
+        """(the run's snapshot as a page of it last fetched it, when, its alerts), without asking the
+        run: a run in a trainer process sends its whole snapshot when asked, and the class view's card
+        of a run whose student's page polls can do with what that page fetched a moment ago."""
+        frames = self.of(runner)
+        with frames.lock:
+            return frames.snap, frames.fetched_at, frames.alerts
 
 
 class PagePace:
