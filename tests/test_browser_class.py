@@ -118,6 +118,26 @@ def test_a_teacher_sees_the_class_live_pushes_a_lesson_and_assigns_an_experiment
     teacher.wait_for_timeout(4000)  # a few seconds of training into the experiment
     teacher.screenshot(path=str(ARTIFACTS / "classview_1280x720.png"))
 
+    # Sort and filter in the page.
+    teacher.locator("select.gan-sort").select_option("-modes")
+    modes = lambda: [int(t.split("/")[0]) for t in teacher.locator(".gan-card .outcome").all_inner_texts()]
+    wait_until(lambda: len(modes()) == 7 and modes() == sorted(modes(), reverse=True), timeout=10,
+               what="cards sorted by modes covered, most first")
+    teacher.locator("select.gan-filter").select_option("alert")
+    teacher.wait_for_timeout(500)
+    assert all(t.strip() for t in teacher.locator(".gan-card .alert").all_inner_texts()), "only alerts shown"
+    teacher.locator("select.gan-filter").select_option("all")
+    wait_until(lambda: teacher.locator(".gan-card").count() == 7, timeout=10)
+
+    # Hide controls for the class: the browser student's page hides them.
+    until(lambda: teacher.get_by_text("Hide controls from the students").click(),
+          lambda: teacher.get_by_label("G learning rate", exact=True).is_visible())
+    teacher.get_by_label("G learning rate", exact=True).check()
+    teacher.get_by_role("button", name="Apply to the class").click()
+    wait_until(lambda: learner.get_by_label("number input for G learning rate (log10)").count() == 0, timeout=60,
+               what="the hidden control gone from the student's page")
+    assert learner.get_by_label("number input for D learning rate (log10)").count() == 1
+
     # Project one student's run: the live channel's figures, full size.
     teacher.locator(".gan-card").first.click()
     wait_until(lambda: "step" in teacher.locator(".gan-watch-status").inner_text(), timeout=30,
