@@ -268,8 +268,8 @@ def experiment_form(parameter) -> tuple:
     if spec is None:
         raise refusal(f"Unknown parameter {str(parameter)[:40]!r}: choose one from the list.")
     category = spec.kind == "category"
-    return (gr.update(value=spec.default[0], visible=not category), gr.update(value=spec.default[1], visible=not category),
-            gr.update(visible=category))
+    return (gr.update(value=spec.default[0], visible=not category),
+            gr.update(value=spec.default[1], visible=not category), gr.update(visible=category))
 
 
 def class_controls(lesson, loss, g_lr, d_lr, k, smoothing) -> Controls:

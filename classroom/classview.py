@@ -160,8 +160,8 @@ def _fields(snap, alerts: list) -> dict:
     cfg = snap.config
     return dict(state=snap.state, alert=alerts[0].title if alerts else "", kind=alerts[0].kind if alerts else "",
                 step=snap.step, rate=round(snap.steps_per_s) if snap.state == "running" else 0,
-                **outcome_of(snap), loss=cfg.loss, loss_words=LOSS_WORDS.get(cfg.loss, cfg.loss), g_lr=cfg.g_lr, d_lr=cfg.d_lr, k=cfg.n_critic,
-                smoothing=cfg.label_smoothing, dataset=cfg.dataset)
+                **outcome_of(snap), loss=cfg.loss, loss_words=LOSS_WORDS.get(cfg.loss, cfg.loss), g_lr=cfg.g_lr,
+                d_lr=cfg.d_lr, k=cfg.n_critic, smoothing=cfg.label_smoothing, dataset=cfg.dataset)
 
 
 class ClassView:
@@ -198,7 +198,9 @@ class ClassView:
             if thumb is not None:
                 parts[f"thumb:{record['n']}"] = thumb
         head = {"next_ms": round(CLASS_POLL_S * 1000), "students": records}
-        body, view.sent = delta(parts, view.sent, since, state, view, head)
+        # A card older than its run (rebuilt at most every CARD_S) must not be kept behind a 204.
+        current = all(card is not None and card.version == runner.telemetry.version for runner, card in by_run.items())
+        body, view.sent = delta(parts, view.sent, since, state if current else None, view, head)
         return 200, body, CLASS_POLL_S
 
     def table(self, cls: Class) -> list[dict]:
@@ -206,7 +208,8 @@ class ClassView:
         rows = []
         for _, m, runner, queued in self._students(cls):
             r, _ = self._row(m, runner, self.cards.card(runner) if runner is not None else None, queued, cls)
-            rows.append(dict(student=r["n"], name=r["name"], parameter=cls.experiment.parameter if cls.experiment else "",
+            rows.append(dict(student=r["n"], name=r["name"],
+                             parameter=cls.experiment.parameter if cls.experiment else "",
                              value=r.get("x"), state=r["state"], step=r.get("step"), modes_covered=r.get("modes"),
                              modes=r.get("n_modes"), hq_percent=r.get("hq"), inception_score=r.get("is"),
                              mean_d_g_z_last_100_steps=r.get("d_fake"), steps_to_all_modes=r.get("to_all"),

@@ -16,7 +16,7 @@ from app_support import SETUP, controls, frame, req, running_app, wait_until
 from classroom import classview
 from classroom.classbuttons import NOT_TEACHER
 from classroom.classes import CLASS_IDLE_S, ClassRegistry
-from classroom.controls import Controls, LiveControls
+from classroom.controls import Controls
 from classroom.presets import PRESETS
 
 LIVE = ["nonsaturating", -3.0, -3.0, 1, 0.0, False]
@@ -74,6 +74,21 @@ def test_the_class_view_shows_every_student_with_a_thumbnail_drawn_once_per_vers
         again = poll(page, view)[1]
         assert again["parts"]["thumb:1"] == first["parts"]["thumb:1"]
     assert len(drawn) == count == 3, "each thumbnail drawn once per run version, shared by every viewer"
+
+
+def test_a_card_older_than_its_run_is_sent_again_not_answered_204(make_page, monkeypatch):
+    """Cards of training runs are rebuilt at most every CARD_S: one built just before its run paused
+    shows "running" until rebuilt, so the view is not told "nothing new" meanwhile."""
+    page = make_page(max_active=1)
+    monkeypatch.setattr(classview, "CARD_S", 3600.0)
+    code, key, token = a_class(page, students=("s1",))
+    wait_until(lambda: page.manager.get("s1").runner.snapshot().step > 20)
+    status, first, _ = poll(page, token)
+    assert first["students"][0]["state"] == "running"
+    page.class_buttons.pause_all(request=req("teacher"))
+    wait_until(lambda: page.manager.get("s1").runner.state() == "paused")
+    key_now = poll(page, token, first["key"])[1]["key"]  # the card is still the running one
+    assert poll(page, token, key_now)[0] == 200, "the old card is not hidden behind a 204"
 
 
 def test_push_restarts_every_student_on_the_lesson_and_their_page_follows(make_page):
