@@ -80,6 +80,7 @@ class ClassButtons:
             member = self.classes.join(code, sid, name if isinstance(name, str) else "")
         except ClassRefused as exc:
             raise refusal(str(exc)) from None
+        self.pages.get(sid)  # a student is in a class while their page is open (`Page.sweep_classes`)
         return student_note(member.number, member.name)
 
     def join_from_link(self, request: gr.Request, warn: bool = True):

@@ -145,10 +145,13 @@ class Page:
             self.classes.close_views(sid)
 
     def sweep_classes(self) -> None:
-        """On the housekeeping thread: a class with a student's page open is still in use; one with
-        no page open for `classes.CLASS_IDLE_S` closes and its students' runs are freed."""
+        """On the housekeeping thread: a student whose page is gone (forgotten without its unload
+        event) leaves their class; a class with a student's page open is still in use; one with no
+        page open for `classes.CLASS_IDLE_S` closes and its students' runs are freed."""
         open_pages = set(self.pages.open_ids(within_s=CLASS_POLL_S * 40))
         for cls in self.classes.classes():
+            for sid in [sid for sid in cls.members if self.pages.peek(sid) is None]:
+                self.classes.leave(sid)
             if any(sid in open_pages for sid in cls.members):
                 self.classes.touch(cls.code)
         for cls in self.classes.sweep():

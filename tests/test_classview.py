@@ -211,11 +211,13 @@ def test_a_class_idle_for_two_hours_closes_and_frees_its_runs(make_page):
     now = [0.0]
     page = make_page(max_active=2)
     page = Page(page.manager, classes=ClassRegistry(clock=lambda: now[0]))
-    code, key, token = a_class(page, students=("s1",))
+    code, key, token = a_class(page, students=("s1", "s2"), start=False)
+    page.buttons.start(controls(), request=req("s1"))
+    page.pages.forget("s2")  # a page gone without its unload event: that student leaves the class
     page.sweep_classes()
-    assert page.manager.get("s1") is not None
+    assert page.manager.get("s1") is not None and [m.number for _, m in page.classes.members(code)] == [1]
+    page.pages.peek("s1").last_seen -= 600  # still known, but not polled for a while
     now[0] += CLASS_IDLE_S + 1
-    page.pages.forget("s1")  # the student's page closed without its unload event
     page.sweep_classes()
     assert page.manager.get("s1") is None, "the class's runs are freed"
     assert page.classes.classes() == [] and poll(page, token)[0] == 404
