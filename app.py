@@ -12,7 +12,9 @@ import os
 
 import gradio as gr
 
-from classroom import liveplot, overview, plots, text
+from classroom import classview, liveplot, overview, plots, text
+from classroom.classbuttons import experiment_form, lesson_settings
+from classroom.classes import NAME_CHARS
 from classroom.controls import (
     DATASET_CHOICES,
     LOSS_CHOICES,
@@ -23,6 +25,7 @@ from classroom.controls import (
     defaults_for,
 )
 from classroom.buttons import blank_canvas
+from classroom.experiment import PARAMETER_CHOICES, PARAMETERS
 from classroom.framework import quieten_idle_queue
 from classroom.live import LIVE_JS, READY
 from classroom.page import HIDE_CHOICES, Page
@@ -52,7 +55,7 @@ CSS = """
 .gan-large #status {font-size: 24px !important;}
 .gan-large #status .gan-detail, .gan-large #status .gan-note {font-size: 17px;}
 .gan-large .live-plot.fit-height {height: clamp(340px, calc(100vh - 215px), 575px) !important;}
-""" + overview.OVERVIEW_CSS
+""" + overview.OVERVIEW_CSS + classview.CLASS_CSS
 # Runs in the page when the toggle changes: CSS class for Gradio's text, an event for the plots.
 LARGE_TEXT_JS = """(on) => { document.documentElement.classList.toggle('gan-large', on);
   window.ganTextScale = on ? 1.3 : 1; window.dispatchEvent(new Event('gan-text-scale')); return []; }"""
@@ -186,6 +189,7 @@ def build_demo(page: Page | None = None) -> gr.Blocks:
                         share_btn = gr.Button("Make share link")
                     share_url = gr.Textbox(label="Link to this setup", buttons=["copy"], interactive=False,
                                            elem_id="share-url")
+                class_box(demo, page)
         # The live channel (classroom/live.py): its token arrives with the page's load event.
         live = gr.HTML("", html_template='<div class="gan-live"></div>', js_on_load=LIVE_JS, elem_id="gan-live",
                        apply_default_css=False, container=False, visible="hidden")
@@ -234,15 +238,104 @@ def build_demo(page: Page | None = None) -> gr.Blocks:
         b_controls = [b_loss, b_g_lr, b_d_lr, b_k, b_smoothing]  # hidden with their A control (teacher mode)
         act(compare_btn.click, page.compare_handler(), [*controls, *b_controls], status, "start_compare")
         act(stop_compare_btn.click, buttons.stop_compare, None, compare_box, "stop_compare")
-        sync_btn.click(page.sync, None, [alerts, fix_btn, checkpoint, compare_box], api_name="sync", **fast)
+        sync_btn.click(page.sync, None, [alerts, fix_btn, checkpoint, compare_box, *controls, lesson_text, *b_controls],
+                       api_name="sync", **fast)
         large_text.change(None, large_text, None, js=LARGE_TEXT_JS)
         server_json = gr.JSON(visible=False)
         gr.Button(visible=False).click(page.server_stats, None, server_json, api_name="server_stats", **fast)
         demo.load(page.open, None, [*controls, lesson_text, upload, *b_controls, live], api_name="open_page",
                   **fast)
         demo.unload(page.unload)
+    class_page(demo, page)
     demo.page = page  # for tests and benchmarks
     return demo
+
+
+def class_box(demo: gr.Blocks, page: Page) -> None:
+    """The main page's class group: *Start a class* for a teacher; for a student who opened a
+    student link, the class they joined and the name they show in it."""
+    teacher = page.class_buttons
+    fast = dict(show_progress="hidden", concurrency_limit=None)
+    with gr.Accordion("Teach a class", open=False, elem_id="class-box") as box:
+        note = gr.Markdown(text.CLASS_HELP)
+        name = gr.Textbox(label="Your name in the class (optional; your teacher sees it)", max_length=NAME_CHARS,
+                          visible=False, elem_id="class-name")
+        start_btn = gr.Button("Start a class")
+        links = gr.Markdown(elem_id="class-links")
+        code = gr.Textbox(visible=False)  # the class this page joined (its student link's)
+    start_btn.click(teacher.start_class, None, links, api_name="start_class", **fast)
+    name.submit(teacher.join, [code, name], note, api_name="join_class", **fast)
+    name.blur(teacher.join, [code, name], note, api_name=False, **fast)
+    demo.load(teacher.student_box, None, [box, note, name, start_btn, code], api_name=False, **fast)
+
+
+def class_page(demo: gr.Blocks, page: Page) -> None:
+    """The teacher's class view at /class, its own Gradio page (classroom/classview.py): every
+    student's GAN, actions on the whole class, the class experiment, one run projected."""
+    teacher = page.class_buttons
+    start = Controls.start()
+    fast = dict(show_progress="hidden", concurrency_limit=None)
+    d_lr_range = PARAMETERS["d_lr"].default
+    with demo.route("Class view", "/class", show_in_navbar=False):
+        status = gr.Markdown(text.CLASS_VIEW_START, elem_id="class-status")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3):
+                grid = gr.HTML("", html_template=classview.CLASS_TEMPLATE, js_on_load=classview.CLASS_JS,
+                               elem_id="class-grid", apply_default_css=False)
+            with gr.Column(scale=2, min_width=380):
+                student_link = gr.Textbox(label="Student link (share it with the class)", buttons=["copy"],
+                                          interactive=False, elem_id="student-link")
+                liveplot.live_plot("outcome", "outcome-plot", classview.outcome_figure(None, []).to_json(),
+                                   min_height=430)
+                with gr.Accordion("Teach the whole class", open=True):
+                    lesson = gr.Dropdown(PRESET_CHOICES, value="", label="Lesson to push")
+                    with gr.Row():
+                        loss = gr.Dropdown(LOSS_CHOICES, value=start.loss, label="Loss")
+                        k = gr.Slider(1, 10, value=start.n_critic, step=1, label="k (D steps per G step)")
+                    with gr.Row():
+                        g_lr = gr.Slider(-5, -1, value=start.g_lr_log10, step=0.01, label="G learning rate (log10)")
+                        d_lr = gr.Slider(-5, -1, value=start.d_lr_log10, step=0.01, label="D learning rate (log10)")
+                    smoothing = gr.Slider(0.0, 0.45, value=start.label_smoothing, step=0.05, label="Label smoothing")
+                    push_btn = gr.Button("Push to every student (fresh runs)", variant="primary")
+                    with gr.Row():
+                        pause_btn = gr.Button("Pause all")
+                        resume_btn = gr.Button("Resume all")
+                with gr.Accordion("Class experiment: one value per student", open=True):
+                    with gr.Row():
+                        parameter = gr.Dropdown(PARAMETER_CHOICES, value="d_lr", label="Vary", scale=2, min_width=160)
+                        low = gr.Number(d_lr_range[0], label="from", scale=1, min_width=90)
+                        high = gr.Number(d_lr_range[1], label="to", scale=1, min_width=90)
+                    losses = gr.CheckboxGroup(LOSS_CHOICES, value=[name for _, name in LOSS_CHOICES][:2],
+                                              label="Losses to compare", visible=False)
+                    with gr.Row():
+                        assign_btn = gr.Button("Assign (fresh runs)", variant="primary")
+                        export_btn = gr.Button("Export table (CSV)")
+                    table_file = gr.File(label="Class table", interactive=False, visible=False)
+                with gr.Accordion("Hide controls from the students", open=False):
+                    hide = gr.CheckboxGroup(HIDE_CHOICES, label="Hidden on every student's page (and locked)")
+                    hide_btn = gr.Button("Apply to the class")
+        with gr.Column(elem_id="projection"):  # a student's run, full size (shown over the page)
+            gr.HTML("", html_template=classview.WATCH_TEMPLATE, apply_default_css=False, container=False)
+            with gr.Row():
+                liveplot.live_plot("samples", "watch-samples")
+                liveplot.live_plot("d_hist", "watch-hist")
+            with gr.Row():
+                liveplot.live_plot("losses", "watch-losses")
+                liveplot.live_plot("coverage", "watch-coverage")
+        code = gr.Textbox(visible=False)
+        key = gr.Textbox(visible=False)
+
+        form = [lesson, loss, g_lr, d_lr, k, smoothing]
+        lesson.input(lesson_settings, lesson, [loss, g_lr, d_lr, k, smoothing], api_name=False, **fast)
+        parameter.input(experiment_form, parameter, [low, high, losses], api_name=False, **fast)
+        push_btn.click(teacher.push, form, status, api_name="push_class", **fast)
+        pause_btn.click(teacher.pause_all, None, status, api_name="pause_class", **fast)
+        resume_btn.click(teacher.resume_all, None, status, api_name="resume_class", **fast)
+        assign_btn.click(teacher.assign, [*form, parameter, low, high, losses], status, api_name="assign", **fast)
+        export_btn.click(teacher.export_csv, None, table_file, api_name="export_class", **fast)
+        hide_btn.click(teacher.hide, hide, status, api_name="hide_class", **fast)
+        demo.load(teacher.open_view, [code, key], [grid, student_link], js=classview.READ_TEACHER_LINK_JS,
+                  api_name="open_class_view", **fast)
 
 
 def launch(demo: gr.Blocks, **kwargs):

@@ -8,6 +8,7 @@ summarised in BENCHMARKS.md). One command runs any of them: `python -m benchmark
     page.py       the page: tick latency, server CPU per tick, many visitors, browser memory
     lessons.py    each lesson shows its symptom; each alert's fix helps
     students.py   a whole class at once against the app
+    classview.py  the teacher's class view of a whole class: refresh interval, server CPU
     common.py     the machine, the app in a subprocess, /proc readings
     browser_probe.py  headless Chromium flags and renderer sampling (also used by the tests)
 

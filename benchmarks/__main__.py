@@ -12,6 +12,7 @@
     presets          each lesson's symptom by step budget on 5 seeds, each alert's fix against no fix
     browser          the page's memory and CPU in headless Chromium (--seconds)
     classroom        a whole class against `python app.py` (--students, --lesson)
+    classview        the teacher's class view of a class (--students, --seconds per round)
 
 With no NAME: speed quality. Each result also goes to stderr as it finishes.
 """
@@ -27,7 +28,7 @@ import torch
 from . import common
 
 NAMES = ("speed", "quality", "digits", "cohort", "cohort_setting", "ring8_solo", "ticks", "tickcost", "page",
-         "presets", "browser", "classroom")
+         "presets", "browser", "classroom", "classview")
 DEFAULT = ["speed", "quality"]
 
 
@@ -42,7 +43,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     p.add_argument("--seeds", default=None,
                    help="comma-separated seeds (quality, digits, ring8_solo: default 0; presets: 0,1,2,3,4)")
-    p.add_argument("--students", type=int, default=30, help="simulated students (classroom)")
+    p.add_argument("--students", type=int, default=30, help="simulated students (classroom, classview)")
     p.add_argument("--lesson", default="",
                    help="the lesson the students' pages open on (classroom); comma-separated lessons to run (presets)")
     args = p.parse_args(argv)
@@ -88,6 +89,10 @@ def run(name: str, args: argparse.Namespace):
 
         return lessons.bench_presets(args.seeds or lessons.SEEDS,
                                      tuple(args.lesson.split(",")) if args.lesson else tuple(lessons.PLANS))
+    if name == "classview":
+        from . import classview
+
+        return classview.bench_classview(args.students, args.seconds or 20.0)
     from . import students
 
     return students.bench_classroom(args.students, args.seconds, args.lesson)

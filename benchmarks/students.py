@@ -70,8 +70,9 @@ def page_defaults(lesson: str = "") -> list:
 class Student:
     """One simulated page: open it, press Start, poll the live channel until told to stop."""
 
-    def __init__(self, url: str, seed: int, setup: list, target: tuple[int, float]) -> None:
+    def __init__(self, url: str, seed: int, setup: list, target: tuple[int, float], class_code: str = "") -> None:
         self.url, self.seed, self.setup, self.target = url, seed, setup, target
+        self.class_code = class_code  # a class to join first (the student link's code), if any
         self.polls: list[float] = []  # round trips, seconds
         self.errors: list[str] = []
         self.started_at: float | None = None
@@ -87,6 +88,8 @@ class Student:
         try:
             client = connect(self.url)
             token = client.predict(api_name="/open_page")[-1]
+            if self.class_code:
+                client.predict(self.class_code, f"student {self.seed}", api_name="/join_class")
             self.started_at = time.monotonic()
             status = client.predict(*self.setup[:3], self.seed, *self.setup[4:], api_name="/start")
             self.queued = "position" in status

@@ -33,11 +33,15 @@ from .live import LiveChannel, fix_of
 from .pages import COMPARE_SUFFIX, PageState, Pages, Points
 from .presets import get_preset
 from .sessions import Session, ServerBusy, SessionManager
+from .share import HIDEABLE
 from .uploads import read_visitor_file, refusal
 
 DRAWN_POINTS = 2000  # points sampled from a drawing
 MAX_DRAWING_BYTES = 8_000_000  # a 400×400 RGBA PNG is far smaller
 EMPTY_CANVAS = "The canvas is empty: paint a shape with the brush (press and drag), then try again."
+# A live fix's TrainConfig fields → the controls a teacher may hide (`share.HIDEABLE`).
+FIX_CONTROLS = {"loss": "loss", "g_lr": "g_lr", "d_lr": "d_lr", "n_critic": "k", "label_smoothing": "smoothing",
+                "two_sided_smoothing": "two_sided"}
 
 
 def session_id(request: gr.Request | None) -> str:
@@ -50,10 +54,12 @@ def session_id(request: gr.Request | None) -> str:
 class Buttons:
     """The page's actions, bound to one `SessionManager`, the pages' states and the live channel."""
 
-    def __init__(self, manager: SessionManager, pages: Pages, live: LiveChannel) -> None:
+    def __init__(self, manager: SessionManager, pages: Pages, live: LiveChannel,
+                 hidden_of=lambda sid: frozenset()) -> None:
         self.manager = manager
         self.pages = pages
         self.live = live
+        self.hidden_of = hidden_of  # sid -> the controls a teacher hid from it (`classes.py`)
 
     def status(self, sid: str) -> str:
         """The status line of `sid`'s page now (HTML, as the live channel draws it)."""
@@ -119,6 +125,25 @@ class Buttons:
         page.notice = notice
         self.manager.request_start(sid)
         return self.status(sid)
+
+    def restart(self, sid: str, config: TrainConfig, lesson: str, notice: str) -> None:
+        """A teacher's push or assignment: `sid`'s run replaced by a fresh one from `config`
+        (step 0) and started (or queued); its A/B run B closes, its status line says `notice` and
+        its page refreshes its controls. A refusal when the run cannot be made (the old one stays)."""
+        page = self.pages.peek(sid)
+        if page is None:
+            raise refusal("This student's page is closed.")
+        self._new_run(sid, config, lesson, page)
+        self.manager.release(sid + COMPARE_SUFFIX)
+        page.notice = notice
+        page.pushed += 1
+        self.manager.request_start(sid)
+
+    def _refuse_if_hidden(self, sid: str, keys, what: str) -> None:
+        """A refusal when a teacher hid any of the controls `keys` from `sid`."""
+        hidden = [HIDEABLE[key] for key in keys if key in self.hidden_of(sid)]
+        if hidden:
+            raise refusal(f"Your teacher set the {', '.join(hidden).lower()} for the class: {what} is off for now.")
 
     def pause(self, request: gr.Request) -> str:
         sid = session_id(request)
@@ -213,10 +238,12 @@ class Buttons:
 
     def apply_fix(self, request: gr.Request) -> tuple:
         """Apply the current alert's suggested fix; returns the new live control values."""
-        session = self.manager.get(session_id(request))
+        sid = session_id(request)
+        session = self.manager.get(sid)
         fix = fix_of(self.live.alerts_of(session.runner))[0] if session is not None else None
         if not fix:
             raise refusal("No fix to apply right now.")
+        self._refuse_if_hidden(sid, [FIX_CONTROLS.get(name, name) for name in fix], "this fix")
         try:
             config = session.runner.update(**fix)
         except (ConfigError, ValueError) as exc:
@@ -261,8 +288,9 @@ class Buttons:
         """
         if path is None:
             return (gr.skip(),) * (2 + len(Controls.__dataclass_fields__))
-        data = read_visitor_file(path, what="The run file", max_bytes=MAX_RUN_FILE_BYTES)
         sid = session_id(request)
+        self._refuse_if_hidden(sid, HIDEABLE, "loading a saved run")
+        data = read_visitor_file(path, what="The run file", max_bytes=MAX_RUN_FILE_BYTES)
         try:
             engine, history = read_run_bytes(data, device="auto")
             # The time-lapse saved with the run (checked before the visitor's run is replaced),
@@ -298,6 +326,7 @@ class Buttons:
         sid = session_id(request)
         if path is None:
             return self.status(sid)
+        self._refuse_if_hidden(sid, ["dataset"], "your own data")
         data = read_visitor_file(path, what="The CSV file", max_bytes=CSV_MAX_BYTES)
         try:
             points = parse_points_csv(data)
@@ -317,6 +346,7 @@ class Buttons:
         """Turn the drawing into 2-D points, kept as the visitor's data (like a CSV upload, with
         the same checks and limits); Start trains on them. Outputs: dataset, the CSV box, status."""
         sid = session_id(request)
+        self._refuse_if_hidden(sid, ["dataset"], "your own data")
         try:
             points = points_from_strokes(ink(sketch), DRAWN_POINTS, np.random.default_rng())
         except DataError as exc:
@@ -342,6 +372,7 @@ class Buttons:
         sid = session_id(request)
         if not lesson:
             return (*(gr.skip() for _ in Controls.__dataclass_fields__), lesson_text(""), gr.skip(), gr.skip())
+        self._refuse_if_hidden(sid, ["lesson"], "choosing another lesson")
         preset = get_preset(lesson)
         old = self.manager.get(sid)
         old_step = old.runner.snapshot().step if old is not None else 0

@@ -86,6 +86,8 @@ class RunFrames:
     history_at: tuple[int, float] = (-1, 0.0)  # (step, time) the history plots were last built
     frame_of: object = None  # the EvalFrame the samples and histograms were built from
     counter: int = 0
+    snap: Snapshot | None = None  # the run's snapshot as last fetched, and when (time.monotonic()):
+    fetched_at: float = 0.0  # what another reader of the run may reuse (`FrameCache.latest`)
 
     def _put(self, name: str, data: bytes) -> None:
         old = self.parts.get(name)
@@ -113,6 +115,24 @@ class RunFrames:
         self.alerts = detect(snap)
 
 
+def delta(parts: dict[str, Built], sent: dict, since: str, state, viewer: object, head: dict) -> tuple[bytes, dict]:
+    """(JSON body, new bookkeeping) of a payload for one viewer: `head`'s fields, a new key, and
+    under "parts" those of `parts` the viewer does not have — all of them when `since` is not the
+    key it was last sent (`sent["key"]`: it reloaded or lost a payload). `state` is kept with the
+    key, for the caller's "nothing new" check. Parts are joined as the bytes they were built as."""
+    known = sent if since == sent.get("key") else {}
+    body_parts, new_sent = [], dict(known)
+    for name, built in parts.items():
+        if known.get(name) != built.key:
+            body_parts.append(b'"' + name.encode() + b'":' + built.data)
+            new_sent[name] = built.key
+    payload_key = f"{id(viewer):x}.{time.monotonic_ns():x}"
+    new_sent["key"], new_sent["state"] = payload_key, state
+    start = orjson.dumps({"key": payload_key, **head})
+    body = start[:-1] + (b',"parts":{' + b",".join(body_parts) + b"}}" if body_parts else b',"parts":{}}')
+    return body, new_sent
+
+
 class FrameCache:
     """`RunFrames` per run handle, forgotten with the handle."""
 
@@ -132,8 +152,17 @@ class FrameCache:
         frames = self.of(runner)
         with frames.lock:
             snap = runner.snapshot()
+            frames.snap, frames.fetched_at = snap, time.monotonic()
             frames.update(snap)
         return snap, frames
+
+    def latest(self, runner: RunHandle) -> tuple[Snapshot | None, float, list[Alert]]:
+        """(the run's snapshot as a page of it last fetched it, when, its alerts), without asking the
+        run: a run in a trainer process sends its whole snapshot when asked, and the class view's card
+        of a run whose student's page polls can do with what that page fetched a moment ago."""
+        frames = self.of(runner)
+        with frames.lock:
+            return frames.snap, frames.fetched_at, frames.alerts
 
 
 class PagePace:
@@ -192,20 +221,8 @@ class LiveChannel:
         key = self._key(sid, page, session, session_b)
         if since and since == page.sent.get("key") and key == page.sent.get("state"):
             return 204, None, interval
-        full = since != page.sent.get("key")  # the page does not have what was last sent: all again
         parts, sync = self._parts(sid, page, session, session_b)
-        sent = {} if full else page.sent
-        body_parts = []
-        new_sent = dict(sent)
-        for name, built in parts.items():
-            if sent.get(name) != built.key:
-                body_parts.append(b'"' + name.encode() + b'":' + built.data)
-                new_sent[name] = built.key
-        payload_key = f"{id(page):x}.{time.monotonic_ns():x}"
-        new_sent["key"], new_sent["state"] = payload_key, key
-        page.sent = new_sent
-        head = orjson.dumps({"key": payload_key, "next_ms": round(interval * 1000), "sync": sync})
-        body = head[:-1] + (b',"parts":{' + b",".join(body_parts) + b"}}" if body_parts else b',"parts":{}}')
+        body, page.sent = delta(parts, page.sent, since, key, page, {"next_ms": round(interval * 1000), "sync": sync})
         return 200, body, interval
 
     def _forget_idle_pages(self) -> None:
@@ -222,12 +239,13 @@ class LiveChannel:
         mine = (id(runner), runner.telemetry.version, runner.speed_limit, runner.config) if runner is not None else None
         version_b = session_b.runner.telemetry.version if session_b is not None else None
         return (mine, version_b, self.manager.queue_position(sid), self.manager.queue_position(sid + COMPARE_SUFFIX),
-                page.notice, page.sync_key)
+                page.notice, page.sync_key, page.pushed)
 
     def _parts(self, sid: str, page: PageState, session, session_b) -> tuple[dict[str, Built], bool]:
         if session is None:
             text = self.status_without_run(page)
-            return {"status": Built(hash(text), orjson.dumps(text))}, page.sync_key not in (None, EMPTY_SYNC)
+            return {"status": Built(hash(text), orjson.dumps(text))}, \
+                self.sync_key(page, None, None, []) != (page.sync_key or EMPTY_SYNC)
         snap, frames = self.frames.built(session.runner)
         parts = dict(frames.parts)
         parts["status"] = Built(hash(text := self.status(sid, page, session, snap)), orjson.dumps(text))
@@ -299,15 +317,16 @@ class LiveChannel:
 
     @staticmethod
     def sync_key(page: PageState, session, session_b, alerts: list[Alert]) -> tuple:
-        """What the Gradio-side components show: alert text, fix, rewind menu, A/B box."""
+        """What the Gradio-side components show: alert text, fix, rewind menu, A/B box, and the
+        class revision of the controls (what a teacher pushed or hid: `PageState.pushed`)."""
         menu = tuple(i.index for i in session.runner.checkpoints.list()) if session is not None else ()
-        return (alerts_markdown(alerts), fix_of(alerts)[1], menu, session_b is not None)
+        return (alerts_markdown(alerts), fix_of(alerts)[1], menu, session_b is not None, page.pushed)
 
     def alerts_of(self, runner: RunHandle) -> list[Alert]:
         return self.frames.built(runner)[1].alerts
 
 
-EMPTY_SYNC = ("", "", (), False)
+EMPTY_SYNC = ("", "", (), False, 0)
 
 
 def alerts_markdown(alerts: list[Alert]) -> str:
@@ -344,10 +363,41 @@ def fmt_lr(lr: float) -> str:
     return f"{lr:.1e}".replace("e-0", "e-")
 
 
+# A channel a page polls (this live channel, the class view's): GET url?since=<key of the last
+# payload>; a 200's payload goes to `apply`, a 404 to `gone` (and polling stops); the next poll
+# comes when the server says (X-Next-Ms), no sooner than `pace.hidden` ms in a background tab.
+# `point(url)` polls another url from now on (null: stop), everything sent afresh; an answer still
+# on its way for the old one is dropped.
+POLLER_JS = """
+function ganPoller(apply, gone, pace) {
+  let url = null, since = '', timer = null, busy = false, run = 0;
+  async function poll() {
+    timer = null;
+    if (!url || busy) return;
+    busy = true;
+    const mine = run;
+    let next = pace.poll;
+    try {
+      const r = await fetch(url + '?since=' + encodeURIComponent(since), {cache: 'no-store'});
+      next = parseInt(r.headers.get('X-Next-Ms') || next, 10);
+      if (mine !== run) next = 30;
+      else if (r.status === 404) { url = null; gone(); }
+      else if (r.status === 200) { const frame = await r.json(); if (mine === run) { since = frame.key; apply(frame); } }
+    } catch (e) { next = pace.max; } finally { busy = false; }
+    if (document.hidden) next = Math.max(next, pace.hidden);
+    if (url && !timer) timer = setTimeout(poll, next);
+  }
+  function now() { if (timer) clearTimeout(timer); timer = setTimeout(poll, 30); }
+  document.addEventListener('visibilitychange', () => { if (!document.hidden && url) now(); });
+  return {now: now, resend() { since = ''; },
+          point(to) { run += 1; url = to; since = ''; if (timer) clearTimeout(timer); timer = null; if (url) now(); }};
+}
+"""
+
 # The page's side: started by the hidden `live` component's load script (app.py) with its token.
-LIVE_JS = """
+LIVE_JS = POLLER_JS + """
 const box = element.querySelector('.gan-live');
-let token = null, since = '', timer = null, syncing = false, busy = false;
+let token = null, syncing = false;
 function apply(frame) {
   const parts = frame.parts || {};
   for (const [name, value] of Object.entries(parts)) {
@@ -366,30 +416,19 @@ function apply(frame) {
     if (button) { syncing = true; button.click(); setTimeout(() => { syncing = false; }, 1500); }
   }
 }
-async function poll() {
-  timer = null;
-  if (!token || busy) return;
-  busy = true;
-  let next = %(poll_ms)d;
-  try {
-    const r = await fetch('gan/live/' + token + '?since=' + encodeURIComponent(since), {cache: 'no-store'});
-    next = parseInt(r.headers.get('X-Next-Ms') || next, 10);
-    if (r.status === 404) { token = null; const el = document.querySelector('#status .gan-status');
-      if (el) el.innerHTML = '<b>This page is no longer open on the server: reload it.</b>'; return; }
-    if (r.status === 200) { const frame = await r.json(); since = frame.key; apply(frame); }
-  } catch (e) { next = %(max_ms)d; } finally { busy = false; }
-  if (document.hidden) next = Math.max(next, %(hidden_ms)d);
-  if (token) timer = setTimeout(poll, next);
+function gone() {
+  const el = document.querySelector('#status .gan-status');
+  if (el) el.innerHTML = '<b>This page is no longer open on the server: reload it.</b>';
 }
+const channel = ganPoller(apply, gone, {poll: %(poll_ms)d, max: %(max_ms)d, hidden: %(hidden_ms)d});
 // now(): after a button, poll now instead of at the next tick. say(html): show a line in the status
 // until the server's next one (asked for in full: the page no longer shows what it was sent).
-window.ganLive = {now: () => { if (timer) clearTimeout(timer); timer = setTimeout(poll, 30); },
+window.ganLive = {now: channel.now,
   say: (html) => { const el = document.querySelector('#status .gan-status'); if (el) el.innerHTML = html;
-    since = ''; }};
-document.addEventListener('visibilitychange', () => { if (!document.hidden) window.ganLive.now(); });
+    channel.resend(); }};
 function begin() {
   const value = (props.value || '').trim();
-  if (value && value !== token) { token = value; since = ''; window.ganLive.now(); }
+  if (value && value !== token) { token = value; channel.point('gan/live/' + token); }
 }
 watch('value', begin);
 begin();

@@ -36,6 +36,7 @@ class PageState:
     speed: float | None = None  # the speed limit chosen (steps/s, None = full), kept across runs
     points: Points | None = None  # the visitor's own 2-D points, used by a "csv" run
     checkpoint_pick: int | None = None  # the rewind menu's choice, kept while that checkpoint is
+    pushed: int = 0  # bumped when a teacher changes this page's controls (a push, hidden controls)
     # What the page was last sent (the live channel's and the sync event's bookkeeping):
     sent: dict = field(default_factory=dict)  # part name -> key of what the page shows
     sync_key: tuple | None = None  # alerts, fix, menu and A/B box as the page shows them
@@ -59,6 +60,12 @@ class Pages:
                 self._by_token[page.token] = sid
             page.last_seen = time.monotonic()
             return page
+
+    def peek(self, sid: str) -> PageState | None:
+        """`sid`'s page state if its page is open, without counting this as the page being seen
+        (a teacher's action on the class, the class view)."""
+        with self.lock:
+            return self._pages.get(sid)
 
     def by_token(self, token: str) -> tuple[str, PageState] | None:
         """(session id, page) of the page a token belongs to; None for any other string."""

@@ -130,7 +130,7 @@ def _png_uri(pixels: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _surface_pixels(z: np.ndarray, zmin: float, zmax: float) -> np.ndarray:
+def surface_pixels(z: np.ndarray, zmin: float, zmax: float) -> np.ndarray:
     """z (rows = y upwards) coloured by SURFACE_SCALE, half transparent, top row first."""
     t = np.clip((np.nan_to_num(z, nan=(zmin + zmax) / 2) - zmin) / max(zmax - zmin, 1e-12), 0.0, 1.0)
     stops = np.array([pos for pos, _ in SURFACE_SCALE])
@@ -265,7 +265,7 @@ def d_means_figure(snap: Snapshot) -> Figure:
     return _change_markers(fig, snap)
 
 
-def _tile(images: np.ndarray, cols: int = 8) -> np.ndarray:
+def tile(images: np.ndarray, cols: int = 8) -> np.ndarray:
     """(n, 28, 28) in [-1, 1] → one (rows·29+1, cols·29+1) mosaic in [0, 1]."""
     n, h, w = images.shape
     rows = int(np.ceil(n / cols))
@@ -288,7 +288,7 @@ def samples_figure(snap: Snapshot, label: str = "") -> Figure:
     if frame is not None and frame.fake.ndim == 3:
         fig = Figure(f"{prefix}digits from {_short_name(frame.generator)} · step {frame.step:,}", "", "",
                      height=460)
-        mosaic = np.nan_to_num(_tile(frame.fake), nan=0.0)  # dark ink on white, like the data; NaN white
+        mosaic = np.nan_to_num(tile(frame.fake), nan=0.0)  # dark ink on white, like the data; NaN white
         rows, cols = mosaic.shape
         _picture(fig, np.round(255 * (1 - mosaic)).astype(np.uint8), (0, cols, 0, rows))
         fig.layout["xaxis"].update(visible=False, range=[0, cols], constrain="domain")
@@ -308,7 +308,7 @@ def samples_figure(snap: Snapshot, label: str = "") -> Figure:
         zmin, zmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
     # D was evaluated at the cells' centres, from x0 to x1: the picture reaches half a cell beyond.
     hx, hy = (x1 - x0) / (2 * (frame.surface.shape[1] - 1)), (y1 - y0) / (2 * (frame.surface.shape[0] - 1))
-    _picture(fig, _surface_pixels(frame.surface, zmin, zmax), (x0 - hx, x1 + hx, y0 - hy, y1 + hy))
+    _picture(fig, surface_pixels(frame.surface, zmin, zmax), (x0 - hx, x1 + hx, y0 - hy, y1 + hy))
     # The picture's colour bar: a trace with no points that only carries it. Above the plot,
     # not beside it: a side bar would narrow the square plot area, and with it the legend,
     # which plotly wraps to the plot's width.

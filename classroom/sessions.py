@@ -112,6 +112,7 @@ class SessionManager:
         self._wake = threading.Event()
         self._closing = threading.Event()
         self._housekeeper: threading.Thread | None = None
+        self._sweepers: list[Callable[[], None]] = []  # run with each sweep (the class registry's)
 
     # --- where runs train ----------------------------------------------------------------
 
@@ -351,13 +352,20 @@ class SessionManager:
             except Exception:  # a trainer process that failed: its runs say so; keep serving
                 log.exception("housekeeping failed")
 
+    def add_sweeper(self, sweeper: Callable[[], None]) -> None:
+        """Run `sweeper` on the housekeeping thread with each sweep (never on a visitor's request)."""
+        self._sweepers.append(sweeper)
+
     def sweep(self) -> list[str]:
-        """Evict sessions idle for longer than `idle_timeout_s`; returns their ids."""
+        """Evict sessions idle for longer than `idle_timeout_s`, then run the sweepers; returns the
+        evicted ids."""
         now = self._clock()
         with self._lock:
             stale = [sid for sid, s in self._sessions.items() if now - s.last_seen > self.idle_timeout_s]
         for sid in stale:
             self.release(sid)
+        for sweeper in list(self._sweepers):
+            sweeper()
         return stale
 
     # --- accounting --------------------------------------------------------------------------

@@ -66,3 +66,16 @@ PLOTS_HELP = """
 - **Dotted vertical lines** on the loss and mean-D plots mark live changes (loss, learning rates, k,
   smoothing) at the step they took effect.
 """
+
+CLASS_HELP = """
+**Teach a class.** *Start a class* gives you two links: a **student link** to share (each student
+who opens it trains their own GAN, as on this page) and a **teacher link**, for you only, that
+opens the **class view**: every student's GAN at a glance, a lesson or settings pushed to all,
+pause and resume all, controls hidden from the class, and a *class experiment* (each student one
+value of a hyperparameter; the outcome plotted across the class).
+"""
+
+CLASS_VIEW_START = """
+**Class view** (open it from the *teacher link* that **Start a class** gave you). Click a student to
+project their run; the controls on the right act on the whole class.
+"""

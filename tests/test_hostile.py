@@ -216,6 +216,19 @@ HOSTILE = [  # (endpoint, arguments, what the refusal says)
     ("start", list(SETUP[:10]), ""),
     ("upload_csv", ["not a file"], ""),
     ("start_compare", [*SETUP, "nonsaturating", 99.0, -3.0, 1, 0.0], "maximum"),
+    # The class: a visitor who is not the class's teacher, and values no form sends.
+    ("push_class", ["", "nonsaturating", -3.0, -3.0, 1, 0.0], "Only this class's teacher"),
+    ("push_class", ["<script>x</script>", "nonsaturating", -3.0, -3.0, 1, 0.0], "not in the list of choices"),
+    ("push_class", ["", "nonsaturating", 99.0, -3.0, 1, 0.0], "maximum"),
+    ("pause_class", [], "Only this class's teacher"),
+    ("resume_class", [], "Only this class's teacher"),
+    ("assign", ["", "nonsaturating", -3.0, -3.0, 1, 0.0, "d_lr", 1e-4, 1e-2, []], "Only this class's teacher"),
+    ("assign", ["", "nonsaturating", -3.0, -3.0, 1, 0.0, "<b>x</b>", 1e-4, 1e-2, []], "not in the list of choices"),
+    ("hide_class", [["g_lr", "<b>x</b>"]], "not in the list of choices"),
+    ("export_class", [], "Only this class's teacher"),
+    ("open_class_view", ["x" * 10_000, "y" * 10_000], "teacher link"),
+    ("open_class_view", ["../../etc/passwd", None], "teacher link"),
+    ("join_class", ["<script>alert(1)</script>", "**x**"], "not open"),
 ]
 
 
@@ -280,6 +293,33 @@ def test_the_live_channel_answers_only_a_pages_own_token(app, token):
         response = httpx.get(f"{url}gan/live/{token}", timeout=10)
         assert response.status_code == 404 or (token == "" and response.status_code in (404, 405))
         assert "step" not in response.text and "Running" not in response.text
+    finally:
+        manager.release("victim")
+
+
+@pytest.fixture(scope="module")
+def class_code(app):
+    """A class on the app (its teacher never opens the view here): the student link's code."""
+    ok, links = call(app[0], "start_class", [], session="creator")
+    assert ok, links
+    return json.loads(links)[0].split("?class=")[1].split("`")[0]
+
+
+@pytest.mark.parametrize("guess", ["", "victim", "x" * 10_000, "../../etc/passwd", "%00", "live", "code"])
+def test_the_class_view_answers_only_a_teachers_view_token(app, class_code, guess):
+    """A student's session id or live token, the class code, a guessed or absurd token: 404 and
+    nothing else, for the class and for a student's projected run."""
+    url, manager = app
+    code = class_code
+    assert call(url, "join_class", [code, "victim"], session="victim")[0]
+    assert call(url, "start", list(SETUP), session="victim")[0]
+    ok, opened = call(url, "open_page", [], session="victim")
+    guess = {"live": json.loads(opened)[-1], "code": code}.get(guess, guess)
+    try:
+        for path in (f"gan/class/{guess}", f"gan/class/{guess}/watch/1"):
+            response = httpx.get(f"{url}{path}", timeout=10)
+            assert response.status_code in (404, 405) if not guess else response.status_code == 404, path
+            assert "step" not in response.text and "victim" not in response.text
     finally:
         manager.release("victim")
 

@@ -191,7 +191,7 @@ def test_alert_text_and_fix_button_speak_plainly(page):
     live.detect = lambda snap: [alert]
     try:
         page.live.frames.of(page.manager.get("a").runner).version = -1  # built again with the fake alert
-        text, button, _, _ = page.sync(req("a"))
+        text, button, *_ = page.sync(req("a"))
     finally:
         live.detect = real_detect
     assert "*What to do:* Lower both." in text["value"] and "Try:" not in text["value"]

@@ -98,7 +98,7 @@ def test_figure_is_valid_plotly_with_title_and_axis_labels(snapshots, case, name
         assert layout.xaxis.visible is False and layout.yaxis.visible is False
         # The mosaic is a picture (no heatmap trace: see plots.py): dark ink on white.
         assert validated.data == () and len(layout.images) == 1
-        np.testing.assert_array_equal(picture(as_dict), np.round(255 * (1 - plots._tile(snap.frame.fake))))
+        np.testing.assert_array_equal(picture(as_dict), np.round(255 * (1 - plots.tile(snap.frame.fake))))
     else:
         assert layout.xaxis.title.text and layout.yaxis.title.text
     # What Gradio sends is JSON; it must parse and carry the same traces.
@@ -129,7 +129,7 @@ def test_trained_2d_figures_carry_the_data(snapshots):
     # all points and lines on WebGL (one canvas, drawn in trace order): real under the fakes.
     assert kinds[0] == "scatter" and samples["data"][0]["x"] == [None] and set(kinds[1:]) == {"scattergl"}
     assert samples["data"][0]["marker"]["showscale"] is True
-    np.testing.assert_array_equal(picture(samples), plots._surface_pixels(snap.frame.surface, 0.0, 1.0))
+    np.testing.assert_array_equal(picture(samples), plots.surface_pixels(snap.frame.surface, 0.0, 1.0))
     image = samples["layout"]["images"][0]
     x0, x1, y0, y1 = snap.frame.surface_extent
     cell = (x1 - x0) / (snap.frame.surface.shape[1] - 1)  # D is sampled at the cells' centres
@@ -156,7 +156,7 @@ def test_digit_mosaic_tiles_the_fixed_noise_batch(snapshots):
     snap = get_snapshot(snapshots, "digits-trained")
     px = picture(plots.samples_figure(snap).to_dict())
     assert px.shape == (8 * 29 + 1, 8 * 29 + 1) and px.dtype == np.uint8
-    tile = plots._tile(snap.frame.fake)
+    tile = plots.tile(snap.frame.fake)
     np.testing.assert_allclose(tile[1:29, 1:29], (snap.frame.fake[0] + 1) / 2, atol=1e-6)
 
 
@@ -252,14 +252,14 @@ def picture(fig: dict) -> np.ndarray:
 def test_surface_picture_colours_d_top_row_first():
     # rows = y upwards (as the engine's grid); the picture's first row is the top (largest y)
     z = np.array([[0.0, 0.5], [1.0, np.nan]])
-    px = plots._surface_pixels(z, 0.0, 1.0)
+    px = plots.surface_pixels(z, 0.0, 1.0)
     assert px.shape == (2, 2, 4) and px.dtype == np.uint8
     alpha = round(255 * plots.SURFACE_OPACITY)
     assert tuple(px[0, 0]) == (*plots.SURFACE_SCALE[-1][1], alpha)  # D = 1: "real", blue
     assert tuple(px[1, 0]) == (*plots.SURFACE_SCALE[0][1], alpha)  # D = 0: "fake", red
     assert tuple(px[1, 1]) == tuple(px[0, 1]) == (190, 190, 190, alpha)  # 0.5 and NaN: unsure grey
     # A score surface (hinge, WGAN) spans its own range.
-    np.testing.assert_array_equal(plots._surface_pixels(z * 4 - 2, -2.0, 2.0), px)
+    np.testing.assert_array_equal(plots.surface_pixels(z * 4 - 2, -2.0, 2.0), px)
 
 
 
