@@ -73,10 +73,12 @@ def test_start_watch_and_move_a_slider(live_app, open_page):
     page.screenshot(path=str(ARTIFACTS / "live_page.png"), full_page=True)
 
     # Rewind through the real page: the menu's choices were updated by the timer.
-    runner.checkpoint_now()
+    # The menu shows the newest checkpoint once the page synced after it (an older one, taken at
+    # the first steps, would rewind to before the time-lapse's second frame).
+    index = runner.checkpoint_now()
     page.get_by_text("Rewind, save, timelapse and share").click()
-    wait_until(lambda: "#" in (page.get_by_label("Checkpoints (one every 10 s)").input_value() or ""),
-               timeout=20)
+    wait_until(lambda: f"#{index} " in (page.get_by_label("Checkpoints (one every 10 s)").input_value() or ""),
+               timeout=20, what="the menu showing the checkpoint just taken")
     page.get_by_role("button", name="Rewind to checkpoint").click()
     wait_until(lambda: "Rewound" in page.locator("#status").inner_text(), timeout=20)
     assert runner.state() == "paused"
