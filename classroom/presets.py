@@ -49,8 +49,8 @@ _add(
     "whole_class", "Healthy GAN for a whole class (ring of 8)",
     """
 **The healthy duel, sized for a class.** The same GAN as "Healthy GAN", with batch 128 instead of
-256 and learning rates 2·10⁻³ decaying to 5 % over 10,000 steps: at half the work per step, all
-8 modes are covered by 2,000 steps and 75–86 % of samples are high quality at 4,000 steps (89–93 %
+256 and learning rates 2·10⁻³ decaying to 5 % over 20,000 steps: at half the work per step, all
+8 modes are covered by 1,000 steps and 76–86 % of samples are high quality at 4,000 steps (88–95 %
 at 8,000; 5 of 5 seeds, `python -m benchmarks presets`). Share the link with this lesson chosen
 when a whole class trains at once. Watch the orange points spread to all 8 blue clusters and D's
 histograms move towards **0.5**.
