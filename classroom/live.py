@@ -49,6 +49,7 @@ HISTORY_PLOTS = ("losses", "d_means", "coverage")
 # The history curves redraw at most once a second while a run races: a second more of a long
 # history hardly moves a 600-point curve, and each redraw costs the browser ~20 ms per plot.
 # In slow motion (fewer new steps than this per redraw), paused or stepping, every version draws.
+# The alerts are read again with them.
 HISTORY_REDRAW_S = 1.0
 SLOW_STEPS = 50
 FIGURES: dict[str, Callable[[Snapshot], plots.Figure]] = {
@@ -111,8 +112,8 @@ class RunFrames:
             self.history_at = (snap.step, now)
             for name in HISTORY_PLOTS:
                 self._put(name, FIGURES[name](snap).to_bytes())
+            self.alerts = detect(snap)  # read from the same history windows, so as often
         self._put("overview", orjson.dumps(overview.overview_svg(snap)))
-        self.alerts = detect(snap)
 
 
 def delta(parts: dict[str, Built], sent: dict, since: str, state, viewer: object, head: dict) -> tuple[bytes, dict]:

@@ -126,7 +126,7 @@ def _f32(a: np.ndarray, decimals: int | None = None) -> np.ndarray:
 def _png_uri(pixels: np.ndarray) -> str:
     """A uint8 (rows, cols[, 4]) array as a PNG data URL; row 0 is the top of the picture."""
     buf = io.BytesIO()
-    Image.fromarray(pixels, "RGBA" if pixels.ndim == 3 else "L").save(buf, "PNG")
+    Image.fromarray(pixels, "RGBA" if pixels.ndim == 3 else "L").save(buf, "PNG", compress_level=1)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 

@@ -24,7 +24,7 @@ from dataclasses import replace
 
 from ..config import TrainConfig, default_config
 
-FRAME_SHARE = 0.2  # at most this share of a trainer thread's time goes to evaluation frames
+FRAME_SHARE = 0.1  # at most this share of a trainer thread's time goes to evaluation frames
 CALIBRATION_RUNS = 8
 CALIBRATION_S = 0.1  # one trial; the best of CALIBRATION_TRIALS counts (contention only slows a trial)
 CALIBRATION_TRIALS = 4
