@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from gan_core.config import default_config
 from gan_core.serve import processes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -20,6 +21,27 @@ def test_pinning_needs_sched_getaffinity_and_is_skipped_without_it(monkeypatch):
     monkeypatch.delattr(os, "sched_getaffinity", raising=False)
     monkeypatch.delattr(os, "sched_setaffinity", raising=False)
     assert processes.pin_to_one_core(0) is None
+
+
+def test_lower_priority_falls_back_to_nice_without_sched_idle(monkeypatch):
+    """macOS has no SCHED_IDLE: a trainer process is niced instead."""
+    niced = []
+    monkeypatch.delattr(os, "SCHED_IDLE", raising=False)
+    monkeypatch.setattr(os, "nice", niced.append, raising=False)
+    assert processes.lower_priority() == f"nice {processes.TRAINER_NICE}"
+    assert niced == [processes.TRAINER_NICE]
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="Linux only")
+def test_trainer_processes_yield_to_the_web_server_on_linux():
+    pool = processes.TrainerProcesses(1, balance_s=None)
+    try:
+        pool.create(default_config("ring8", width=8, batch_size=16)).snapshot()  # the child answered
+        (pid,) = [w["pid"] for w in pool.stats()["workers"]]
+        assert os.sched_getscheduler(pid) == os.SCHED_IDLE
+        assert os.sched_getscheduler(0) != os.SCHED_IDLE, "the server itself keeps its priority"
+    finally:
+        pool.close()
 
 
 def test_no_trainer_processes_where_pass_fds_is_missing(monkeypatch):
@@ -36,7 +58,8 @@ def test_a_run_trains_in_trainer_processes_on_an_os_without_affinity(tmp_path):
     """macOS has no os.sched_getaffinity: with it removed from every interpreter (server and trainer
     processes, through sitecustomize), runs still train in trainer processes."""
     (tmp_path / "sitecustomize.py").write_text(
-        "import os\nfor name in ('sched_getaffinity', 'sched_setaffinity'):\n    os.__dict__.pop(name, None)\n")
+        "import os\nfor name in ('sched_getaffinity', 'sched_setaffinity', 'sched_setscheduler', 'SCHED_IDLE'):\n"
+        "    os.__dict__.pop(name, None)\n")
     script = textwrap.dedent("""
         import os, time
         assert not hasattr(os, "sched_getaffinity")
