@@ -184,13 +184,13 @@ def _pages_open(url: str, server, pages: int, seconds: float, idle: float) -> di
     import httpx
 
     setup = page_defaults("whole_class")
-    tokens = []
-    for i in range(pages):
+    tokens, clients = [], []
+    for i in range(pages):  # each client stays open: closing it is closing the tab (its run stops)
         client = connect(url)
         tokens.append(client.predict(api_name="/open_page")[-1])
         client.predict(*setup[:3], i, *setup[4:], api_name="/start")
-        client.close()
-    counts, stop = [0] * pages, threading.Event()
+        clients.append(client)
+    counts, answers, stop = [0] * pages, {}, threading.Event()
 
     def poll(i: int) -> None:
         since = ""
@@ -200,6 +200,7 @@ def _pages_open(url: str, server, pages: int, seconds: float, idle: float) -> di
                 if r.status_code == 200:
                     since = r.json()["key"]
                 counts[i] += 1
+                answers[r.status_code] = answers.get(r.status_code, 0) + 1
                 stop.wait(int(r.headers.get("X-Next-Ms", "400")) / 1000)
 
     time.sleep(3.0)
@@ -218,7 +219,9 @@ def _pages_open(url: str, server, pages: int, seconds: float, idle: float) -> di
     stop.set()
     for t in threads:
         t.join(5)
-    return dict(pages=pages, seconds=seconds, polls_per_s=round(polled / wall, 1),
+    for client in clients:
+        client.close()
+    return dict(pages=pages, seconds=seconds, answers=answers, polls_per_s=round(polled / wall, 1),
                 poll_interval_s=round(pages * wall / max(1, polled), 2),
                 server_cpu_share_of_a_core=round(share, 3), server_cpu_share_runs_no_pages=round(training, 3),
                 server_cpu_share_of_the_pages=round(share - training, 3),
