@@ -177,9 +177,10 @@ class _Worker:
             cpu = time.thread_time() - cpu0
             for run in stepped:
                 run.cpu_seconds += cpu / max(1, len(stepped))
-                # A frame costs ~10-20 ms on an idle core (surface, coverage, G's arrows), far more on a
-                # busy box: frames come rarer as the class grows or the box slows, so that they take
-                # at most FRAME_SHARE of the thread and training keeps the rest.
+                # A frame costs ~5 ms on an idle core (surface, coverage, G's arrows), more on a busy
+                # box: frames come rarer as the class grows or the box slows, so that they take at
+                # most FRAME_SHARE of the thread and training keeps the rest (15 runs: a frame each
+                # ~1.5 s, about as often as a class's pages poll).
                 run._eval_every = max(run.eval_interval_s, len(runs) * self.frame_s / FRAME_SHARE)
                 self._after_chunk(run)
             now = time.perf_counter()
