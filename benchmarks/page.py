@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 
 import numpy as np
 
@@ -190,7 +191,7 @@ def _pages_open(url: str, server, pages: int, seconds: float, idle: float) -> di
         tokens.append(client.predict(api_name="/open_page")[-1])
         client.predict(*setup[:3], i, *setup[4:], api_name="/start")
         clients.append(client)
-    counts, answers, stop = [0] * pages, {}, threading.Event()
+    counts, answers, stop = [0] * pages, [Counter() for _ in range(pages)], threading.Event()  # per page: no lock
 
     def poll(i: int) -> None:
         since = ""
@@ -200,7 +201,7 @@ def _pages_open(url: str, server, pages: int, seconds: float, idle: float) -> di
                 if r.status_code == 200:
                     since = r.json()["key"]
                 counts[i] += 1
-                answers[r.status_code] = answers.get(r.status_code, 0) + 1
+                answers[i][r.status_code] += 1
                 stop.wait(int(r.headers.get("X-Next-Ms", "400")) / 1000)
 
     time.sleep(3.0)
@@ -221,7 +222,7 @@ def _pages_open(url: str, server, pages: int, seconds: float, idle: float) -> di
         t.join(5)
     for client in clients:
         client.close()
-    return dict(pages=pages, seconds=seconds, answers=answers, polls_per_s=round(polled / wall, 1),
+    return dict(pages=pages, seconds=seconds, answers=dict(sum(answers, Counter())), polls_per_s=round(polled / wall, 1),
                 poll_interval_s=round(pages * wall / max(1, polled), 2),
                 server_cpu_share_of_a_core=round(share, 3), server_cpu_share_runs_no_pages=round(training, 3),
                 server_cpu_share_of_the_pages=round(share - training, 3),

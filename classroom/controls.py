@@ -91,8 +91,7 @@ class Controls:
 
     @property
     def live(self) -> LiveControls:
-        return LiveControls(self.loss, self.g_lr_log10, self.d_lr_log10, self.n_critic, self.label_smoothing,
-                            self.two_sided)
+        return LiveControls(**{name: getattr(self, name) for name in LIVE_COMPONENTS})
 
     def config(self) -> TrainConfig:
         """The TrainConfig these controls describe; a `refusal` on a bad value.

@@ -190,7 +190,7 @@ def can_continue(running: TrainConfig, wanted: TrainConfig) -> bool:
 # students are (`python -m benchmarks cohort_setting`, seeds 0-30: with the lr decaying over 20k
 # steps, 30 seeds in 4,600-9,800 steps and one in 13,000; over 10k, the slowest five took 13,200 to
 # over 16,000 steps: HQ levels off below 90 % when the lr falls too soon). The "whole_class" lesson
-# uses it; a lone run keeps the default (measured faster solo).
+# uses it; a lone run keeps the default (why: `default_config`).
 CLASSROOM_SETTING: dict[str, Any] = dict(batch_size=128, g_lr=2e-3, d_lr=2e-3, lr_decay_steps=20_000)
 
 

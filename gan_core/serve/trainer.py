@@ -175,13 +175,14 @@ class _Worker:
             cpu0 = time.thread_time()
             stepped = self._chunk(runs)
             cpu = time.thread_time() - cpu0
+            # A frame costs ~5 ms on an idle core (surface, coverage, G's arrows), more on a busy
+            # box: frames come rarer as the class grows or the box slows, so that they take at
+            # most FRAME_SHARE of the thread and training keeps the rest (15 runs: a frame each
+            # ~1.5 s, about as often as a class's pages poll).
+            frame_every = len(runs) * self.frame_s / FRAME_SHARE
             for run in stepped:
                 run.cpu_seconds += cpu / max(1, len(stepped))
-                # A frame costs ~5 ms on an idle core (surface, coverage, G's arrows), more on a busy
-                # box: frames come rarer as the class grows or the box slows, so that they take at
-                # most FRAME_SHARE of the thread and training keeps the rest (15 runs: a frame each
-                # ~1.5 s, about as often as a class's pages poll).
-                run._eval_every = max(run.eval_interval_s, len(runs) * self.frame_s / FRAME_SHARE)
+                run._eval_every = max(run.eval_interval_s, frame_every)
                 self._after_chunk(run)
             now = time.perf_counter()
             rate_steps += sum(stepped.values())
