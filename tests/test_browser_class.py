@@ -94,9 +94,10 @@ def test_a_teacher_sees_the_class_live_pushes_a_lesson_and_assigns_an_experiment
                what="the push form shows the lesson's settings")
     teacher.get_by_role("button", name="Push to every student (fresh runs)").click()
     preset = PRESETS["mode_collapse"].config
-    wait_until(lambda: all(run_of(s) not in (None, old[s]) and run_of(s).config == preset for s in sids),
-               timeout=60, what="every run restarted on the lesson")
-    assert all(server.pages.get(s).setup["lesson"] == "mode_collapse" for s in sids)
+    # The page's setup is written just after its new run is made: wait for both, not the run alone.
+    wait_until(lambda: all(run_of(s) not in (None, old[s]) and run_of(s).config == preset
+                           and server.pages.get(s).setup["lesson"] == "mode_collapse" for s in sids),
+               timeout=60, what="every run restarted on the lesson, its page's setup on the lesson")
     wait_until(lambda: "Your teacher pushed" in learner.locator("#status").inner_text(), timeout=60)
     d_lr = learner.get_by_label("number input for D learning rate (log10)")
     wait_until(lambda: learner.get_by_label("Lesson", exact=True).input_value() == PRESETS["mode_collapse"].title
