@@ -407,10 +407,11 @@ def coverage_collapsed(cov: np.ndarray, n_modes: int) -> np.ndarray:
     many modes with few good samples, which is not coverage."""
     modes, hq = cov[:, 1], cov[:, 2]
     learned = hq >= COLLAPSE_MIN_HQ
-    best = np.zeros(len(cov))  # the most modes covered (with HQ) in the last COLLAPSE_HISTORY_ROWS
-    for i in range(len(cov)):
-        recent = slice(max(0, i + 1 - COLLAPSE_HISTORY_ROWS), i + 1)
-        best[i] = np.max(modes[recent][learned[recent]], initial=0.0)
+    # The most modes covered (with HQ) in the last COLLAPSE_HISTORY_ROWS, up to each row: a
+    # rolling maximum over windows padded at the front (rows without HQ count as 0 modes).
+    counted = np.concatenate([np.zeros(COLLAPSE_HISTORY_ROWS - 1), np.where(learned, modes, 0.0)])
+    best = (np.lib.stride_tricks.sliding_window_view(counted, COLLAPSE_HISTORY_ROWS).max(axis=1)
+            if len(cov) else np.zeros(0))
     few = (cov[:, 0] >= COLLAPSE_WARMUP_STEPS) & (modes <= COLLAPSE_FRACTION * n_modes)
     dropped = best - modes >= max(3, math.ceil(COLLAPSE_DROP * n_modes))
     return learned & (few | dropped)

@@ -22,18 +22,17 @@ growing by ~35 MB per 250 updates while a layout picture stayed flat
 from __future__ import annotations
 
 import base64
-import io
 from typing import Any
 
 import numpy as np
 import orjson
-from PIL import Image
 
 from gan_core.data import DIGIT_DATASETS
 from gan_core.losses import get_loss
 from gan_core.telemetry import Snapshot
 
 from .contour import level_lines
+from .png import png_bytes
 
 REAL_COLOR = "#1f77b4"  # blue: real data
 REAL_EDGE = "#08306b"  # navy rings: real points drawn over the fakes stay visible
@@ -123,26 +122,35 @@ def _f32(a: np.ndarray, decimals: int | None = None) -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
-def _png_uri(pixels: np.ndarray) -> str:
-    """A uint8 (rows, cols[, 4]) array as a PNG data URL; row 0 is the top of the picture."""
-    buf = io.BytesIO()
-    Image.fromarray(pixels, "RGBA" if pixels.ndim == 3 else "L").save(buf, "PNG", compress_level=1)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+def _png_uri(pixels: np.ndarray, palette: np.ndarray | None = None) -> str:
+    """A uint8 (rows, cols) array as a PNG data URL: grey levels, or indices into `palette`
+    ((n, 4) RGBA rows); row 0 is the top of the picture."""
+    return "data:image/png;base64," + base64.b64encode(png_bytes(pixels, palette)).decode("ascii")
+
+
+# SURFACE_SCALE in 255 colours (an odd count: D = 0.5, "unsure", has its own), half transparent.
+SURFACE_LEVELS = 255
+SURFACE_PALETTE = np.column_stack(
+    [np.interp(np.linspace(0.0, 1.0, SURFACE_LEVELS), [pos for pos, _ in SURFACE_SCALE], [c[k] for _, c in SURFACE_SCALE])
+     for k in range(3)] + [np.full(SURFACE_LEVELS, 255 * SURFACE_OPACITY)]).round().astype(np.uint8)
+
+
+def surface_levels(z: np.ndarray, zmin: float, zmax: float) -> np.ndarray:
+    """z (rows = y upwards) as indices into SURFACE_PALETTE, top row first (NaN: the middle)."""
+    t = (np.nan_to_num(z, nan=(zmin + zmax) / 2) - zmin) * ((SURFACE_LEVELS - 1) / max(zmax - zmin, 1e-12))
+    return np.ascontiguousarray(np.clip(np.rint(t), 0, SURFACE_LEVELS - 1).astype(np.uint8)[::-1])
 
 
 def surface_pixels(z: np.ndarray, zmin: float, zmax: float) -> np.ndarray:
-    """z (rows = y upwards) coloured by SURFACE_SCALE, half transparent, top row first."""
-    t = np.clip((np.nan_to_num(z, nan=(zmin + zmax) / 2) - zmin) / max(zmax - zmin, 1e-12), 0.0, 1.0)
-    stops = np.array([pos for pos, _ in SURFACE_SCALE])
-    rgb = np.stack([np.interp(t, stops, [c[k] for _, c in SURFACE_SCALE]) for k in range(3)], -1)
-    alpha = np.full(t.shape + (1,), round(255 * SURFACE_OPACITY))
-    return np.ascontiguousarray(np.concatenate([rgb, alpha], -1)[::-1].round().astype(np.uint8))
+    """z (rows = y upwards) coloured by SURFACE_SCALE, half transparent, top row first (RGBA)."""
+    return SURFACE_PALETTE[surface_levels(z, zmin, zmax)]
 
 
-def _picture(fig: "Figure", pixels: np.ndarray, extent: tuple[float, float, float, float]) -> None:
+def _picture(fig: "Figure", pixels: np.ndarray, extent: tuple[float, float, float, float],
+             palette: np.ndarray | None = None) -> None:
     """Lay `pixels` under the plot, stretched over extent = (x0, x1, y0, y1) in data units."""
     x0, x1, y0, y1 = extent
-    fig.layout["images"] = [dict(source=_png_uri(pixels), xref="x", yref="y", x=x0, y=y1, sizex=x1 - x0,
+    fig.layout["images"] = [dict(source=_png_uri(pixels, palette), xref="x", yref="y", x=x0, y=y1, sizex=x1 - x0,
                                  sizey=y1 - y0, sizing="stretch", layer="below", xanchor="left", yanchor="top")]
 
 
@@ -234,7 +242,10 @@ def d_output_figure(snap: Snapshot) -> Figure:
     centres = (edges[:-1] + edges[1:]) / 2
     top = 0.0
     for values, name, color in ((real, "real: D(x)", REAL_COLOR), (fake, "fake: D(G(z))", FAKE_COLOR)):
-        counts, _ = np.histogram(np.clip(np.nan_to_num(values), edges[0], edges[-1]), edges)
+        # np.histogram's bins (the last one closed), for values clipped into the range: by index.
+        clipped = np.clip(np.nan_to_num(values), edges[0], edges[-1])
+        bins = np.floor((clipped - edges[0]) * ((len(edges) - 1) / (edges[-1] - edges[0])))
+        counts = np.bincount(np.clip(bins, 0, len(edges) - 2).astype(np.intp), minlength=len(edges) - 1)
         shares = counts / max(len(values), 1)
         top = max(top, float(shares.max()) if len(shares) else 0.0)
         fig.add(type="bar", x=_f32(centres), y=_f32(shares), name=name,
@@ -308,7 +319,7 @@ def samples_figure(snap: Snapshot, label: str = "") -> Figure:
         zmin, zmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
     # D was evaluated at the cells' centres, from x0 to x1: the picture reaches half a cell beyond.
     hx, hy = (x1 - x0) / (2 * (frame.surface.shape[1] - 1)), (y1 - y0) / (2 * (frame.surface.shape[0] - 1))
-    _picture(fig, surface_pixels(frame.surface, zmin, zmax), (x0 - hx, x1 + hx, y0 - hy, y1 + hy))
+    _picture(fig, surface_levels(frame.surface, zmin, zmax), (x0 - hx, x1 + hx, y0 - hy, y1 + hy), SURFACE_PALETTE)
     # The picture's colour bar: a trace with no points that only carries it. Above the plot,
     # not beside it: a side bar would narrow the square plot area, and with it the legend,
     # which plotly wraps to the plot's width.

@@ -13,7 +13,6 @@ Not here: the full-size figures (`plots.py`), when a thumbnail is drawn (`classv
 
 from __future__ import annotations
 
-import io
 
 import numpy as np
 from PIL import Image
@@ -21,6 +20,7 @@ from PIL import Image
 from gan_core.records import EvalFrame
 
 from .plots import surface_pixels, tile
+from .png import png_bytes
 
 SIZE = 112  # pixels a side (2-D)
 REAL_RGB = (8, 48, 107)  # plots.REAL_EDGE: navy, visible on the blue "real" side of the surface
@@ -76,8 +76,4 @@ def _dots(index: np.ndarray, points: np.ndarray, extent: tuple, colour: int, siz
 
 
 def _png(index: np.ndarray, palette: list[int]) -> bytes:
-    image = Image.fromarray(index, "P")
-    image.putpalette(palette)
-    buf = io.BytesIO()
-    image.save(buf, "PNG")
-    return buf.getvalue()
+    return png_bytes(index, np.asarray(palette, dtype=np.uint8).reshape(-1, 3), level=6)

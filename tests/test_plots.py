@@ -16,6 +16,7 @@ from PIL import Image
 
 from classroom import plots
 from classroom.contour import level_lines
+from classroom.png import png_bytes
 from gan_core.config import TrainConfig
 from gan_core.data import DIGITS_FILE
 from gan_core.engine import Engine
@@ -246,7 +247,8 @@ def picture(fig: dict) -> np.ndarray:
     (image,) = fig["layout"]["images"]
     head, data = image["source"].split(",", 1)
     assert head == "data:image/png;base64"
-    return np.asarray(Image.open(io.BytesIO(base64.b64decode(data))))
+    image = Image.open(io.BytesIO(base64.b64decode(data)))
+    return np.asarray(image.convert("RGBA") if image.mode == "P" else image)  # as the browser shows it
 
 
 def test_surface_picture_colours_d_top_row_first():
@@ -351,3 +353,24 @@ def test_a_single_step_shows_both_changes_and_a_run_at_full_speed_neither():
         one_step = n == 1
         assert any(name.startswith("D=0.5") for name in names) == one_step
         assert any(name.startswith("fakes' moves") for name in names) == one_step
+
+
+@pytest.mark.parametrize("palette", [None, "rgb", "rgba"])
+def test_png_bytes_decode_to_the_same_pixels(palette):
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 7, (5, 9)).astype(np.uint8)
+    colours = rng.integers(0, 256, (7, 4)).astype(np.uint8)
+    table = None if palette is None else colours[:, :3] if palette == "rgb" else colours
+    image = Image.open(io.BytesIO(png_bytes(pixels, table)))
+    image.load()  # checks every chunk's CRC and the compressed data
+    if palette is None:
+        assert image.mode == "L"
+        np.testing.assert_array_equal(np.asarray(image), pixels)
+    else:
+        assert image.mode == "P"
+        np.testing.assert_array_equal(np.asarray(image), pixels)
+        shown = np.asarray(image.convert("RGBA"))
+        np.testing.assert_array_equal(shown[..., :3], colours[pixels, :3])
+        np.testing.assert_array_equal(shown[..., 3], colours[pixels, 3] if palette == "rgba" else 255)
+    with pytest.raises(ValueError):
+        png_bytes(pixels.astype(np.float32))

@@ -4,7 +4,9 @@ dies, and leave nothing behind (no run, no thread, no process)."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import pickle
 import time
 from pathlib import Path
 
@@ -15,7 +17,11 @@ import torch
 from gan_core.checkpoints import CheckpointError, read_run_bytes
 from gan_core.config import ConfigError
 from gan_core.engine import Engine
-from gan_core.serve.processes import RemoteRun, TrainerProcesses
+from gan_core.records import N_STATS, EvalFrame
+from gan_core.serve.processes import FRAMES, TABLES, RemoteRun, TrainerProcesses, apply_patch, snapshot_patch
+from gan_core.telemetry import Snapshot, Telemetry
+
+from configs import tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -286,3 +292,91 @@ def test_training_runs_spread_out_when_a_process_empties(tiny, wait_until):
         assert all(r.state() == "running" for r in left) and pool.moves >= 1
     finally:
         pool.close()
+
+
+# --- snapshots cross as patches ------------------------------------------------------------------
+
+
+def same_snapshot(a, b) -> None:
+    """Field by field: arrays equal (NaN equal to NaN), frames equal, everything else ==."""
+    for f in dataclasses.fields(a):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        if isinstance(x, np.ndarray):
+            np.testing.assert_array_equal(x, y, err_msg=f.name)
+        elif f.name in FRAMES:
+            assert (x is None) == (y is None), f.name
+            if x is not None:
+                for g in dataclasses.fields(x):
+                    u, v = getattr(x, g.name), getattr(y, g.name)
+                    assert np.array_equal(u, v, equal_nan=True) if isinstance(u, np.ndarray) else u == v, g.name
+        else:
+            assert x == y, f.name
+
+
+def tel_frame(step: int) -> EvalFrame:
+    points = np.full((4, 2), float(step))
+    return EvalFrame(step, np.zeros(4), np.zeros(4), points, points, None, None, None, None, step % 9, 8, 50.0)
+
+
+def test_a_snapshot_patch_rebuilds_the_snapshot_through_every_kind_of_change():
+    tel = Telemetry(history_capacity=8, recent=16)  # small: the history's bins merge, `recent` slides
+    held = tel.snapshot()  # what the server holds: a copy that crossed the socket
+
+    def cross() -> None:
+        nonlocal held
+        new = tel.snapshot()
+        patch = pickle.loads(pickle.dumps(snapshot_patch(held_here, new)))
+        rebuilt = apply_patch(held, patch)
+        same_snapshot(rebuilt, new)
+        assert all(not getattr(rebuilt, t).flags.writeable for t in TABLES)
+        held = rebuilt
+
+    held_here = held
+    for first in range(1, 200, 7):  # steps in chunks, frames now and then: history bins merge
+        steps = np.arange(first, first + 7)
+        tel.record_steps(steps, steps * 0.01, np.tile(steps[:, None] * 1.0, (1, N_STATS)), rate=7.0)
+        if first % 3 == 0:
+            tel.record_frame(tel_frame(int(steps[-1])))
+        cross()
+        held_here = tel.snapshot()
+    tel.record_change(150, tiny_config(), tiny_config(d_lr=1e-3))
+    cross()
+    held_here = tel.snapshot()
+    tel.truncate_after(120)  # a rewind: every table cut back, the frames gone
+    cross()
+    held_here = tel.snapshot()
+    nan_stats = np.full((3, N_STATS), np.nan)  # a diverged run: NaN rows never compare equal
+    tel.record_steps(np.arange(121, 124), np.arange(121, 124) * 0.01, nan_stats, rate=3.0)
+    cross()
+    held_here = tel.snapshot()
+    tel.reset()
+    cross()
+
+
+def test_a_run_that_trains_on_sends_its_new_rows_not_its_history():
+    tel = Telemetry()
+    for first in range(1, 5001, 50):
+        steps = np.arange(first, first + 50)
+        tel.record_steps(steps, steps * 0.01, np.ones((50, N_STATS)), rate=50.0)
+    old = tel.snapshot()
+    steps = np.arange(5001, 5051)
+    tel.record_steps(steps, steps * 0.01, np.ones((50, N_STATS)), rate=50.0)
+    patch = snapshot_patch(old, tel.snapshot())
+    assert len(old.history) > 1000 and len(old.recent) > 1000
+    new_rows = 50 // tel.snapshot().history_bin + 1  # and the bin in progress before them
+    assert len(patch.tables["history"][2]) <= new_rows and len(patch.tables["recent"][2]) == 50
+    assert len(pickle.dumps(patch)) < len(pickle.dumps(tel.snapshot())) / 10
+
+
+def test_a_process_run_sends_patches_that_rebuild_its_snapshot(make, wait_until):
+    run = make(seed=6)
+    run.start()
+    wait_until(lambda: run.snapshot().step > 200, what="training")
+    for _ in range(5):
+        run.snapshot()
+        time.sleep(0.05)
+    run.pause()
+    wait_until(lambda: run.state() == "paused", what="paused")
+    patched = run.snapshot()  # the last step's patch against the one held before
+    assert isinstance(run._call("snapshot", patched.version - 1), Snapshot)  # not what it holds: all of it
+    same_snapshot(patched, run._call("snapshot", -1))

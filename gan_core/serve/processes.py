@@ -51,6 +51,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from ..checkpoints import CheckpointInfo, pack_engine, unpack_engine
 from .cohort import solo_reason
 from ..config import TrainConfig
@@ -134,6 +136,58 @@ def _picklable_error(exc: BaseException) -> BaseException:
         return exc
     except Exception:
         return RuntimeError(f"{type(exc).__name__}: {exc}")
+
+
+# A snapshot's tables of rows keyed by step in their first column: a run's history gains rows
+# (its last one, a bin in progress, changes), `recent` slides, a rewind cuts them back.
+TABLES = ("history", "recent", "coverage", "digit_scores")
+FRAMES = ("frame", "previous_frame")
+
+
+@dataclass(frozen=True)
+class SnapshotPatch:
+    """A snapshot as the difference from an older one of the same run (`base`, its version):
+    `snap` without its tables and frames; each table as (start, stop, tail): `base`'s rows
+    [start:stop] then `tail`; each frame as the name of `base`'s field holding the same object,
+    or the frame itself."""
+
+    base: int
+    snap: Snapshot
+    tables: dict
+    frames: dict
+
+
+def snapshot_patch(old: Snapshot, new: Snapshot) -> SnapshotPatch:
+    """What turns `old` into `new` (`apply_patch`): the rows of each table `old` has, located by
+    the step of `new`'s first row and checked equal (so any change — a rewind, a history whose
+    bins merged — just sends more), and the frames by identity."""
+    tables = {}
+    for name in TABLES:
+        before, after = getattr(old, name), getattr(new, name)
+        start = kept = 0
+        if len(before) and len(after) and before.shape[1:] == after.shape[1:]:
+            start = int(min(np.searchsorted(before[:, 0], after[0, 0]), len(before)))
+            n = min(len(before) - start, len(after))
+            same = (before[start:start + n] == after[:n]).all(axis=tuple(range(1, after.ndim)))
+            kept = n if same.all() else int(np.argmin(same))
+        tables[name] = (start, start + kept, after[kept:])
+    frames = {}
+    for name in FRAMES:
+        frame = getattr(new, name)
+        frames[name] = next((held for held in FRAMES if frame is not None and getattr(old, held) is frame), frame)
+    return SnapshotPatch(old.version, dataclasses.replace(new, **{t: after[:0] for t, (_, _, after) in tables.items()},
+                                                          frame=None, previous_frame=None), tables, frames)
+
+
+def apply_patch(base: Snapshot, patch: SnapshotPatch) -> Snapshot:
+    """The snapshot `patch` describes, from `base` (the snapshot of version `patch.base`)."""
+    tables = {}
+    for name, (start, stop, tail) in patch.tables.items():
+        rows = np.concatenate([getattr(base, name)[start:stop], tail]) if stop > start else tail
+        rows.flags.writeable = False  # as every snapshot's arrays (read-only)
+        tables[name] = rows
+    frames = {name: getattr(base, held) if isinstance(held, str) else held for name, held in patch.frames.items()}
+    return dataclasses.replace(patch.snap, **tables, **frames)
 
 
 # --- the server side --------------------------------------------------------------------------
@@ -614,7 +668,12 @@ class RemoteRun:
             if not self.child.alive:  # the last one held, saying what happened
                 return dataclasses.replace(snap or Telemetry().snapshot(), version=version, state="error",
                                            message=GONE_MESSAGE, steps_per_s=0.0, config=self.config)
-            snap = self._snap = self._call("snapshot")
+            answer = self._call("snapshot", snap.version if snap is not None else -1)
+            fresh = apply_patch(snap, answer) if isinstance(answer, SnapshotPatch) else answer
+            with self._gate:  # two readers at once: the newer stays
+                if self._snap is None or self._snap.version < fresh.version:
+                    self._snap = fresh
+            snap = fresh
         return snap
 
     # --- controls (answered by the child) ------------------------------------------------
@@ -702,8 +761,9 @@ class _Host:
         self.runs: dict[int, Any] = {}
         self.sent: dict[int, RunView] = {}  # the last view sent of each run
         self.exported: dict[int, dict] = {}  # runs stopped for a move: their controls before it
+        self.snaps: dict[int, Snapshot] = {}  # the last snapshot sent of each run (`snapshot_patch`)
         self._seq = itertools.count(1)
-        self.lock = threading.Lock()  # guards runs, sent, exported and the numbering
+        self.lock = threading.Lock()  # guards runs, sent, exported, snaps and the numbering
         self.send_lock = threading.Lock()  # one message at a time on the socket (never held with `lock`)
         self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="gan-trainer-call")
 
@@ -832,6 +892,7 @@ class _Host:
             with self.lock:
                 self.runs.pop(run_id, None)
                 self.sent.pop(run_id, None)
+                self.snaps.pop(run_id, None)
                 self.exported.pop(run_id, None)
             run.stop()
             return None
@@ -840,6 +901,14 @@ class _Host:
         if name == "restore":  # a move that failed: go on here as before
             run.continue_as(self.exported.pop(run_id))
             return None
+        if name == "snapshot":  # against the one the server holds (its version), when it was ours
+            (held,) = args
+            snap = run.snapshot()
+            with self.lock:
+                old = self.snaps.get(run_id)
+                if old is None or old.version < snap.version:
+                    self.snaps[run_id] = snap
+            return snapshot_patch(old, snap) if old is not None and old.version == held else snap
         if name == "save_bytes":
             buffer = io.BytesIO()
             run.save(buffer)
