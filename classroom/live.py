@@ -60,13 +60,14 @@ READY = "<b>Ready.</b> Choose a dataset and press <b>Start</b>."
 # Pace (PagePace): a page polls every POLL_S while the web server has CPU to spare, slower (up to
 # POLL_MAX_S) when the server's own work — the pages, Gradio's events and idle loop, reading the
 # trainer processes — would take more than SERVER_SHARE of one core: the rest is the trainers'.
-# 30 pages whose runs train cost ~6 ms of server CPU per poll on a busy 2-core box (new figures
-# each time): at 0.15 they settled at a poll each 1.4 s and took 12 % of a core, at 0.10 they
-# poll every ~2 s (`python -m benchmarks tickcost`).
+# 30 pages whose runs train cost ~3.5 ms of server CPU per poll on a busy 2-core box (new figures
+# each time): at 0.10 they settled at a poll each 1.3 s and took 8 % of a core, which the class's
+# trainers then lacked; at 0.06 they poll every 2 s (`python -m benchmarks tickcost`), while a
+# lone page (~0.5 % of a core) keeps POLL_S.
 POLL_S = 0.4
 POLL_MAX_S = 2.0
 POLL_HIDDEN_S = 5.0  # a tab in the background polls this rarely (the page's own rule)
-SERVER_SHARE = 0.10
+SERVER_SHARE = 0.06
 PACE_WINDOW_S = 2.0
 PAGE_IDLE_S = 600.0  # a page not polled for this long is forgotten
 
