@@ -137,8 +137,9 @@ SURFACE_PALETTE = np.column_stack(
 
 def surface_levels(z: np.ndarray, zmin: float, zmax: float) -> np.ndarray:
     """z (rows = y upwards) as indices into SURFACE_PALETTE, top row first (NaN: the middle)."""
-    t = (np.nan_to_num(z, nan=(zmin + zmax) / 2) - zmin) * ((SURFACE_LEVELS - 1) / max(zmax - zmin, 1e-12))
-    return np.ascontiguousarray(np.clip(np.rint(t), 0, SURFACE_LEVELS - 1).astype(np.uint8)[::-1])
+    z = np.clip(np.nan_to_num(z, nan=(zmin + zmax) / 2), zmin, zmax)
+    t = (z - zmin) * ((SURFACE_LEVELS - 1) / max(zmax - zmin, 1e-12))
+    return np.ascontiguousarray(np.rint(t).astype(np.uint8)[::-1])
 
 
 def surface_pixels(z: np.ndarray, zmin: float, zmax: float) -> np.ndarray:
@@ -242,7 +243,7 @@ def d_output_figure(snap: Snapshot) -> Figure:
     centres = (edges[:-1] + edges[1:]) / 2
     top = 0.0
     for values, name, color in ((real, "real: D(x)", REAL_COLOR), (fake, "fake: D(G(z))", FAKE_COLOR)):
-        # np.histogram's bins (the last one closed), for values clipped into the range: by index.
+        # 40 equal bins, the last one closed (as np.histogram), by index: values clipped into range.
         clipped = np.clip(np.nan_to_num(values), edges[0], edges[-1])
         bins = np.floor((clipped - edges[0]) * ((len(edges) - 1) / (edges[-1] - edges[0])))
         counts = np.bincount(np.clip(bins, 0, len(edges) - 2).astype(np.intp), minlength=len(edges) - 1)

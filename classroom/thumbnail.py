@@ -13,7 +13,6 @@ Not here: the full-size figures (`plots.py`), when a thumbnail is drawn (`classv
 
 from __future__ import annotations
 
-
 import numpy as np
 from PIL import Image
 

@@ -159,16 +159,18 @@ class SnapshotPatch:
 
 def snapshot_patch(old: Snapshot, new: Snapshot) -> SnapshotPatch:
     """What turns `old` into `new` (`apply_patch`): the rows of each table `old` has, located by
-    the step of `new`'s first row and checked equal (so any change — a rewind, a history whose
-    bins merged — just sends more), and the frames by identity."""
+    the step of `new`'s first row and checked equal byte for byte (so any change — a rewind, a
+    history whose bins merged — just sends more), and the frames by identity."""
     tables = {}
     for name in TABLES:
         before, after = getattr(old, name), getattr(new, name)
         start = kept = 0
-        if len(before) and len(after) and before.shape[1:] == after.shape[1:]:
+        if len(before) and len(after) and before.shape[1:] == after.shape[1:] and before.dtype == after.dtype:
             start = int(min(np.searchsorted(before[:, 0], after[0, 0]), len(before)))
             n = min(len(before) - start, len(after))
-            same = (before[start:start + n] == after[:n]).all(axis=tuple(range(1, after.ndim)))
+            # Byte for byte: exact (a NaN row equals itself, -0.0 is not 0.0).
+            rows = lambda a: np.ascontiguousarray(a).view(np.uint8).reshape(n, -1)
+            same = (rows(before[start:start + n]) == rows(after[:n])).all(axis=1)
             kept = n if same.all() else int(np.argmin(same))
         tables[name] = (start, start + kept, after[kept:])
     frames = {}
