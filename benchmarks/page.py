@@ -15,6 +15,7 @@ import time
 from collections import Counter
 
 import numpy as np
+import orjson
 
 from gan_core.config import default_config
 
@@ -24,7 +25,7 @@ from classroom.sessions import SessionManager
 
 from .common import connect, cpu_s, launched_app
 from .engine import runner_steps_per_s
-from .students import page_defaults, reuse_tls_contexts
+from .students import LivePoller, page_defaults, reuse_tls_contexts
 
 
 def bench_page(seconds: float = 5.0, rounds: int = 5) -> dict:
@@ -136,8 +137,6 @@ def bench_tickcost(polls: int = 300, pages: int = 30, seconds: float = 20.0) -> 
     (runs training alike: the server also reads their trainer processes' messages); the box's
     solo rate is reported beside.
     """
-    import httpx
-
     reuse_tls_contexts()
     with launched_app() as (server, url):
         client = connect(url)
@@ -148,9 +147,9 @@ def bench_tickcost(polls: int = 300, pages: int = 30, seconds: float = 20.0) -> 
         result: dict = dict(server_idle_cpu_percent=round(100 * idle, 2))
         token = client.predict(api_name="/open_page")[-1]
         client.predict(*page_defaults(), api_name="/start")
-        with httpx.Client(base_url=url, timeout=30) as http:
+        with LivePoller(url, token) as live:
             time.sleep(3.0)
-            frame = http.get(f"gan/live/{token}").json()
+            frame = orjson.loads(live.poll("")[1])
             rate = _rate(frame["parts"].get("status", ""))
             result["solo_steps_per_s"] = rate
             # A page with new figures at every poll, at the pace the server tells it; in rounds of
@@ -165,11 +164,11 @@ def bench_tickcost(polls: int = 300, pages: int = 30, seconds: float = 20.0) -> 
                 base = (cpu_s(server.pid) - cpu0) / (time.perf_counter() - t0)
                 cpu0, t0, n = cpu_s(server.pid), time.perf_counter(), 0
                 while time.perf_counter() - t0 < ROUND_S:
-                    r = http.get(f"gan/live/{token}", params={"since": since})
-                    if r.status_code == 200:
-                        since, new = r.json()["key"], new + 1
+                    status, body, wait = live.poll(since)
+                    if status == 200:
+                        since, new = orjson.loads(body)["key"], new + 1
                     n += 1
-                    time.sleep(int(r.headers.get("X-Next-Ms", "400")) / 1000)
+                    time.sleep(wait)
                 wall = time.perf_counter() - t0
                 extra = cpu_s(server.pid) - cpu0 - base * wall
                 rounds.append(round(1000 * extra / n, 2))
@@ -180,9 +179,9 @@ def bench_tickcost(polls: int = 300, pages: int = 30, seconds: float = 20.0) -> 
                                        server_cpu_ms_per_poll=round(1000 * extra_cpu / polls_done, 2))
             client.predict(api_name="/pause")
             time.sleep(1.0)
-            since = http.get(f"gan/live/{token}").json()["key"]
+            since = orjson.loads(live.poll("")[1])["key"]
             cpu0, t0 = cpu_s(server.pid), time.perf_counter()
-            codes = [http.get(f"gan/live/{token}", params={"since": since}).status_code for _ in range(polls)]
+            codes = [live.poll(since)[0] for _ in range(polls)]
             wall = time.perf_counter() - t0
             result["nothing_new"] = dict(polls=polls, all_204=all(c == 204 for c in codes),
                                          server_cpu_ms_per_poll=round(
@@ -195,8 +194,6 @@ def bench_tickcost(polls: int = 300, pages: int = 30, seconds: float = 20.0) -> 
 
 def _pages_open(url: str, server, pages: int, seconds: float, idle: float) -> dict:
     """`pages` pages on the whole-class lesson, training, polling at their pace for `seconds`."""
-    import httpx
-
     setup = page_defaults("whole_class")
     tokens, clients = [], []
     for i in range(pages):  # each client stays open: closing it is closing the tab (its run stops)
@@ -208,14 +205,14 @@ def _pages_open(url: str, server, pages: int, seconds: float, idle: float) -> di
 
     def poll(i: int) -> None:
         since = ""
-        with httpx.Client(base_url=url, timeout=30) as http:
+        with LivePoller(url, tokens[i]) as live:
             while not stop.is_set():
-                r = http.get(f"gan/live/{tokens[i]}", params={"since": since})
-                if r.status_code == 200:
-                    since = r.json()["key"]
+                status, body, wait = live.poll(since)
+                if status == 200:
+                    since = orjson.loads(body)["key"]
                 counts[i] += 1
-                answers[i][r.status_code] += 1
-                stop.wait(int(r.headers.get("X-Next-Ms", "400")) / 1000)
+                answers[i][status] += 1
+                stop.wait(wait)
 
     time.sleep(3.0)
     before, t0 = cpu_s(server.pid), time.perf_counter()
