@@ -342,6 +342,10 @@ def test_a_snapshot_patch_rebuilds_the_snapshot_through_every_kind_of_change():
     tel.record_change(150, tiny_config(), tiny_config(d_lr=1e-3))
     cross()
     held_here = tel.snapshot()
+    steps = np.arange(204, 240)  # more steps at once than `recent` holds: all its old rows slid out
+    tel.record_steps(steps, steps * 0.01, np.ones((len(steps), N_STATS)), rate=36.0)
+    cross()
+    held_here = tel.snapshot()
     tel.truncate_after(120)  # a rewind: every table cut back, the frames gone
     cross()
     held_here = tel.snapshot()

@@ -168,10 +168,11 @@ def snapshot_patch(old: Snapshot, new: Snapshot) -> SnapshotPatch:
         if len(before) and len(after) and before.shape[1:] == after.shape[1:] and before.dtype == after.dtype:
             start = int(min(np.searchsorted(before[:, 0], after[0, 0]), len(before)))
             n = min(len(before) - start, len(after))
-            # Byte for byte: exact (a NaN row equals itself, -0.0 is not 0.0).
-            rows = lambda a: np.ascontiguousarray(a).view(np.uint8).reshape(n, -1)
-            same = (rows(before[start:start + n]) == rows(after[:n])).all(axis=1)
-            kept = n if same.all() else int(np.argmin(same))
+            if n:  # none when `new` begins after `old`'s last row (its rows all slid out)
+                # Byte for byte: exact (a NaN row equals itself, -0.0 is not 0.0).
+                rows = lambda a: np.ascontiguousarray(a).view(np.uint8).reshape(n, -1)
+                same = (rows(before[start:start + n]) == rows(after[:n])).all(axis=1)
+                kept = n if same.all() else int(np.argmin(same))
         tables[name] = (start, start + kept, after[kept:])
     frames = {}
     for name in FRAMES:
