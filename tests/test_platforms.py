@@ -33,12 +33,18 @@ def test_lower_priority_falls_back_to_nice_without_sched_idle(monkeypatch):
 
 
 @pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="Linux only")
-def test_trainer_processes_yield_to_the_web_server_on_linux():
+def test_trainer_processes_yield_to_the_web_server_on_linux(wait_until):
+    """Training yields to everything (SCHED_IDLE); the trainer process's threads that answer the
+    server do not, so a page's snapshot does not queue behind a training chunk."""
     pool = processes.TrainerProcesses(1, balance_s=None)
     try:
-        pool.create(default_config("ring8", width=8, batch_size=16)).snapshot()  # the child answered
+        run = pool.create(default_config("ring8", width=8, batch_size=16))
+        run.start()
+        wait_until(lambda: run.snapshot().step > 10)  # the child answered while training
         (pid,) = [w["pid"] for w in pool.stats()["workers"]]
-        assert os.sched_getscheduler(pid) == os.SCHED_IDLE
+        policies = {int(tid): os.sched_getscheduler(int(tid)) for tid in os.listdir(f"/proc/{pid}/task")}
+        assert policies.pop(pid) != os.SCHED_IDLE, "the process's main thread answers the server"
+        assert list(policies.values()).count(os.SCHED_IDLE) == 1, "only the training thread yields"
         assert os.sched_getscheduler(0) != os.SCHED_IDLE, "the server itself keeps its priority"
     finally:
         pool.close()

@@ -13,7 +13,7 @@ from gan_core.checkpoints import capture, load_run
 from gan_core.engine import Engine
 from gan_core.serve.runner import Runner
 from gan_core.serve.capacity import step_cost
-from gan_core.serve.trainer import CohortRunner, Trainer
+from gan_core.serve.trainer import CohortRunner, Trainer, new_run
 
 
 @pytest.fixture
@@ -141,6 +141,29 @@ def test_threads_end_when_every_run_stops(trainer, tiny, wait_until, no_leaked_t
         r.stop()
     wait_until(lambda: not trainer_threads(), what="trainer threads gone")
     assert trainer.threads_alive() == 0
+
+
+def test_every_training_thread_calls_the_trainers_start_hook_first(tiny, wait_until, monkeypatch,
+                                                                  no_leaked_threads):
+    """A trainer process lowers the priority of its training threads only (`on_thread_start`):
+    the cohort threads' and those of a run on a thread of its own (digits; here every run, with
+    GAN_CLASSROOM_COHORTS=0), never the thread that made them."""
+    started = []
+    trainer = Trainer(n_threads=1, chunk_s=0.01, on_thread_start=lambda: started.append(threading.current_thread()))
+    cohort_run = CohortRunner(tiny(seed=0), trainer=trainer)
+    monkeypatch.setenv("GAN_CLASSROOM_COHORTS", "0")
+    own_thread = new_run(tiny(seed=1), trainer)
+    assert isinstance(own_thread, Runner)
+    try:
+        for run in (cohort_run, own_thread):
+            run.start()
+        wait_until(lambda: steps(cohort_run) > 3 and steps(own_thread) > 3)
+        names = sorted(t.name for t in started)
+        assert len(names) == 2 and names[0].startswith("gan-run") and names[1].startswith("gan-trainer"), names
+        assert threading.current_thread() not in started
+    finally:
+        for run in (cohort_run, own_thread):
+            run.stop()
 
 
 def test_digits_stay_solo_and_cost_more(trainer, tiny):

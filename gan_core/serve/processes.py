@@ -74,8 +74,8 @@ START_TIMEOUT_S = 60.0  # a child calibrates (~0.3 s) before its first capacity 
 BALANCE_S = 3.0  # how often the server compares its trainer processes' speeds (`balance`)
 BALANCE_GAIN = 1.05  # a move must speed the slowest runs up by at least this factor
 MOVE_COOLDOWN_S = 30.0  # a run moved stays at least this long (no back and forth on noisy rates)
-# Trainer processes run at a lower priority than the web server: training takes every spare cycle,
-# and a page's request still gets a core as soon as it arrives (`lower_priority`).
+# Trainer processes train at a lower priority than the web server: training takes every spare
+# cycle, and a page's request still gets a core as soon as it arrives (`lower_priority`).
 TRAINER_NICE = 10
 CALL_TIMEOUT_S = 60.0  # twice the longest child-side wait (a command between two steps: 30 s)
 # What a handle may ask of its run in the child (dotted: an attribute's method).
@@ -760,7 +760,8 @@ class _Host:
 
     def __init__(self, conn: Connection, chunk_s: float) -> None:
         self.conn = conn
-        self.trainer = Trainer(n_threads=1, chunk_s=chunk_s)
+        self.trainer = Trainer(n_threads=1, chunk_s=chunk_s,
+                               on_thread_start=lower_priority if PER_THREAD_PRIORITY else None)
         self.runs: dict[int, Any] = {}
         self.sent: dict[int, RunView] = {}  # the last view sent of each run
         self.exported: dict[int, dict] = {}  # runs stopped for a move: their controls before it
@@ -939,10 +940,17 @@ def pin_to_one_core(index: int) -> int | None:
     return core
 
 
+# Linux schedules threads one by one (`sched_setscheduler(0, …)` and `nice` act on the calling
+# thread): there only a trainer process's training thread is lowered, so its threads that answer
+# the server (a page's snapshot) preempt training at once instead of queueing behind it. Elsewhere
+# (macOS) the priority is the process's.
+PER_THREAD_PRIORITY = sys.platform.startswith("linux")
+
+
 def lower_priority() -> str:
-    """Let every ordinary process run before this one; returns how. Linux: SCHED_IDLE, so a page's
-    request preempts a training chunk at once (at nice 10 a class's poll round trips had a p95 ~6x
-    a lone page's); elsewhere (macOS) nice 10."""
+    """Let every ordinary thread run before this one (Linux: this thread; elsewhere: this process);
+    returns how. SCHED_IDLE where there is one, so a page's request preempts a training chunk at
+    once (at nice 10 a class's poll round trips had a p95 ~6x a lone page's); else nice 10."""
     if hasattr(os, "SCHED_IDLE"):
         try:
             os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
@@ -956,7 +964,8 @@ def lower_priority() -> str:
 def _child_main(argv: list[str]) -> None:
     import torch
 
-    lower_priority()  # before any thread starts: threads inherit it
+    if not PER_THREAD_PRIORITY:
+        lower_priority()  # the whole process, before any thread starts
     torch.set_num_threads(int(os.environ.get("GAN_CLASSROOM_TORCH_THREADS", "1")))
     fd, chunk_s, index = int(argv[0]), float(argv[1]), int(argv[2])
     pin_to_one_core(index)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from ..checkpoints import capture
 from ..config import TrainConfig
@@ -37,11 +37,13 @@ class Runner(RunControls):
     def __init__(self, config: TrainConfig, *, csv_bytes: bytes | None = None,
                  eval_interval_s: float = 0.25, chunk_s: float = 0.05, max_steps: int | None = None,
                  score_interval_s: float = 5.0, checkpoint_interval_s: float = 10.0,
-                 engine: Engine | None = None, name: str = "gan-run") -> None:
+                 engine: Engine | None = None, name: str = "gan-run",
+                 on_thread_start: Callable[[], object] | None = None) -> None:
         super().__init__(config, cond=threading.Condition(), csv_bytes=csv_bytes, engine=engine, name=name,
                          eval_interval_s=eval_interval_s, checkpoint_interval_s=checkpoint_interval_s,
                          score_interval_s=score_interval_s, max_steps=max_steps)
         self.chunk_s = chunk_s
+        self.on_thread_start = on_thread_start  # called first on the training thread (its priority)
         self._thread: threading.Thread | None = None  # (cond)
         self._clock_start: float | None = None  # perf_counter at the thread's start (training thread)
 
@@ -126,6 +128,8 @@ class Runner(RunControls):
     # --- the training thread ---------------------------------------------------------------------
 
     def _run(self) -> None:
+        if self.on_thread_start is not None:
+            self.on_thread_start()
         engine = self._engine
         self._clock_start = time.perf_counter()
         if len(self.checkpoints) == 0:

@@ -34,7 +34,7 @@ import logging
 import os
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..checkpoints import capture, pack_engine, unpack_engine
 from ..config import TrainConfig
@@ -65,21 +65,24 @@ def default_threads() -> int:
 
 def new_run(config: TrainConfig, trainer: "Trainer", **kwargs: Any):
     """A run handle for `config`: digits (and everything when env GAN_CLASSROOM_COHORTS=0) on
-    a `runner.Runner` thread of their own, 2-D runs on `trainer`'s threads. `kwargs` go to the
-    handle (csv_bytes, name, engine: a loaded run)."""
+    a `runner.Runner` thread of their own, 2-D runs on `trainer`'s threads; either thread calls
+    `trainer.on_thread_start` first. `kwargs` go to the handle (csv_bytes, name, engine: a loaded
+    run)."""
     engine = kwargs.get("engine")
     image = engine.data.is_image if engine is not None else config.is_image
     if image or os.environ.get("GAN_CLASSROOM_COHORTS", "1") == "0":
-        return Runner(config, **kwargs)
+        return Runner(config, on_thread_start=trainer.on_thread_start, **kwargs)
     return CohortRunner(config, trainer=trainer, **kwargs)
 
 
 class Trainer:
     """The class's trainer threads. Thread-safe; create one per server."""
 
-    def __init__(self, n_threads: int | None = None, chunk_s: float = 0.05) -> None:
+    def __init__(self, n_threads: int | None = None, chunk_s: float = 0.05,
+                 on_thread_start: Callable[[], object] | None = None) -> None:
         self.n_threads = n_threads or default_threads()
         self.chunk_s = chunk_s
+        self.on_thread_start = on_thread_start  # called first on each trainer thread (its priority)
         self.cond = threading.Condition()
         self._workers = [_Worker(self, i) for i in range(self.n_threads)]
         self._meter: CapacityMeter | None = None  # made by the first `capacity()` (it calibrates)
@@ -156,6 +159,8 @@ class _Worker:
     # --- the loop ------------------------------------------------------------------------
 
     def _loop(self) -> None:
+        if self.trainer.on_thread_start is not None:
+            self.trainer.on_thread_start()
         cond = self.trainer.cond
         rate_t, rate_steps = time.perf_counter(), 0
         while True:
