@@ -425,7 +425,8 @@ class SessionManager:
         return released + sum(r.cpu_seconds for r in runners if not isinstance(r, RemoteRun))
 
     def running_rates(self) -> list[float]:
-        """Steps/s of every run that is training now."""
+        """Steps/s of every run that is training now (read without fetching a snapshot: a
+        benchmark asks every 5 s during a class)."""
         with self._lock:
             runners = [s.runner for s in self._sessions.values()]
-        return [round(r.snapshot().steps_per_s, 1) for r in runners if r.state() == "running"]
+        return [round(r.telemetry.rate, 1) for r in runners if r.state() == "running"]

@@ -384,3 +384,13 @@ def test_a_process_run_sends_patches_that_rebuild_its_snapshot(make, wait_until)
     patched = run.snapshot()  # the last step's patch against the one held before
     assert isinstance(run._call("snapshot", patched.version - 1), Snapshot)  # not what it holds: all of it
     same_snapshot(patched, run._call("snapshot", -1))
+
+
+def test_a_process_runs_rate_is_read_from_its_view_without_asking_the_process(make, wait_until, monkeypatch):
+    run = make(seed=7)
+    run.start()
+    wait_until(lambda: run.telemetry.rate > 0, what="a rate in the run's view")
+    asked = []
+    monkeypatch.setattr(run, "_call", lambda *args, **kwargs: asked.append(args))
+    assert run.telemetry.rate == run._view.rate > 0
+    assert asked == []

@@ -56,6 +56,9 @@ class TelemetryView(Protocol):
     @property
     def state(self) -> str: ...
 
+    @property
+    def rate(self) -> float: ...
+
     def snapshot(self) -> Snapshot: ...
 
 

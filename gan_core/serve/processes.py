@@ -528,6 +528,10 @@ class _RemoteTelemetry:
     def state(self) -> str:
         return self._run._view.state
 
+    @property
+    def rate(self) -> float:
+        return self._run._view.rate
+
     def snapshot(self) -> Snapshot:
         return self._run.snapshot()
 
