@@ -42,6 +42,11 @@ log = logging.getLogger(__name__)
 
 MAX_SPEED_LIMIT = 10_000.0  # steps/s: the fastest pace a slowed run may be set to
 SLOW_STEPS_PER_S = 10.0  # at or below this speed limit every step publishes its evaluation frame
+
+
+def draws_every_step(speed_limit: float | None) -> bool:
+    """Slow motion: every step is followed by its own evaluation frame (one step per chunk)."""
+    return speed_limit is not None and speed_limit <= SLOW_STEPS_PER_S
 NAN_MESSAGE = ("Paused at step {step:,}: a loss or weight became NaN/Inf (training diverged). "
                "Lower the learning rates, then reset or rewind.")
 COMMAND_TIMEOUT_S = 30.0
@@ -454,8 +459,7 @@ class RunControls:
             self._pause_with(NAN_MESSAGE.format(step=engine.step_count))
             self._publish_frame(safe=True)
             return None
-        slow = limit is not None and limit <= SLOW_STEPS_PER_S
-        due_eval = paused or slow or now - self._last_eval >= self._eval_every
+        due_eval = paused or draws_every_step(limit) or now - self._last_eval >= self._eval_every
         due_checkpoint = now - self._last_checkpoint >= self.checkpoint_interval_s
         if due_eval or due_checkpoint:
             self._sync_weights()

@@ -41,7 +41,7 @@ from ..config import TrainConfig
 from ..engine import Engine
 from .capacity import FRAME_SHARE, CapacityMeter, calibrate, step_cost
 from .cohort import Cohort, cohort_key, solo_reason
-from .handle import RunControls
+from .handle import RunControls, draws_every_step
 from .runner import Runner
 
 if TYPE_CHECKING:
@@ -300,7 +300,7 @@ class _Worker:
                     continue
                 run.engine.step()
                 stepped[run] = stepped.get(run, 0) + 1
-                if not run._take_budget_step():
+                if not run._take_budget_step() or run._one_step_per_chunk():
                     solo.remove(run)
             if not cohorts and not any(r._due(consume=False) for r in solo):
                 time.sleep(0.002)  # only slowed runs, none due yet
@@ -505,8 +505,13 @@ class CohortRunner(RunControls):
             if now < self._next_step_at:
                 return False
             if consume:
-                self._next_step_at = max(self._next_step_at + 1.0 / limit, now - 0.5)
+                self._next_step_at = max(self._next_step_at, now) + 1.0 / limit  # no catch-up burst
             return True
+
+    def _one_step_per_chunk(self) -> bool:
+        """Slow motion: the chunk ends for this run after one step, so that step gets its frame."""
+        with self._cond:
+            return not self._paused and draws_every_step(self._speed_limit)
 
     def _take_budget_step(self) -> bool:
         """Count one solo step against a step(n) budget; False when the run should stop stepping."""
