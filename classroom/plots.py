@@ -114,6 +114,12 @@ def _thin(x: np.ndarray, *ys: np.ndarray):
     return (x[idx], *(y[idx] for y in ys))
 
 
+def finite(a: np.ndarray, nan: float = 0.0) -> np.ndarray:
+    """`np.nan_to_num(a, nan=nan)`, returning `a` itself when every value is finite already (one
+    check: ~5 µs against nan_to_num's ~90 µs, four times per poll)."""
+    return a if np.isfinite(a).all() else np.nan_to_num(a, nan=nan)
+
+
 def _f32(a: np.ndarray, decimals: int | None = None) -> np.ndarray:
     """Contiguous float32; rounding shortens the JSON sent to every browser ~2×."""
     a = np.asarray(a, dtype=np.float32)
@@ -137,7 +143,7 @@ SURFACE_PALETTE = np.column_stack(
 
 def surface_levels(z: np.ndarray, zmin: float, zmax: float) -> np.ndarray:
     """z (rows = y upwards) as indices into SURFACE_PALETTE, top row first (NaN: the middle)."""
-    z = np.clip(np.nan_to_num(z, nan=(zmin + zmax) / 2), zmin, zmax)
+    z = np.clip(finite(z, nan=(zmin + zmax) / 2), zmin, zmax)
     t = (z - zmin) * ((SURFACE_LEVELS - 1) / max(zmax - zmin, 1e-12))
     return np.ascontiguousarray(np.rint(t).astype(np.uint8)[::-1])
 
@@ -244,7 +250,7 @@ def d_output_figure(snap: Snapshot) -> Figure:
     top = 0.0
     for values, name, color in ((real, "real: D(x)", REAL_COLOR), (fake, "fake: D(G(z))", FAKE_COLOR)):
         # 40 equal bins, the last one closed (as np.histogram), by index: values clipped into range.
-        clipped = np.clip(np.nan_to_num(values), edges[0], edges[-1])
+        clipped = np.clip(finite(values), edges[0], edges[-1])
         bins = np.floor((clipped - edges[0]) * ((len(edges) - 1) / (edges[-1] - edges[0])))
         counts = np.bincount(np.clip(bins, 0, len(edges) - 2).astype(np.intp), minlength=len(edges) - 1)
         shares = counts / max(len(values), 1)
@@ -300,7 +306,7 @@ def samples_figure(snap: Snapshot, label: str = "") -> Figure:
     if frame is not None and frame.fake.ndim == 3:
         fig = Figure(f"{prefix}digits from {_short_name(frame.generator)} · step {frame.step:,}", "", "",
                      height=460)
-        mosaic = np.nan_to_num(tile(frame.fake), nan=0.0)  # dark ink on white, like the data; NaN white
+        mosaic = finite(tile(frame.fake))  # dark ink on white, like the data; NaN white
         rows, cols = mosaic.shape
         _picture(fig, np.round(255 * (1 - mosaic)).astype(np.uint8), (0, cols, 0, rows))
         fig.layout["xaxis"].update(visible=False, range=[0, cols], constrain="domain")
@@ -316,8 +322,8 @@ def samples_figure(snap: Snapshot, label: str = "") -> Figure:
     if loss.is_probability:
         zmin, zmax = 0.0, 1.0
     else:
-        finite = frame.surface[np.isfinite(frame.surface)]
-        zmin, zmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        shown = frame.surface[np.isfinite(frame.surface)]
+        zmin, zmax = (float(shown.min()), float(shown.max())) if shown.size else (0.0, 1.0)
     # D was evaluated at the cells' centres, from x0 to x1: the picture reaches half a cell beyond.
     hx, hy = (x1 - x0) / (2 * (frame.surface.shape[1] - 1)), (y1 - y0) / (2 * (frame.surface.shape[0] - 1))
     _picture(fig, surface_levels(frame.surface, zmin, zmax), (x0 - hx, x1 + hx, y0 - hy, y1 + hy), SURFACE_PALETTE)
@@ -416,7 +422,7 @@ def _manifold_traces(frame) -> list[dict]:
 
 def _arrows(points: np.ndarray, vectors: np.ndarray, max_len: float, n: int = ARROWS) -> dict:
     """Line segments (x, y with NaN gaps) of length ∝ |v|, the longest = max_len."""
-    points, vectors = points[:n], np.nan_to_num(vectors[:n])
+    points, vectors = points[:n], finite(vectors[:n])
     norms = np.linalg.norm(vectors, axis=1)
     top = float(norms.max()) if len(norms) else 0.0
     scale = max_len / top if top > 0 else 0.0

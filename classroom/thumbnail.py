@@ -18,7 +18,7 @@ from PIL import Image
 
 from gan_core.records import EvalFrame
 
-from .plots import surface_pixels, tile
+from .plots import finite, surface_pixels, tile
 from .png import png_bytes
 
 SIZE = 112  # pixels a side (2-D)
@@ -34,7 +34,7 @@ def thumbnail_png(frame: EvalFrame, probability: bool = True) -> bytes:
     """The PNG bytes of `frame`'s thumbnail (see the module docstring); `probability`: D outputs
     P(real) (0…1 on the colour scale), else raw scores scaled to their own range."""
     if frame.fake.ndim == 3:
-        mosaic = np.nan_to_num(tile(frame.fake[:DIGITS], cols=4), nan=0.0)
+        mosaic = finite(tile(frame.fake[:DIGITS], cols=4))
         ink = np.round((LEVELS - 1) * (1 - mosaic)).astype(np.uint8)  # LEVELS greys: a few kB
         return _png(ink, [round(255 * i / (LEVELS - 1)) for i in range(LEVELS) for _ in range(3)])
     return _png(*_points_on_surface(frame, probability))
@@ -48,9 +48,9 @@ def _points_on_surface(frame: EvalFrame, probability: bool) -> tuple[np.ndarray,
     if probability:
         zmin, zmax = 0.0, 1.0
     else:
-        finite = z[np.isfinite(z)]
-        zmin, zmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-    t = np.clip((np.nan_to_num(z, nan=(zmin + zmax) / 2) - zmin) / max(zmax - zmin, 1e-12), 0.0, 1.0)
+        shown = z[np.isfinite(z)]
+        zmin, zmax = (float(shown.min()), float(shown.max())) if shown.size else (0.0, 1.0)
+    t = np.clip((finite(z, nan=(zmin + zmax) / 2) - zmin) / max(zmax - zmin, 1e-12), 0.0, 1.0)
     t = np.asarray(Image.fromarray(t.astype(np.float32)[::-1], "F").resize((SIZE, SIZE), Image.BILINEAR))
     index = np.round(t * (LEVELS - 1)).astype(np.uint8)  # row 0 is the top
     bands = surface_pixels(np.linspace(zmin, zmax, LEVELS)[None, :], zmin, zmax)[0].astype(np.float32)
