@@ -61,7 +61,7 @@ class Plan:
 
 PLANS: dict[str, Plan] = {
     "healthy": Plan((500, 1000, 2000, 4000)),
-    "whole_class": Plan((1000, 2000, 4000, 8000), eval_every=200),
+    "whole_class": Plan((2000, 4000, 8000, 16000), eval_every=200),
     # The alternatives are the fixes that do not work here (the old "slow G down", and equal footing).
     "mode_collapse": Plan((500, 1000, 2000, 4000), alerts=("mode_collapse",), fix_budgets=(500, 1000, 2000),
                           max_alert_step=4000,
