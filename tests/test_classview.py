@@ -112,7 +112,8 @@ def test_push_restarts_every_student_on_the_lesson_and_their_page_follows(make_p
         assert preset.watch in out[15]["value"], "and its text"
         assert page.sync(req(sid))[4] == gr.skip(), "once"
     started = lambda sid: page.manager.get(sid).runner.state() == "running" or page.manager.queue_position(sid) > 0
-    assert all(started(sid) for sid in ("s1", "s2", "s3")), "each started (or waits for a free slot)"
+    # A run shows "running" once its first chunk of steps is done, on its trainer's thread.
+    wait_until(lambda: all(started(sid) for sid in ("s1", "s2", "s3")), what="each started (or waits for a free slot)")
     page.class_buttons.pause_all(request=req("teacher"))
 
 
