@@ -42,14 +42,14 @@ log = logging.getLogger(__name__)
 
 MAX_SPEED_LIMIT = 10_000.0  # steps/s: the fastest pace a slowed run may be set to
 SLOW_STEPS_PER_S = 10.0  # at or below this speed limit every step publishes its evaluation frame
+NAN_MESSAGE = ("Paused at step {step:,}: a loss or weight became NaN/Inf (training diverged). "
+               "Lower the learning rates, then reset or rewind.")
+COMMAND_TIMEOUT_S = 30.0
 
 
 def draws_every_step(speed_limit: float | None) -> bool:
     """Slow motion: every step is followed by its own evaluation frame (one step per chunk)."""
     return speed_limit is not None and speed_limit <= SLOW_STEPS_PER_S
-NAN_MESSAGE = ("Paused at step {step:,}: a loss or weight became NaN/Inf (training diverged). "
-               "Lower the learning rates, then reset or rewind.")
-COMMAND_TIMEOUT_S = 30.0
 
 
 class TelemetryView(Protocol):
@@ -258,10 +258,15 @@ class RunControls:
         limit = check_speed(steps_per_s)
         with self._cond:
             self._speed_limit = limit
-            # The new pace starts now: one step at once, the next 1/speed later. (0.0 here let a
-            # cohort-trained run take two at once: its catch-up allowance reaches 0.5 s back.)
+            # The new pace starts now: one step at once, the next 1/speed later.
             self._next_step_at = time.perf_counter()
             self._cond.notify_all()
+
+    def _book_slowed_steps(self, start: float, n: int, limit: float) -> None:
+        """(cond held) `n` steps of a slowed run, begun at `start`, take the next n/limit seconds of
+        its schedule. A step that starts late does not give the next ones its missed time, so a
+        stalled run never catches up in a burst (which would skip slow motion's frames)."""
+        self._next_step_at = max(self._next_step_at, start) + n / limit
 
     def step_d(self) -> int:
         """One discriminator update only (G unchanged), then stay paused; returns D's update count."""

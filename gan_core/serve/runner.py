@@ -167,7 +167,7 @@ class Runner(RunControls):
                 if limit is not None:
                     with self._cond:  # no catch-up burst after a slow step or a pause
                         if self._speed_limit == limit:
-                            self._next_step_at = max(self._next_step_at, chunk_start) + n_done / limit
+                            self._book_slowed_steps(chunk_start, n_done, limit)
                 self.cpu_seconds = time.thread_time() - cpu0
                 if budget is not None and n_done < budget:
                     with self._cond:  # the rest of a long step(n) runs in the next chunks

@@ -505,7 +505,7 @@ class CohortRunner(RunControls):
             if now < self._next_step_at:
                 return False
             if consume:
-                self._next_step_at = max(self._next_step_at, now) + 1.0 / limit  # no catch-up burst
+                self._book_slowed_steps(now, 1, limit)
             return True
 
     def _one_step_per_chunk(self) -> bool:
