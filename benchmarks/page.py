@@ -122,7 +122,10 @@ def _per_minute(samples) -> list[dict]:
         begin, minute = end, minute + 1
 
 
-ROUND_S = 10.0  # tickcost's windows with and without a polling page
+# tickcost's windows without and with a polling page: many short pairs, so that the server's
+# drifting baseline (its event loop's idle wakeups vary by ~1 ms of CPU per second from window to
+# window) averages out instead of deciding a round.
+ROUNDS, ROUND_S = 12, 5.0
 
 
 def bench_tickcost(polls: int = 300, pages: int = 30, seconds: float = 20.0) -> dict:
@@ -130,7 +133,7 @@ def bench_tickcost(polls: int = 300, pages: int = 30, seconds: float = 20.0) -> 
 
     - `nothing_new`: a page whose run is paused polls `polls` times (each answer: 204);
     - `new_plots`: a page whose run trains polls at the pace it is told (new figures each time),
-      in four rounds of ROUND_S without it and ROUND_S with it;
+      in ROUNDS rounds of ROUND_S without it and ROUND_S with it;
     - `pages`: `pages` open pages whose runs train (the whole-class lesson), each polling at its
       pace for `seconds`: the server's CPU as a share of one core.
     A poll's cost is the server process's CPU with the page polling minus the same without it
@@ -154,11 +157,11 @@ def bench_tickcost(polls: int = 300, pages: int = 30, seconds: float = 20.0) -> 
             result["solo_steps_per_s"] = rate
             # A page with new figures at every poll, at the pace the server tells it; in rounds of
             # ROUND_S without the page then ROUND_S with it, so the server's drifting baseline (the
-            # run's messages, Gradio's idle loop: ±0.3 % of a core between windows) is measured
-            # next to each window of polls, not once before them all.
+            # run's messages, Gradio's idle loop) is measured next to each window of polls, not
+            # once before them all.
             since, polls_done, extra_cpu, training_cpu, watched = frame["key"], 0, 0.0, 0.0, 0.0
             rounds, new = [], 0
-            for _ in range(4):
+            for _ in range(ROUNDS):
                 cpu0, t0 = cpu_s(server.pid), time.perf_counter()
                 time.sleep(ROUND_S)
                 base = (cpu_s(server.pid) - cpu0) / (time.perf_counter() - t0)
