@@ -17,8 +17,9 @@ from __future__ import annotations
 import inspect
 
 import gradio as gr
-from fastapi import Response
-from fastapi.routing import APIRoute
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from .buttons import Buttons, lesson_text, session_id
 from .classbuttons import ClassButtons
@@ -172,23 +173,31 @@ class Page:
 
     # --- the live channel's route --------------------------------------------------------------
 
-    def routes(self) -> list[APIRoute]:
-        """Routes to mount on Gradio's FastAPI app (`launch(app_kwargs={"routes": ...})`)."""
-        return [APIRoute(LIVE_ROUTE, self._live_endpoint, methods=["GET"], include_in_schema=False),
-                APIRoute(CLASS_ROUTE, self._class_endpoint, methods=["GET"], include_in_schema=False),
-                APIRoute(WATCH_ROUTE, self._watch_endpoint, methods=["GET"], include_in_schema=False)]
+    def routes(self) -> list[Route]:
+        """Routes to mount on Gradio's FastAPI app (`launch(app_kwargs={"routes": ...})`). Plain
+        Starlette routes: FastAPI's parameter parsing and validation would cost a poll ~0.2 ms of
+        the event loop's CPU for two strings (`python -m benchmarks tickcost`). The endpoints are
+        plain functions: Starlette runs them on its thread pool, so a snapshot fetched from a
+        trainer process never blocks the server's event loop."""
+        return [Route(LIVE_ROUTE, self._live_endpoint, methods=["GET"], include_in_schema=False),
+                Route(CLASS_ROUTE, self._class_endpoint, methods=["GET"], include_in_schema=False),
+                Route(WATCH_ROUTE, self._watch_endpoint, methods=["GET"], include_in_schema=False)]
 
-    def _live_endpoint(self, token: str, since: str = "") -> Response:
-        # A plain function: FastAPI runs it on its thread pool, so a snapshot fetched from a
-        # trainer process never blocks the server's event loop.
-        return _answer(*self.live.poll(token, since[:64]))
+    def _live_endpoint(self, request: Request) -> Response:
+        return _answer(*self.live.poll(request.path_params["token"], _since(request)))
 
-    def _class_endpoint(self, token: str, since: str = "") -> Response:
-        return _answer(*self.class_view.poll(token, since[:64]))
+    def _class_endpoint(self, request: Request) -> Response:
+        return _answer(*self.class_view.poll(request.path_params["token"], _since(request)))
 
-    def _watch_endpoint(self, token: str, number: str, since: str = "") -> Response:
+    def _watch_endpoint(self, request: Request) -> Response:
+        number = request.path_params["number"]
         number = int(number) if number.isdigit() and len(number) < 7 else -1
-        return _answer(*self.class_view.watch(token, number, since[:64]))
+        return _answer(*self.class_view.watch(request.path_params["token"], number, _since(request)))
+
+
+def _since(request: Request) -> str:
+    """The key of the payload a poll's page has (`?since=`), at most 64 characters."""
+    return request.query_params.get("since", "")[:64]
 
 
 def _answer(status: int, body: bytes | None, interval: float) -> Response:
