@@ -45,6 +45,7 @@ computing the statistics (`engine.py`), storing them (`telemetry.py`).
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass, field
@@ -187,7 +188,12 @@ def _fix(config: TrainConfig, **changes: Any) -> tuple[dict[str, Any], str]:
 
 def recommended_lr(config: TrainConfig) -> float:
     """The dataset's recommended learning rate (`default_config`, measured in BENCHMARKS.md)."""
-    base = default_config(config.dataset)
+    return _recommended_lr(config.dataset)
+
+
+@functools.lru_cache(maxsize=None)
+def _recommended_lr(dataset: str) -> float:
+    base = default_config(dataset)
     return min(base.g_lr, base.d_lr)
 
 
@@ -430,13 +436,12 @@ def detect_mode_collapse(snapshot: Snapshot) -> Alert | None:
     config = snapshot.config
     if config is None or snapshot.step < WARMUP_STEPS:
         return None
-    fix, label = _collapse_fix(config)
-    suggestion = _collapse_suggestion(config, fix)
     n_modes = snapshot.frame.n_modes if snapshot.frame is not None else None
     cov = _since_last_change(snapshot, snapshot.coverage)
     if n_modes and len(cov):
         flags = coverage_collapsed(cov, n_modes)
         if latched(flags):
+            fix, label = _collapse_fix(config)
             current, hq, last_bad = int(cov[-1, 1]), float(cov[-1, 2]), int(np.flatnonzero(flags)[-1])
             good = cov[-COLLAPSE_HISTORY_ROWS:]
             best = int(np.max(good[good[:, 2] >= COLLAPSE_MIN_HQ, 1], initial=current))
@@ -453,18 +458,20 @@ def detect_mode_collapse(snapshot: Snapshot) -> Alert | None:
                 explanation=("The generator piles its samples onto a few of the data's clusters and ignores the "
                              "rest. Between the clusters D says \"fake\" so firmly that G's points, once in a "
                              "cluster, are pushed back into it: the variety does not come back by itself."),
-                suggestion=suggestion, fix=fix, fix_label=label, severity="warning", evidence=evidence,
+                suggestion=_collapse_suggestion(config, fix), fix=fix, fix_label=label, severity="warning",
+                evidence=evidence,
             )
     scores = _since_last_change(snapshot, snapshot.digit_scores)
     if len(scores) and latched(scores_collapsed(scores)):
         current_is, best_is = float(scores[-1, 1]), float(np.max(snapshot.digit_scores[:, 1]))
+        fix, label = _collapse_fix(config)
         return Alert(
             kind="mode_collapse",
             title="Mode collapse: the generator draws only a few kinds of digit",
             explanation=("A digit classifier's Inception Score counts, roughly, how many distinct and "
                          "recognisable digit classes G produces (10 is best). It is low, so G keeps "
                          "drawing the same few digits."),
-            suggestion=suggestion, fix=fix, fix_label=label, severity="warning",
+            suggestion=_collapse_suggestion(config, fix), fix=fix, fix_label=label, severity="warning",
             evidence=f"classifier IS {current_is:.2f} (best so far {best_is:.2f})",
         )
     return None

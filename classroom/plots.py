@@ -22,6 +22,7 @@ growing by ~35 MB per 250 updates while a layout picture stayed flat
 from __future__ import annotations
 
 import base64
+import functools
 from typing import Any
 
 import numpy as np
@@ -126,6 +127,23 @@ def _f32(a: np.ndarray, decimals: int | None = None) -> np.ndarray:
     if decimals is not None:
         a = np.round(a, decimals)
     return np.ascontiguousarray(a)
+
+
+def _xy(points: np.ndarray, decimals: int) -> dict[str, np.ndarray]:
+    """{"x": …, "y": …} of (n, 2) `points`: contiguous float32 rows, rounded, in two array
+    operations (a poll builds several of these per frame; each numpy call costs ~5–10 µs of
+    the server's CPU with a cold cache, between two polls)."""
+    xy = np.array(np.asarray(points).T, dtype=np.float32, order="C")  # a copy: rounded in place
+    np.round(xy, decimals, out=xy)
+    return dict(x=xy[0], y=xy[1])
+
+
+def _segments(starts: np.ndarray, ends: np.ndarray, decimals: int = 3) -> dict[str, np.ndarray]:
+    """{"x": …, "y": …} of line segments from (n, 2) `starts` to `ends`, one trace: x0, x1, NaN, …"""
+    xy = np.empty((2, len(starts), 3), dtype=np.float32)
+    xy[:, :, 0], xy[:, :, 1], xy[:, :, 2] = starts.T, ends.T, np.nan
+    np.round(xy, decimals, out=xy)
+    return dict(x=xy[0].ravel(), y=xy[1].ravel())
 
 
 def _png_uri(pixels: np.ndarray, palette: np.ndarray | None = None) -> str:
@@ -246,16 +264,20 @@ def d_output_figure(snap: Snapshot) -> Figure:
         both = both[np.isfinite(both)]
         lo, hi = np.percentile(both, [1, 99]) if len(both) else (-1.0, 1.0)
         edges = np.linspace(min(lo, loss.d_equilibrium - 0.5), max(hi, loss.d_equilibrium + 0.5), 41)
-    centres = (edges[:-1] + edges[1:]) / 2
-    top = 0.0
-    for values, name, color in ((real, "real: D(x)", REAL_COLOR), (fake, "fake: D(G(z))", FAKE_COLOR)):
-        # 40 equal bins, the last one closed (as np.histogram), by index: values clipped into range.
-        clipped = np.clip(finite(values), edges[0], edges[-1])
-        bins = np.floor((clipped - edges[0]) * ((len(edges) - 1) / (edges[-1] - edges[0])))
-        counts = np.bincount(np.clip(bins, 0, len(edges) - 2).astype(np.intp), minlength=len(edges) - 1)
-        shares = counts / max(len(values), 1)
-        top = max(top, float(shares.max()) if len(shares) else 0.0)
-        fig.add(type="bar", x=_f32(centres), y=_f32(shares), name=name,
+    centres = _f32((edges[:-1] + edges[1:]) / 2)
+    n_bins = len(edges) - 1
+    # 40 equal bins, the last one closed (as np.histogram), by index: values clipped into range.
+    # Real and fake in one pass (the fakes' bins counted after the reals'): a poll draws this
+    # for every new frame, and each numpy call costs the server ~5–10 µs with a cold cache.
+    clipped = np.clip(finite(np.concatenate([real, fake])), edges[0], edges[-1])
+    bins = np.floor((clipped - edges[0]) * (n_bins / (edges[-1] - edges[0])))
+    bins = np.clip(bins, 0, n_bins - 1).astype(np.intp)
+    bins[len(real):] += n_bins
+    counts = np.bincount(bins, minlength=2 * n_bins).reshape(2, n_bins)
+    ratios = counts / np.array([[max(len(real), 1)], [max(len(fake), 1)]])
+    shares, top = _f32(ratios), float(ratios.max())
+    for row, name, color in ((shares[0], "real: D(x)", REAL_COLOR), (shares[1], "fake: D(G(z))", FAKE_COLOR)):
+        fig.add(type="bar", x=centres, y=row, name=name,
                 marker=dict(color=color), opacity=0.6, width=float(edges[1] - edges[0]))
     fig.layout.update(barmode="overlay", bargap=0)
     fig.layout["yaxis"]["range"] = [0, 1.08 * top or 1.0]
@@ -344,9 +366,9 @@ def samples_figure(snap: Snapshot, label: str = "") -> Figure:
     # would hide under the points. Order = drawing order: real points are big discs under the
     # small translucent fakes, so both stay visible where G has matched the data.
     real = frame.real[:REAL_SHOWN]
-    fig.add(type="scattergl", x=_f32(real[:, 0], 2), y=_f32(real[:, 1], 2), mode="markers", name="real data",
+    fig.add(type="scattergl", **_xy(real, 2), mode="markers", name="real data",
             marker=dict(color=REAL_COLOR, size=11, opacity=0.55, line=dict(color=REAL_EDGE, width=1)))
-    fig.add(type="scattergl", x=_f32(frame.fake[:, 0], 2), y=_f32(frame.fake[:, 1], 2), mode="markers",
+    fig.add(type="scattergl", **_xy(frame.fake, 2), mode="markers",
             # Short: plotly lays a legend's entries in columns as wide as its widest, and at 1280x720
             # in Large text two columns fit only if no name is longer than "G's manifold".
             name="fake (EMA)" if "EMA" in frame.generator else "fake G(z)",  # translucent: overlaps read as density
@@ -395,13 +417,9 @@ def _change_traces(snap: Snapshot, level: float) -> list[dict]:
         # update, invisible): the trails then show the raw G, the network the update moved.
         raw = prev.fake_raw is not None and frame.fake_raw is not None
         old, new = (prev.fake_raw, frame.fake_raw) if raw else (prev.fake, frame.fake)
-        old, new = old[:ARROWS], new[:ARROWS]
-        gap = np.full(len(new), np.nan)
         traces.append(dict(type="scattergl", mode="lines", name="raw G's moves" if raw else "fakes' moves",
                            hovertemplate=f"a fake's move, step {prev.step:,} → {frame.step:,}<extra></extra>",
-                           line=dict(color=TRAIL_COLOR, width=2.5),
-                           x=_f32(np.column_stack([old[:, 0], new[:, 0], gap]).ravel(), 3),
-                           y=_f32(np.column_stack([old[:, 1], new[:, 1], gap]).ravel(), 3)))
+                           line=dict(color=TRAIL_COLOR, width=2.5), **_segments(old[:ARROWS], new[:ARROWS])))
     return traces
 
 
@@ -412,25 +430,27 @@ def _manifold_traces(frame) -> list[dict]:
     if grid is None or grid.size == 0:
         return []
     rows, cols, _ = grid.shape
-    lines = [grid[i] for i in range(rows)] + ([grid[:, j] for j in range(cols)] if rows > 1 else [])
-    gap = np.full((1, 2), np.nan, dtype=np.float32)
-    path = np.concatenate([part for line in lines for part in (line, gap)])
+    points = np.concatenate([grid.reshape(-1, 2), np.full((1, 2), np.nan, dtype=grid.dtype)])
     return [dict(type="scattergl", mode="lines", name="G's manifold", hoverinfo="skip",
-                 x=_f32(path[:, 0], 3), y=_f32(path[:, 1], 3), line=dict(color="#6a3d9a", width=1),
-                 opacity=0.6)]
+                 **_xy(points[_grid_path(rows, cols)], 3), line=dict(color="#6a3d9a", width=1), opacity=0.6)]
+
+
+@functools.lru_cache(maxsize=8)
+def _grid_path(rows: int, cols: int) -> np.ndarray:
+    """Indices into a (rows·cols + 1)-point table (the last: a NaN gap) that walk a grid's rows,
+    then its columns (if more than one row), each line followed by the gap."""
+    index, gap = np.arange(rows * cols).reshape(rows, cols), rows * cols
+    lines = list(index) + (list(index.T) if rows > 1 else [])
+    return np.concatenate([np.append(line, gap) for line in lines])
 
 
 def _arrows(points: np.ndarray, vectors: np.ndarray, max_len: float, n: int = ARROWS) -> dict:
     """Line segments (x, y with NaN gaps) of length ∝ |v|, the longest = max_len."""
     points, vectors = points[:n], finite(vectors[:n])
-    norms = np.linalg.norm(vectors, axis=1)
+    norms = np.sqrt(np.einsum("ij,ij->i", vectors, vectors))
     top = float(norms.max()) if len(norms) else 0.0
     scale = max_len / top if top > 0 else 0.0
-    ends = points + vectors * scale
-    gap = np.full(len(points), np.nan, dtype=np.float32)
-    xs = _f32(np.column_stack([points[:, 0], ends[:, 0], gap]).ravel(), 3)
-    ys = _f32(np.column_stack([points[:, 1], ends[:, 1], gap]).ravel(), 3)
-    return dict(x=xs, y=ys)
+    return _segments(points, points + vectors * scale)
 
 
 def coverage_figure(snap: Snapshot) -> Figure:
