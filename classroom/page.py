@@ -175,7 +175,7 @@ class Page:
 
     def routes(self) -> list[Route]:
         """Routes to mount on Gradio's FastAPI app (`launch(app_kwargs={"routes": ...})`). Plain
-        Starlette routes: FastAPI's parameter parsing and validation would cost a poll ~0.2 ms of
+        Starlette routes: FastAPI's parameter parsing and validation cost a poll ~0.5 ms of
         the event loop's CPU for two strings (`python -m benchmarks tickcost`). The endpoints are
         plain functions: Starlette runs them on its thread pool, so a snapshot fetched from a
         trainer process never blocks the server's event loop."""
