@@ -441,7 +441,9 @@ def _grid_path(rows: int, cols: int) -> np.ndarray:
     then its columns (if more than one row), each line followed by the gap."""
     index, gap = np.arange(rows * cols).reshape(rows, cols), rows * cols
     lines = list(index) + (list(index.T) if rows > 1 else [])
-    return np.concatenate([np.append(line, gap) for line in lines])
+    path = np.concatenate([np.append(line, gap) for line in lines])
+    path.setflags(write=False)  # shared by every call (cached)
+    return path
 
 
 def _arrows(points: np.ndarray, vectors: np.ndarray, max_len: float, n: int = ARROWS) -> dict:

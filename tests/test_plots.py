@@ -374,3 +374,16 @@ def test_png_bytes_decode_to_the_same_pixels(palette):
         np.testing.assert_array_equal(shown[..., 3], colours[pixels, 3] if palette == "rgba" else 255)
     with pytest.raises(ValueError):
         png_bytes(pixels.astype(np.float32))
+
+
+def test_points_are_sent_as_rounded_contiguous_rows_without_touching_the_frame():
+    points = np.asfortranarray(np.array([[0.123456, -1.987654], [2.5, 3.14159]], dtype=np.float32))
+    before = points.copy()
+    xy = plots._xy(points, 2)
+    np.testing.assert_array_equal(points, before)  # the snapshot's arrays are shared: never rounded in place
+    assert all(xy[k].flags.c_contiguous and xy[k].dtype == np.float32 for k in "xy")
+    np.testing.assert_allclose(xy["x"], [0.12, 2.5])
+    np.testing.assert_allclose(xy["y"], [-1.99, 3.14])
+    seg = plots._segments(points, points + 1)
+    np.testing.assert_allclose(seg["x"], [0.123, 1.123, np.nan, 2.5, 3.5, np.nan])
+    np.testing.assert_allclose(seg["y"], [-1.988, -0.988, np.nan, 3.142, 4.142, np.nan])
