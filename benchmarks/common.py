@@ -93,29 +93,16 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-_THREAD_NS: dict[tuple[int, str], int] = {}  # (pid, thread id) -> its run time when last read
-
-
 def cpu_s(pid: int) -> float:
-    """CPU seconds process `pid` has run so far, to the nanosecond: the sum of its threads'
-    `/proc/<pid>/task/<tid>/schedstat` run times, a thread that has exited counted at its last
-    reading (the web server's pool threads come and go). Without schedstat: the process's user +
-    system time from `/proc/<pid>/stat`, counted in clock ticks (10 ms) by sampling — too coarse to
-    tell 25 polls of 3 ms from 25 of 2.5 ms in a window of 10 s."""
+    """CPU seconds process `pid` has run so far, all its threads (exited ones too), to the
+    nanosecond: Linux's CPU-time clock of the process (`clock_getcpuclockid`'s id, built as the
+    kernel does: `(~pid << 3) | 2`). Elsewhere, or if that clock is refused: the user + system
+    time of `/proc/<pid>/stat`, counted in clock ticks (10 ms) by sampling — too coarse to tell
+    25 polls of 3 ms from 25 of 2.5 ms in a window of 10 s."""
     try:
-        tids = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        tids = []
-    read = False
-    for tid in tids:
-        try:
-            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
-                _THREAD_NS[pid, tid] = int(f.read().split()[0])
-            read = True
-        except (OSError, ValueError, IndexError):
-            pass
-    if read:
-        return sum(ns for (p, _), ns in _THREAD_NS.items() if p == pid) / 1e9
+        return time.clock_gettime((~pid << 3) | 2)
+    except (OSError, ValueError, OverflowError):
+        pass
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -22,8 +22,8 @@ log = logging.getLogger(__name__)
 
 
 def quieten_idle_queue(demo, poll_s: float = QUEUE_IDLE_POLL_S, progress_s: float = QUEUE_PROGRESS_POLL_S) -> bool:
-    """Let `demo`'s event queue check for work every `poll_s` and for progress messages every
-    `progress_s` when idle; False if it cannot (then nothing is changed)."""
+    """Let `demo`'s event queue check for work every `poll_s` when it has none, and for progress
+    messages every `progress_s`; False if it cannot (then nothing is changed)."""
     queue = getattr(demo, "_queue", None)
     if queue is None or not isinstance(getattr(queue, "sleep_when_free", None), (int, float)):
         log.info("Gradio's queue has no sleep_when_free: its idle polling is left as it is")

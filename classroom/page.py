@@ -191,7 +191,7 @@ class Page:
 
     def _watch_endpoint(self, request: Request) -> Response:
         number = request.path_params["number"]
-        number = int(number) if number.isdigit() and len(number) < 7 else -1
+        number = int(number) if number.isascii() and number.isdigit() and len(number) < 7 else -1
         return _answer(*self.class_view.watch(request.path_params["token"], number, _since(request)))
 
 

@@ -264,6 +264,8 @@ def test_a_student_cannot_reach_the_class_view_or_act_on_the_class(app):
     view = httpx.get(f"{url}gan/class/{token}", timeout=10).json()
     assert [s["name"] for s in view["students"]] == ["student", "other"]
     assert httpx.get(f"{url}gan/class/{token}/watch/2", timeout=10).status_code == 200
+    for number in ("²", "٣", "9999999", "0x2", "-1"):  # not a student's number: refused, not a server error
+        assert httpx.get(f"{url}gan/class/{token}/watch/{number}", timeout=10).status_code == 404
     # The teacher's own refusals are clear too.
     with pytest.raises(Exception, match="low to a higher"):
         teacher.predict(*FORM, "d_lr", 1e-2, 1e-4, [], api_name="/assign")
