@@ -320,6 +320,13 @@ class SessionManager:
             finally:
                 with self._lock:
                     self._starting.discard(sid)
+                    session = self._sessions.get(sid)
+                    orphan = session is None or session.runner is not runner
+            if orphan:  # released or replaced (a teacher's push) while it started: nobody owns it now
+                try:
+                    runner.close()
+                except Exception:
+                    log.exception("a run of session %s released while it started did not close", sid[:8])
 
     def queue_position(self, sid: str) -> int:
         with self._lock:

@@ -152,6 +152,23 @@ def test_release_removes_a_queued_session_and_create_replaces_a_run(manager, tin
     assert new is not old and not old.is_alive and new.state() == "idle"
 
 
+def test_a_run_replaced_while_it_starts_is_not_left_training(manager, tiny, wait_until):
+    """admit() resumes a queued run outside its lock; a teacher's push can replace that run in
+    the meantime (release closes it). The resume must not bring the closed run back to life,
+    training on with no session to stop it."""
+    old = manager.create("student", tiny()).runner
+    resume = old.resume
+
+    def replaced_while_starting():
+        manager.create("student", tiny(seed=2))  # the push: releases (closes) the old run first
+        resume()
+
+    old.resume = replaced_while_starting
+    manager.request_start("student")
+    wait_until(lambda: not old.is_alive and old.state() != "running", what="the replaced run to stop")
+    assert manager.get("student").runner is not old
+
+
 def test_create_with_a_bad_config_raises_and_adds_nothing(manager, tiny):
     from gan_core.data import DataError
 
