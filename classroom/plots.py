@@ -159,6 +159,15 @@ SURFACE_PALETTE = np.column_stack(
      for k in range(3)] + [np.full(SURFACE_LEVELS, 255 * SURFACE_OPACITY)]).round().astype(np.uint8)
 
 
+def surface_range(z: np.ndarray, probability: bool) -> tuple[float, float]:
+    """The values D's surface is coloured between: 0 to 1 for a probability, else the finite
+    scores' range (0 to 1 when there is none)."""
+    if probability:
+        return 0.0, 1.0
+    shown = z[np.isfinite(z)]
+    return (float(shown.min()), float(shown.max())) if shown.size else (0.0, 1.0)
+
+
 def surface_levels(z: np.ndarray, zmin: float, zmax: float) -> np.ndarray:
     """z (rows = y upwards) as indices into SURFACE_PALETTE, top row first (NaN: the middle)."""
     z = np.clip(finite(z, nan=(zmin + zmax) / 2), zmin, zmax)
@@ -256,20 +265,20 @@ def d_output_figure(snap: Snapshot) -> Figure:
     if frame is None:
         return fig.message("No samples yet")
     real, fake = frame.d_real_values, frame.d_fake_values
+    both = np.concatenate([real, fake])
     if loss.is_probability:
         edges = np.linspace(0.0, 1.0, 41)
         fig.layout["xaxis"]["range"] = [0, 1]
     else:
-        both = np.concatenate([real, fake])
-        both = both[np.isfinite(both)]
-        lo, hi = np.percentile(both, [1, 99]) if len(both) else (-1.0, 1.0)
+        shown = both[np.isfinite(both)]
+        lo, hi = np.percentile(shown, [1, 99]) if len(shown) else (-1.0, 1.0)
         edges = np.linspace(min(lo, loss.d_equilibrium - 0.5), max(hi, loss.d_equilibrium + 0.5), 41)
     centres = _f32((edges[:-1] + edges[1:]) / 2)
     n_bins = len(edges) - 1
     # 40 equal bins, the last one closed (as np.histogram), by index: values clipped into range.
     # Real and fake in one pass (the fakes' bins counted after the reals'): a poll draws this
     # for every new frame, and each numpy call costs the server ~5–10 µs with a cold cache.
-    clipped = np.clip(finite(np.concatenate([real, fake])), edges[0], edges[-1])
+    clipped = np.clip(finite(both), edges[0], edges[-1])
     bins = np.floor((clipped - edges[0]) * (n_bins / (edges[-1] - edges[0])))
     bins = np.clip(bins, 0, n_bins - 1).astype(np.intp)
     bins[len(real):] += n_bins
@@ -341,11 +350,7 @@ def samples_figure(snap: Snapshot, label: str = "") -> Figure:
         return fig.message("No samples yet")
     loss = get_loss(snap.config.loss)
     x0, x1, y0, y1 = frame.surface_extent
-    if loss.is_probability:
-        zmin, zmax = 0.0, 1.0
-    else:
-        shown = frame.surface[np.isfinite(frame.surface)]
-        zmin, zmax = (float(shown.min()), float(shown.max())) if shown.size else (0.0, 1.0)
+    zmin, zmax = surface_range(frame.surface, loss.is_probability)
     # D was evaluated at the cells' centres, from x0 to x1: the picture reaches half a cell beyond.
     hx, hy = (x1 - x0) / (2 * (frame.surface.shape[1] - 1)), (y1 - y0) / (2 * (frame.surface.shape[0] - 1))
     _picture(fig, surface_levels(frame.surface, zmin, zmax), (x0 - hx, x1 + hx, y0 - hy, y1 + hy), SURFACE_PALETTE)

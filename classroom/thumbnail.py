@@ -18,7 +18,7 @@ from PIL import Image
 
 from gan_core.records import EvalFrame
 
-from .plots import finite, surface_pixels, tile
+from .plots import finite, surface_pixels, surface_range, tile
 from .png import png_bytes
 
 SIZE = 112  # pixels a side (2-D)
@@ -45,11 +45,7 @@ def _points_on_surface(frame: EvalFrame, probability: bool) -> tuple[np.ndarray,
     plot's colours (over white), then the real and fake points."""
     x0, x1, y0, y1 = frame.surface_extent
     z = frame.surface
-    if probability:
-        zmin, zmax = 0.0, 1.0
-    else:
-        shown = z[np.isfinite(z)]
-        zmin, zmax = (float(shown.min()), float(shown.max())) if shown.size else (0.0, 1.0)
+    zmin, zmax = surface_range(z, probability)
     t = np.clip((finite(z, nan=(zmin + zmax) / 2) - zmin) / max(zmax - zmin, 1e-12), 0.0, 1.0)
     t = np.asarray(Image.fromarray(t.astype(np.float32)[::-1], "F").resize((SIZE, SIZE), Image.BILINEAR))
     index = np.round(t * (LEVELS - 1)).astype(np.uint8)  # row 0 is the top
