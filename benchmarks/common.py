@@ -93,6 +93,37 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+SCHED_IDLE = 5  # Linux's policy number: a trainer process's training thread (`processes.lower_priority`)
+
+
+def trainer_answer_cpu_s(pid: int) -> float | None:
+    """CPU seconds the trainer processes of server `pid` spent outside training (answering the
+    server: the pages' figures, snapshots, their runs' messages) so far: the run time of their
+    threads not under SCHED_IDLE (Linux's per-thread `schedstat`, in nanoseconds). Threads that
+    exited are not counted (a child's answering threads stay). None where the training thread is
+    not told apart that way (not Linux, or SCHED_IDLE refused)."""
+    total, seen_idle = 0, False
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            children = f.read().split()
+        for child in children:
+            for tid in os.listdir(f"/proc/{child}/task"):
+                try:
+                    with open(f"/proc/{child}/task/{tid}/sched") as f:
+                        policy = next(int(line.split(":")[1]) for line in f if line.startswith("policy"))
+                    with open(f"/proc/{child}/task/{tid}/schedstat") as f:
+                        run_ns = int(f.read().split()[0])
+                except (OSError, StopIteration, ValueError):  # the thread ended meanwhile
+                    continue
+                if policy == SCHED_IDLE:
+                    seen_idle = True
+                else:
+                    total += run_ns
+    except OSError:
+        return None
+    return total / 1e9 if seen_idle else None
+
+
 def cpu_s(pid: int) -> float:
     """CPU seconds process `pid` has run so far, all its threads (exited ones too), to the
     nanosecond: Linux's CPU-time clock of the process (`clock_getcpuclockid`'s id, built as the

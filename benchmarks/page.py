@@ -10,6 +10,7 @@ A whole class is `python -m benchmarks classroom` (students.py); lessons are les
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import Counter
@@ -23,7 +24,7 @@ from classroom.live import FIGURES, PLOT_NAMES
 from classroom.page import Page
 from classroom.sessions import SessionManager
 
-from .common import connect, cpu_s, launched_app
+from .common import connect, cpu_s, launched_app, trainer_answer_cpu_s
 from .engine import runner_steps_per_s
 from .students import LivePoller, page_defaults, reuse_tls_contexts
 
@@ -57,7 +58,6 @@ def bench_ticks(history_steps: int = 50_000, n: int = 200) -> dict:
     times, sizes = [], []
     for i in range(n):
         tel.set_status(rate=1000.0 + i)  # a new version each time
-        page.live.frames.of(runner).history_at = (-1, 0.0)  # and the history plots due again
         t0 = time.perf_counter()
         status, body, _ = page.live.poll(token, "")
         times.append(time.perf_counter() - t0)
@@ -138,7 +138,9 @@ def bench_tickcost(polls: int = 300, pages: int = 30, seconds: float = 20.0) -> 
       pace for `seconds`: the server's CPU as a share of one core.
     A poll's cost is the server process's CPU with the page polling minus the same without it
     (runs training alike: the server also reads their trainer processes' messages); the box's
-    solo rate is reported beside.
+    solo rate is reported beside. The figures of a run in a trainer process are built there: what
+    its answering threads spent (`trainer_answer_cpu_s`, measured the same way) is reported beside,
+    and both together.
     """
     reuse_tls_contexts()
     with launched_app() as (server, url):
@@ -160,26 +162,35 @@ def bench_tickcost(polls: int = 300, pages: int = 30, seconds: float = 20.0) -> 
             # run's messages, Gradio's idle loop) is measured next to each window of polls, not
             # once before them all.
             since, polls_done, extra_cpu, training_cpu, watched = frame["key"], 0, 0.0, 0.0, 0.0
-            rounds, new = [], 0
+            rounds, new, trainer_rounds, trainer_extra = [], 0, [], 0.0
             for _ in range(ROUNDS):
-                cpu0, t0 = cpu_s(server.pid), time.perf_counter()
+                (cpu0, answer0), t0 = _cpus(server.pid), time.perf_counter()
                 time.sleep(ROUND_S)
-                base = (cpu_s(server.pid) - cpu0) / (time.perf_counter() - t0)
-                cpu0, t0, n = cpu_s(server.pid), time.perf_counter(), 0
+                (cpu1, answer1), t1 = _cpus(server.pid), time.perf_counter()
+                base, answer_base = (cpu1 - cpu0) / (t1 - t0), (answer1 - answer0) / (t1 - t0)
+                (cpu0, answer0), t0, n = _cpus(server.pid), time.perf_counter(), 0
                 while time.perf_counter() - t0 < ROUND_S:
                     status, body, wait = live.poll(since)
                     if status == 200:
                         since, new = orjson.loads(body)["key"], new + 1
                     n += 1
                     time.sleep(wait)
-                wall = time.perf_counter() - t0
-                extra = cpu_s(server.pid) - cpu0 - base * wall
+                (cpu1, answer1), wall = _cpus(server.pid), time.perf_counter() - t0
+                extra = cpu1 - cpu0 - base * wall
+                answer_extra = answer1 - answer0 - answer_base * wall
                 rounds.append(round(1000 * extra / n, 2))
+                trainer_rounds.append(round(1000 * answer_extra / n, 2))
                 polls_done, extra_cpu, training_cpu, watched = polls_done + n, extra_cpu + extra, \
                     training_cpu + base * ROUND_S, watched + ROUND_S
+                trainer_extra += answer_extra
             result["server_cpu_percent_run_training_no_page"] = round(100 * training_cpu / watched, 2)
+            trainer_ms = 1000 * trainer_extra / polls_done  # NaN where not measurable (`trainer_answer_cpu_s`)
             result["new_plots"] = dict(polls=polls_done, answered_200=new, rounds_ms_per_poll=rounds,
-                                       server_cpu_ms_per_poll=round(1000 * extra_cpu / polls_done, 2))
+                                       server_cpu_ms_per_poll=round(1000 * extra_cpu / polls_done, 2),
+                                       trainer_rounds_ms_per_poll=trainer_rounds,
+                                       trainer_cpu_ms_per_poll=round(trainer_ms, 2),
+                                       server_and_trainer_cpu_ms_per_poll=round(1000 * extra_cpu / polls_done
+                                                                                + trainer_ms, 2))
             client.predict(api_name="/pause")
             time.sleep(1.0)
             since = orjson.loads(live.poll("")[1])["key"]
@@ -218,17 +229,18 @@ def _pages_open(url: str, server, pages: int, seconds: float, idle: float) -> di
                 stop.wait(wait)
 
     time.sleep(3.0)
-    before, t0 = cpu_s(server.pid), time.perf_counter()
+    (before, answer_before), t0 = _cpus(server.pid), time.perf_counter()
     time.sleep(seconds / 2)
-    training = (cpu_s(server.pid) - before) / (time.perf_counter() - t0)  # the runs train, no page polls
+    (after, answer_after), wall = _cpus(server.pid), time.perf_counter() - t0
+    training, answer_training = (after - before) / wall, (answer_after - answer_before) / wall  # no page polls
     threads = [threading.Thread(target=poll, args=(i,), daemon=True) for i in range(pages)]
     for t in threads:
         t.start()
     time.sleep(5.0)  # the pace settles
-    before, t0, polled = cpu_s(server.pid), time.perf_counter(), sum(counts)
+    (before, answer_before), t0, polled = _cpus(server.pid), time.perf_counter(), sum(counts)
     time.sleep(seconds)
-    wall = time.perf_counter() - t0
-    share = (cpu_s(server.pid) - before) / wall
+    (after, answer_after), wall = _cpus(server.pid), time.perf_counter() - t0
+    share, answer_share = (after - before) / wall, (answer_after - answer_before) / wall
     polled = sum(counts) - polled
     stop.set()
     for t in threads:
@@ -239,7 +251,15 @@ def _pages_open(url: str, server, pages: int, seconds: float, idle: float) -> di
                 poll_interval_s=round(pages * wall / max(1, polled), 2),
                 server_cpu_share_of_a_core=round(share, 3), server_cpu_share_runs_no_pages=round(training, 3),
                 server_cpu_share_of_the_pages=round(share - training, 3),
-                server_cpu_ms_per_poll=round(1000 * (share - training) * wall / max(1, polled), 2))
+                server_cpu_ms_per_poll=round(1000 * (share - training) * wall / max(1, polled), 2),
+                trainer_cpu_share_of_the_pages=round(answer_share - answer_training, 3),
+                pages_cpu_share_server_and_trainers=round(share - training + answer_share - answer_training, 3))
+
+
+def _cpus(pid: int) -> tuple[float, float]:
+    """(the server's CPU seconds, its trainer processes' outside training; NaN where unknown)."""
+    answer = trainer_answer_cpu_s(pid)
+    return cpu_s(pid), math.nan if answer is None else answer
 
 
 def _rate(status: str) -> float | None:

@@ -67,7 +67,7 @@ class Buttons:
         session = self.manager.get(sid)
         if session is None:
             return self.live.status_without_run(page)
-        return self.live.status(sid, page, session, session.runner.snapshot())
+        return self.live.status(sid, page, session, self.live.brief(session.runner))
 
     # --- runs ----------------------------------------------------------------------------------
 

@@ -13,11 +13,11 @@ token, a class code, another class's token. The answer is compact JSON:
   when it changed, the class summary line, the experiment's outcome plot;
 - nothing new (no run moved, nobody joined): 204.
 
-Each run's record and thumbnail come from `CardCache`: built at most once per snapshot version of
-the run (at most once per CARD_S while it trains) and shared by every viewer, from the snapshot
-the student's own page fetched within CARD_S when there is one (`FrameCache.latest`: a run in a
-trainer process sends its whole snapshot, ~0.5 MB, each time it is asked); the thumbnail is drawn
-again only when the run published a new evaluation frame, at most every THUMB_S. A click on a student projects their run
+Each run's record and thumbnail come from `CardCache`: the run's `RunFrames` card (live.py), built
+where the run trains — in its trainer process, so only the record and a changed thumbnail cross —
+at most once per snapshot version of the run (at most once per CARD_S while it trains) and shared
+by every viewer; the thumbnail is drawn again only when the run published a new evaluation frame,
+at most every THUMB_S. A click on a student projects their run
 at full size: `GET /gan/class/{token}/watch/{number}` answers the live channel's own payload for
 that run (the same `RunFrames` bytes the student's page gets), for students of the token's own
 class only.
@@ -28,7 +28,6 @@ student's own page (`live.py`).
 
 from __future__ import annotations
 
-import base64
 import html
 import math
 import threading
@@ -39,22 +38,18 @@ from dataclasses import dataclass
 
 import orjson
 
-from gan_core.losses import get_loss
 from gan_core.serve.handle import RunHandle
 
-from .alerts import detect
 from .classes import Class, ClassRegistry, Member
-from .experiment import GOAL_HQ, LOSS_WORDS, PARAMETERS, Experiment, outcome_of, value_words
+from .experiment import GOAL_HQ, LOSS_WORDS, PARAMETERS, Experiment, value_words
 from .live import POLLER_JS, Built, FrameCache, LiveChannel, delta
 from .pages import PageState, Pages
 from .plots import D_COLOR, FAKE_COLOR, G_COLOR, Figure
 from .sessions import SessionManager
-from .thumbnail import thumbnail_png
 
 CLASS_POLL_S = 1.25  # the class view polls this often (the issue: a refresh at least every 2 s)
 CLASS_HIDDEN_S = 5.0  # … and this rarely from a tab in the background
 CARD_S = 1.0  # a training run's record is rebuilt at most this often, whatever its version
-THUMB_S = 3.0  # a run's thumbnail is drawn again at most this often (a new frame comes about every second)
 CARD_WORKERS = 8  # runs whose snapshots a class view asks for at once (see CardCache)
 CARD_WAIT_S = 0.5  # how long a poll waits for new cards before it answers with the last ones
 WATCH_PLOTS = ("samples", "d_hist", "losses", "coverage")  # the projected run's plots
@@ -71,27 +66,24 @@ class Card:
 
     version: int
     built_at: float  # time.monotonic()
-    frame_key: tuple | None  # the evaluation frame the thumbnail was drawn from (`frame_key`)
-    drawn_at: float  # when it was drawn
     thumb: Built | None  # the thumbnail as a JSON string (a PNG data URL) with its key
-    fields: dict  # state, alert, step, outcome, settings (see `_fields`)
+    fields: dict  # state, alert, step, outcome, settings (`experiment.card_fields`)
 
 
 class CardCache:
     """`Card`s per run handle (forgotten with the handle), shared by every class view.
 
-    A card is built from the run's snapshot, which a run in a trainer process sends when asked
-    (~0.5 MB, answered between the child's training work): `cards` asks for a class's runs on
-    CARD_WORKERS threads at once and waits at most CARD_WAIT_S, so one slow answer delays no
-    refresh — that run shows its last card, and its new one at the next poll."""
+    A card is the run's `RunFrames` card, built where the run trains (`FrameCache.built(runner,
+    card=True)`; a run in a trainer process answers between its child's training work): `cards`
+    asks for a class's runs on CARD_WORKERS threads at once and waits at most CARD_WAIT_S, so one
+    slow answer delays no refresh — that run shows its last card, and its new one at the next poll."""
 
     def __init__(self, frames: FrameCache) -> None:
-        self._frames = frames  # the live channel's: the snapshots the students' pages fetched
+        self._frames = frames  # the live channel's: one RunFrames per run for pages and class views
         self._lock = threading.Lock()
         self._cards: weakref.WeakKeyDictionary[RunHandle, tuple[threading.Lock, list]] = weakref.WeakKeyDictionary()
         self._building: weakref.WeakKeyDictionary[RunHandle, Future] = weakref.WeakKeyDictionary()
         self._workers = ThreadPoolExecutor(max_workers=CARD_WORKERS, thread_name_prefix="class-cards")
-        self._counter = 0
 
     def cards(self, runners: list[RunHandle]) -> list[Card | None]:
         """The cards of `runners` (see the class docstring); None for a run with none yet."""
@@ -124,44 +116,9 @@ class CardCache:
             if card is not None and (card.version == runner.telemetry.version or (
                     card.fields["state"] == "running" and now - card.built_at < CARD_S)):
                 return card
-            snap, alerts = self._snapshot(runner, card, now)
-            thumb, drawn, drawn_at = (card.thumb, card.frame_key, card.drawn_at) if card else (None, None, -math.inf)
-            key = frame_key(snap.frame)
-            if key is not None and key != drawn and now - drawn_at >= THUMB_S:
-                thumb, drawn, drawn_at = self._draw(snap), key, now
-            held[0] = card = Card(snap.version, now, drawn, drawn_at, thumb, _fields(snap, alerts))
+            mirror = self._frames.built(runner, card=True)
+            held[0] = card = Card(mirror.brief.version, now, mirror.parts.get("thumb"), mirror.card)
             return card
-
-    def _snapshot(self, runner: RunHandle, card: Card | None, now: float) -> tuple:
-        """(the run's snapshot, its alerts): what its student's page fetched within CARD_S when that
-        is newer than the card's (its alerts found once, for both), else asked of the run."""
-        snap, fetched_at, alerts = self._frames.latest(runner)
-        if snap is not None and now - fetched_at < CARD_S and (card is None or snap.version > card.version):
-            return snap, alerts
-        snap = runner.snapshot()
-        return snap, detect(snap)
-
-    def _draw(self, snap) -> Built:
-        """The thumbnail of `snap`'s frame as a JSON string (a PNG data URL), with a new key."""
-        png = thumbnail_png(snap.frame, get_loss(snap.config.loss).is_probability)
-        with self._lock:
-            self._counter += 1
-            return Built(self._counter, orjson.dumps("data:image/png;base64," + base64.b64encode(png).decode()))
-
-
-def frame_key(frame) -> tuple | None:
-    """An evaluation frame's identity that survives the trip from a trainer process (each snapshot
-    fetched from there is a new object): its step and its first samples."""
-    return None if frame is None else (frame.step, frame.fake[:8].tobytes())
-
-
-def _fields(snap, alerts: list) -> dict:
-    """A snapshot's record: state, first alert, step, steps/s, outcome and settings."""
-    cfg = snap.config
-    return dict(state=snap.state, alert=alerts[0].title if alerts else "", kind=alerts[0].kind if alerts else "",
-                step=snap.step, rate=round(snap.steps_per_s) if snap.state == "running" else 0,
-                **outcome_of(snap), loss=cfg.loss, loss_words=LOSS_WORDS.get(cfg.loss, cfg.loss), g_lr=cfg.g_lr,
-                d_lr=cfg.d_lr, k=cfg.n_critic, smoothing=cfg.label_smoothing, dataset=cfg.dataset)
 
 
 class ClassView:
@@ -282,10 +239,10 @@ class ClassView:
         state = (number, id(runner), runner.telemetry.version)
         if since and since == view.watch_sent.get("key") and state == view.watch_sent.get("state"):
             return 204, None, interval
-        snap, frames = self.live.frames.built(runner)
-        parts = {name: frames.parts[name] for name in WATCH_PLOTS if name in frames.parts}
+        mirror = self.live.frames.built(runner)
+        parts = {name: mirror.parts[name] for name in WATCH_PLOTS if name in mirror.parts}
         page = self.pages.peek(sid) or PageState(token="")
-        text = self.live.status(sid, page, session, snap)
+        text = self.live.status(sid, page, session, mirror.brief)
         parts["status"] = Built(hash(text), orjson.dumps(text))
         body, view.watch_sent = delta(parts, view.watch_sent, since, state, view, {"next_ms": round(interval * 1000)})
         return 200, body, interval

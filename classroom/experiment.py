@@ -165,3 +165,12 @@ def _cell(value):
     if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
         return "'" + value
     return value
+
+
+def card_fields(snap: Snapshot, alerts: list) -> dict:
+    """The class view's record of a run: state, first alert, step, steps/s, outcome and settings."""
+    cfg = snap.config
+    return dict(state=snap.state, alert=alerts[0].title if alerts else "", kind=alerts[0].kind if alerts else "",
+                step=snap.step, rate=round(snap.steps_per_s) if snap.state == "running" else 0,
+                **outcome_of(snap), loss=cfg.loss, loss_words=LOSS_WORDS.get(cfg.loss, cfg.loss), g_lr=cfg.g_lr,
+                d_lr=cfg.d_lr, k=cfg.n_critic, smoothing=cfg.label_smoothing, dataset=cfg.dataset)

@@ -16,8 +16,12 @@ class of 30 pages ticking 2.5 times a second took most of a core. Instead each p
 Figures are built by `RunFrames` at most once per snapshot version of a run (history curves at
 most once a second while a run races) and kept as JSON bytes, so ten viewers of one run (a
 projected run, the teacher's class view) cost one build; a payload is joined from those bytes,
-never re-serialised per viewer. `PagePace` sets the poll interval from what the page work costs
-this server (its own CPU, measured), slower as more pages open.
+never re-serialised per viewer. `RunFrames` lives where the run trains (`RunHandle.view`): for a
+run in a trainer process the figures are built there, outside the web server's interpreter lock,
+and only the parts that changed cross, with the status line's facts (`Brief`) and the alerts —
+not the snapshot's arrays. The server keeps a copy (`RunMirror`, in `FrameCache`) that every
+viewer's payload is joined from. `PagePace` sets the poll interval from what the page work costs
+(the server's own CPU and the trainers' builds, measured), slower as more pages open.
 
 Not here: the figures themselves (`plots.py`, `overview.py`), the JavaScript that draws them
 (`LIVE_JS` below hands them to `liveplot.py`'s plots).
@@ -25,7 +29,11 @@ Not here: the figures themselves (`plots.py`, `overview.py`), the JavaScript tha
 
 from __future__ import annotations
 
+import base64
 import html
+import math
+import os
+import secrets
 import threading
 import time
 import weakref
@@ -35,35 +43,40 @@ from typing import Callable
 import orjson
 
 from gan_core.engine import lr_scale
+from gan_core.losses import get_loss
 from gan_core.serve.handle import RunHandle
 from gan_core.telemetry import Snapshot
 
 from . import overview, plots
 from .alerts import Alert, detect
+from .experiment import card_fields
 from .pages import COMPARE_SUFFIX, PageState, Pages
 from .sessions import SessionManager
+from .thumbnail import thumbnail_png
 
 PLOT_NAMES = ("samples", "d_hist", "losses", "d_means", "coverage")
 COMPARE_PLOTS = ("compare_samples_a", "compare_samples_b", "compare_losses", "compare_coverage")
 HISTORY_PLOTS = ("losses", "d_means", "coverage")
+PAGE_PARTS = (*PLOT_NAMES, "overview")  # a run's parts that its page shows (not the class view's "thumb")
 # The history curves redraw at most once a second while a run races: a second more of a long
 # history hardly moves a 600-point curve, and each redraw costs the browser ~20 ms per plot.
 # In slow motion (fewer new steps than this per redraw), paused or stepping, every version draws.
 # The alerts are read again with them.
 HISTORY_REDRAW_S = 1.0
 SLOW_STEPS = 50
+THUMB_S = 3.0  # a run's class-view thumbnail is drawn again at most this often (a new frame: ~every second)
 FIGURES: dict[str, Callable[[Snapshot], plots.Figure]] = {
     "samples": plots.samples_figure, "d_hist": plots.d_output_figure, "losses": plots.loss_figure,
     "d_means": plots.d_means_figure, "coverage": plots.coverage_figure}
 READY = "<b>Ready.</b> Choose a dataset and press <b>Start</b>."
 
 # Pace (PagePace): a page polls every POLL_S while the web server has CPU to spare, slower (up to
-# POLL_MAX_S) when the server's own work — the pages, Gradio's events and idle loop, reading the
-# trainer processes — would take more than SERVER_SHARE of one core: the rest is the trainers'.
-# 30 pages whose runs train cost ~3.5 ms of server CPU per poll on a busy 2-core box (new figures
-# each time): at 0.10 they settled at a poll each 1.3 s and took 8 % of a core, which the class's
-# trainers then lacked; at 0.06 they poll every 2 s (`python -m benchmarks tickcost`), while a
-# lone page (~0.5 % of a core) keeps POLL_S.
+# POLL_MAX_S) when the pages' work — the server's (the pages, Gradio's events and idle loop,
+# reading the trainer processes) and the trainer processes' figure builds — would take more than
+# SERVER_SHARE of one core: the rest is the trainers'. 30 pages whose runs train cost ~3.5 ms of
+# CPU per poll on a busy 2-core box (new figures each time): at 0.10 they settled at a poll each
+# 1.3 s and took 8 % of a core, which the class's trainers then lacked; at 0.06 they poll every
+# 1.5–2 s (`python -m benchmarks tickcost`), while a lone page (~0.5 % of a core) keeps POLL_S.
 POLL_S = 0.4
 POLL_MAX_S = 2.0
 POLL_HIDDEN_S = 5.0  # a tab in the background polls this rarely (the page's own rule)
@@ -72,27 +85,84 @@ PACE_WINDOW_S = 2.0
 PAGE_IDLE_S = 600.0  # a page not polled for this long is forgotten
 
 
-@dataclass
+@dataclass(frozen=True)
 class Built:
     """One part of a run's frame: its JSON bytes and a key that changes when they do."""
 
-    key: int
+    key: object
     data: bytes
 
 
-@dataclass
-class RunFrames:
-    """The figures, graph and alerts of one run, built at most once per snapshot version."""
+@dataclass(frozen=True)
+class Brief:
+    """What the status line reads of a snapshot (no arrays: it crosses from a trainer process)."""
 
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    version: int = -1
-    parts: dict[str, Built] = field(default_factory=dict)
-    alerts: list[Alert] = field(default_factory=list)
-    history_at: tuple[int, float] = (-1, 0.0)  # (step, time) the history plots were last built
-    frame_of: object = None  # the EvalFrame the samples and histograms were built from
-    counter: int = 0
-    snap: Snapshot | None = None  # the run's snapshot as last fetched, and when (time.monotonic()):
-    fetched_at: float = 0.0  # what another reader of the run may reuse (`FrameCache.latest`)
+    version: int
+    state: str
+    message: str
+    step: int
+    steps_per_s: float
+    device: str
+    modes_covered: int | None = None
+    n_modes: int | None = None
+    hq_percent: float | None = None
+    value_estimate: float | None = None
+
+    @classmethod
+    def of(cls, snap: Snapshot) -> "Brief":
+        frame = snap.frame
+        scores = {} if frame is None else dict(modes_covered=frame.modes_covered, n_modes=frame.n_modes,
+                                               hq_percent=frame.hq_percent, value_estimate=frame.value_estimate)
+        return cls(snap.version, snap.state, snap.message, snap.step, snap.steps_per_s, snap.device, **scores)
+
+
+@dataclass(frozen=True)
+class FrameUpdate:
+    """A `RunFrames`' answer: the parts built since the reader's key, and what it read of the run."""
+
+    epoch: str  # the RunFrames' identity: a reader holding another's keys gets every part
+    counter: int  # the newest part's key
+    parts: dict[str, Built]
+    brief: Brief
+    alerts: list[Alert]
+    card: dict | None  # the class view's record of the run (asked for with `card=True`)
+    pid: int  # the process that built it, and the CPU seconds it took there (`PagePace.charge`)
+    cpu_s: float
+
+
+class RunFrames:
+    """Everything a viewer shows of one run, built from its snapshots where the run trains (a
+    `SnapshotView`: `RunHandle.view(RunFrames, …)`), at most once per snapshot version for every
+    viewer: the page's figures, graph and alerts, and the class view's card (`card=True`: the
+    record and the thumbnail, drawn again when a new evaluation frame came, at most every
+    THUMB_S). Each part keeps its JSON bytes with a key; a reader says which key it holds and gets
+    the parts built since. Thread-safe."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.epoch = secrets.token_hex(8)
+        self.version = -1
+        self.parts: dict[str, Built] = {}
+        self.counter = 0
+        self.alerts: list[Alert] = []
+        self.history_at = (-1, -math.inf)  # (step, time) the history plots were last built
+        self.alerts_at = (-1, -math.inf)  # … and the alerts read
+        self.frame_of: object = None  # the EvalFrame the samples and histograms were built from
+        self.thumb_of: object = None  # … and the thumbnail, and when
+        self.thumb_at = -math.inf
+        self.card: dict | None = None
+
+    def __call__(self, snap: Snapshot, epoch: str = "", known: int = 0, card: bool = False) -> FrameUpdate:
+        cpu = time.thread_time()
+        with self.lock:
+            if card:
+                self._card(snap)
+            else:
+                self.update(snap)
+            fresh = epoch != self.epoch
+            parts = {name: built for name, built in self.parts.items() if fresh or built.key > known}
+            return FrameUpdate(self.epoch, self.counter, parts, Brief.of(snap), list(self.alerts),
+                               self.card if card else None, os.getpid(), time.thread_time() - cpu)
 
     def _put(self, name: str, data: bytes) -> None:
         old = self.parts.get(name)
@@ -100,8 +170,20 @@ class RunFrames:
             self.counter += 1
             self.parts[name] = Built(self.counter, data)
 
+    @staticmethod
+    def _due(snap: Snapshot, at: tuple[int, float]) -> bool:
+        """Whether what reads the history is due again: always in slow motion, paused or stepping,
+        at most every HISTORY_REDRAW_S while the run races."""
+        step, t = at
+        return snap.state != "running" or snap.step - step < SLOW_STEPS or time.monotonic() - t >= HISTORY_REDRAW_S
+
+    def _read_alerts(self, snap: Snapshot) -> None:
+        if self._due(snap, self.alerts_at):
+            self.alerts_at = (snap.step, time.monotonic())
+            self.alerts = detect(snap)
+
     def update(self, snap: Snapshot) -> None:
-        """Rebuild what `snap` changed (the caller holds `lock`)."""
+        """Rebuild the page's parts that `snap` changed (the caller holds `lock`)."""
         if snap.version == self.version:
             return
         self.version = snap.version
@@ -109,15 +191,49 @@ class RunFrames:
             self.frame_of = snap.frame
             for name in ("samples", "d_hist"):
                 self._put(name, FIGURES[name](snap).to_bytes())
-        last_step, last_t = self.history_at
-        now = time.monotonic()
-        if (snap.state != "running" or snap.step - last_step < SLOW_STEPS or now - last_t >= HISTORY_REDRAW_S
-                or "losses" not in self.parts):
-            self.history_at = (snap.step, now)
+        if self._due(snap, self.history_at) or "losses" not in self.parts:
+            self.history_at = (snap.step, time.monotonic())
             for name in HISTORY_PLOTS:
                 self._put(name, FIGURES[name](snap).to_bytes())
-            self.alerts = detect(snap)  # read from the same history windows, so as often
+        self._read_alerts(snap)
         self._put("overview", orjson.dumps(overview.overview_svg(snap)))
+
+    def _card(self, snap: Snapshot) -> None:
+        """The class view's record and thumbnail of the run (the caller holds `lock`)."""
+        self._read_alerts(snap)
+        self.card = card_fields(snap, self.alerts)
+        now = time.monotonic()
+        if snap.frame is not None and snap.frame is not self.thumb_of and now - self.thumb_at >= THUMB_S:
+            self.thumb_of, self.thumb_at = snap.frame, now
+            png = thumbnail_png(snap.frame, get_loss(snap.config.loss).is_probability)
+            self._put("thumb", orjson.dumps("data:image/png;base64," + base64.b64encode(png).decode()))
+
+
+@dataclass
+class RunMirror:
+    """The server's copy of a run's `RunFrames`: the parts as its readers were last sent them
+    (keyed by the epoch too, so a run's frames made afresh — another run, a move to another
+    trainer process — never reuse a key a page holds), the alerts and the status line's facts."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    epoch: str = ""
+    counter: int = 0
+    version: int = -1  # of the snapshot the page's parts were last brought up to
+    parts: dict[str, Built] = field(default_factory=dict)
+    brief: Brief | None = None
+    alerts: list[Alert] = field(default_factory=list)
+    card: dict | None = None
+
+    def merge(self, update: FrameUpdate) -> None:
+        if update.epoch != self.epoch:
+            self.epoch, self.parts, self.card = update.epoch, {}, None
+        for name, built in update.parts.items():
+            self.parts[name] = Built((update.epoch, built.key), built.data)
+        self.counter, self.brief, self.alerts = update.counter, update.brief, update.alerts
+        if update.card is None:  # the page's parts were brought up to this version
+            self.version = update.brief.version
+        else:
+            self.card = update.card
 
 
 def delta(parts: dict[str, Built], sent: dict, since: str, state, viewer: object, head: dict) -> tuple[bytes, dict]:
@@ -139,49 +255,54 @@ def delta(parts: dict[str, Built], sent: dict, since: str, state, viewer: object
 
 
 class FrameCache:
-    """`RunFrames` per run handle, forgotten with the handle."""
+    """A `RunMirror` per run handle, forgotten with the handle. `charge(seconds)` is told the CPU
+    time a trainer process spent building for a reader here (`PagePace`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, charge: Callable[[float], None] = lambda seconds: None) -> None:
         self._lock = threading.Lock()
-        self._frames: weakref.WeakKeyDictionary[RunHandle, RunFrames] = weakref.WeakKeyDictionary()
+        self._mirrors: weakref.WeakKeyDictionary[RunHandle, RunMirror] = weakref.WeakKeyDictionary()
+        self._charge = charge
 
-    def of(self, runner: RunHandle) -> RunFrames:
+    def of(self, runner: RunHandle) -> RunMirror:
         with self._lock:
-            frames = self._frames.get(runner)
-            if frames is None:
-                frames = self._frames[runner] = RunFrames()
-            return frames
+            mirror = self._mirrors.get(runner)
+            if mirror is None:
+                mirror = self._mirrors[runner] = RunMirror()
+            return mirror
 
-    def built(self, runner: RunHandle) -> tuple[Snapshot, RunFrames]:
-        """The run's snapshot and its frames, brought up to date (once per version for all viewers)."""
-        frames = self.of(runner)
-        with frames.lock:
-            snap = runner.snapshot()
-            frames.snap, frames.fetched_at = snap, time.monotonic()
-            frames.update(snap)
-        return snap, frames
-
-    def latest(self, runner: RunHandle) -> tuple[Snapshot | None, float, list[Alert]]:
-        """(the run's snapshot as a page of it last fetched it, when, its alerts), without asking the
-        run: a run in a trainer process sends its whole snapshot when asked, and the class view's card
-        of a run whose student's page polls can do with what that page fetched a moment ago."""
-        frames = self.of(runner)
-        with frames.lock:
-            return frames.snap, frames.fetched_at, frames.alerts
+    def built(self, runner: RunHandle, card: bool = False) -> RunMirror:
+        """The run's frames brought up to date (built once per version for every reader; asked of
+        the run only when its version moved, or for its card)."""
+        mirror = self.of(runner)
+        with mirror.lock:
+            if card or mirror.brief is None or mirror.version != runner.telemetry.version:
+                update = runner.view(RunFrames, mirror.epoch, mirror.counter, card)
+                mirror.merge(update)
+                if update.pid != os.getpid():
+                    self._charge(update.cpu_s)
+        return mirror
 
 
 class PagePace:
     """How often every open page polls: POLL_S while the server's own work stays under
     SERVER_SHARE of a core, slower as it grows (up to POLL_MAX_S). The work is measured: this
-    process's CPU time minus what trainer threads inside it spent (`cpu_elsewhere`), so the pace
-    follows this box's speed and load, not a constant measured on another."""
+    process's CPU time minus what trainer threads inside it spent (`cpu_elsewhere`), plus what
+    trainer processes spent building the pages' figures (`charge`), so the pace follows this box's
+    speed and load, not a constant measured on another."""
 
     def __init__(self, cpu: Callable[[], float] = time.process_time, cpu_elsewhere: Callable[[], float] = lambda: 0.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._cpu, self._elsewhere, self._clock = cpu, cpu_elsewhere, clock
         self._lock = threading.Lock()
         self.interval = POLL_S
+        self.charged_s = 0.0  # CPU seconds trainer processes spent building for the pages (`charge`)
         self._mark = (clock(), cpu() - cpu_elsewhere())
+
+    def charge(self, seconds: float) -> None:
+        """Count `seconds` of CPU a trainer process spent on the pages' work (their figures) as
+        the server's own: where a page's figures are built does not make them free."""
+        with self._lock:
+            self.charged_s += seconds
 
     def poll(self) -> float:
         """Note a poll; returns the interval (seconds) to tell the page."""
@@ -189,7 +310,7 @@ class PagePace:
             now = self._clock()
             t0, cpu0 = self._mark
             if now - t0 >= PACE_WINDOW_S:
-                cpu = self._cpu() - self._elsewhere()
+                cpu = self._cpu() - self._elsewhere() + self.charged_s
                 share = max(0.0, cpu - cpu0) / (now - t0)
                 # Multiplicative: the pages' cost is about proportional to how often they poll.
                 factor = min(2.0, max(0.5, share / SERVER_SHARE)) if share > 0 else 0.5
@@ -204,8 +325,8 @@ class LiveChannel:
     def __init__(self, manager: SessionManager, pages: Pages, pace: PagePace | None = None) -> None:
         self.manager = manager
         self.pages = pages
-        self.frames = FrameCache()
         self.pace = pace or PagePace(cpu_elsewhere=manager.local_training_cpu)
+        self.frames = FrameCache(charge=self.pace.charge)
         self._compare_lock = threading.Lock()
         self._compared: weakref.WeakKeyDictionary[RunHandle, tuple[int, dict[str, Built]]] = \
             weakref.WeakKeyDictionary()  # B's handle -> (key, its A/B plots)
@@ -251,23 +372,23 @@ class LiveChannel:
             text = self.status_without_run(page)
             return {"status": Built(hash(text), orjson.dumps(text))}, \
                 self.sync_key(page, None, None, []) != (page.sync_key or EMPTY_SYNC)
-        snap, frames = self.frames.built(session.runner)
-        parts = dict(frames.parts)
-        parts["status"] = Built(hash(text := self.status(sid, page, session, snap)), orjson.dumps(text))
+        mirror = self.frames.built(session.runner)
+        parts = {name: mirror.parts[name] for name in PAGE_PARTS if name in mirror.parts}
+        parts["status"] = Built(hash(text := self.status(sid, page, session, mirror.brief)), orjson.dumps(text))
         if session_b is not None:
-            snap_b, frames_b = self.frames.built(session_b.runner)
-            parts.update(self._compare(snap, snap_b, session_b.runner))
-        sync = self.sync_key(page, session, session_b, frames.alerts) != page.sync_key
+            parts.update(self._compare(session.runner, mirror.brief, session_b.runner))
+        sync = self.sync_key(page, session, session_b, mirror.alerts) != page.sync_key
         return parts, sync
 
-    def _compare(self, snap_a: Snapshot, snap_b: Snapshot, runner_b: RunHandle) -> dict[str, Built]:
+    def _compare(self, runner_a: RunHandle, brief_a: Brief, runner_b: RunHandle) -> dict[str, Built]:
         """The A/B plots of one visitor's two runs (built again only when either run changed)."""
-        label = compare_label(snap_a, runner_b)
-        key = hash((id(runner_b), snap_a.version, snap_b.version, label))
+        label = compare_label(runner_a.config, runner_b)
+        key = hash((id(runner_a), id(runner_b), brief_a.version, runner_b.telemetry.version, label))
         with self._compare_lock:
             cached = self._compared.get(runner_b)
         if cached is not None and cached[0] == key:
             return cached[1]
+        snap_a, snap_b = runner_a.snapshot(), runner_b.snapshot()
         figures = {"compare_samples_a": plots.samples_figure(snap_a, label="A"),
                    "compare_samples_b": plots.samples_figure(snap_b, label=f"B ({label})"),
                    "compare_losses": plots.compare_figure(snap_a, snap_b, "A", f"B ({label})"),
@@ -279,7 +400,7 @@ class LiveChannel:
 
     # --- the status line and the Gradio-side parts ----------------------------------------------
 
-    def status(self, sid: str, page: PageState, session, snap: Snapshot) -> str:
+    def status(self, sid: str, page: PageState, session, snap: Brief) -> str:
         """The status line (HTML): state, step, speed, device, settings, coverage, notes."""
         runner = session.runner
         cfg = runner.config  # includes changes queued for the next step
@@ -291,10 +412,9 @@ class LiveChannel:
             parts.append(f"{snap.steps_per_s:,.0f} steps/s" + (f" (slow motion: {limit:g}/s)" if limit else ""))
         elif limit:
             parts.append(f"slow motion: {limit:g} steps/s")
-        frame = snap.frame
-        if frame is not None and frame.modes_covered is not None:
-            parts.append(f"modes covered <b>{frame.modes_covered}/{frame.n_modes}</b> "
-                         f"({fmt_percent(frame.hq_percent)} of samples high quality)")
+        if snap.modes_covered is not None:
+            parts.append(f"modes covered <b>{snap.modes_covered}/{snap.n_modes}</b> "
+                         f"({fmt_percent(snap.hq_percent)} of samples high quality)")
         # The settings and the game value: for the teacher more than the back row, so they keep
         # the normal size under Large text (the page's CSS), which keeps the line short.
         details = ["GPU" if snap.device.startswith("cuda") else "CPU",
@@ -305,8 +425,8 @@ class LiveChannel:
             details.append(f"lr decay: now G {fmt_lr(cfg.g_lr * scale)} · D {fmt_lr(cfg.d_lr * scale)} "
                            f"({scale:.0%} of the sliders' values, {cfg.lr_decay_final:.0%} by step "
                            f"{cfg.lr_decay_steps:,})")
-        if frame is not None and frame.value_estimate is not None:
-            details.append(f"game value V(D,G) = {frame.value_estimate:.2f} (−1.39 when D can only guess)")
+        if snap.value_estimate is not None:
+            details.append(f"game value V(D,G) = {snap.value_estimate:.2f} (−1.39 when D can only guess)")
         text = " · ".join(parts) + '<span class="gan-detail"> · ' + " · ".join(details) + "</span>"
         position_b = self.manager.queue_position(sid + COMPARE_SUFFIX)
         waiting_b = (f"**Run B waits for a place to train** (position {position_b} in the queue): its curves "
@@ -328,7 +448,11 @@ class LiveChannel:
         return (alerts_markdown(alerts), fix_of(alerts)[1], menu, session_b is not None, page.pushed)
 
     def alerts_of(self, runner: RunHandle) -> list[Alert]:
-        return self.frames.built(runner)[1].alerts
+        return self.frames.built(runner).alerts
+
+    def brief(self, runner: RunHandle) -> Brief:
+        """What the status line reads of the run (built with its frames, once per version)."""
+        return self.frames.built(runner).brief
 
 
 EMPTY_SYNC = ("", "", (), False, 0)
@@ -344,12 +468,12 @@ def fix_of(alerts: list[Alert]) -> tuple[dict | None, str]:
     return (with_fix.fix, f"Apply fix: {with_fix.fix_label}") if with_fix else (None, "")
 
 
-def compare_label(snap_a: Snapshot, runner_b: RunHandle) -> str:
-    """What B changes against A, e.g. "d_lr=0.01" ("same" if nothing)."""
+def compare_label(config_a, runner_b: RunHandle) -> str:
+    """What B changes against A (config `config_a`), e.g. "d_lr=0.01" ("same" if nothing)."""
     from gan_core.config import LIVE_FIELDS
 
     b = runner_b.config
-    diff = {f: getattr(b, f) for f in LIVE_FIELDS if getattr(b, f) != getattr(snap_a.config, f)}
+    diff = {f: getattr(b, f) for f in LIVE_FIELDS if getattr(b, f) != getattr(config_a, f)}
     return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in diff.items()) or "same"
 
 

@@ -177,8 +177,8 @@ class Page:
         """Routes to mount on Gradio's FastAPI app (`launch(app_kwargs={"routes": ...})`). Plain
         Starlette routes: FastAPI's parameter parsing and validation cost a poll ~0.5 ms of
         the event loop's CPU for two strings (`python -m benchmarks tickcost`). The endpoints are
-        plain functions: Starlette runs them on its thread pool, so a snapshot fetched from a
-        trainer process never blocks the server's event loop."""
+        plain functions: Starlette runs them on its thread pool, so waiting for a trainer
+        process's answer (a run's new figures) never blocks the server's event loop."""
         return [Route(LIVE_ROUTE, self._live_endpoint, methods=["GET"], include_in_schema=False),
                 Route(CLASS_ROUTE, self._class_endpoint, methods=["GET"], include_in_schema=False),
                 Route(WATCH_ROUTE, self._watch_endpoint, methods=["GET"], include_in_schema=False)]

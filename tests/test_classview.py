@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from app_support import SETUP, controls, frame, req, running_app, wait_until
-from classroom import classview
+from classroom import classview, live
 from classroom.classbuttons import NOT_TEACHER
 from classroom.classes import CLASS_IDLE_S, ClassRegistry
 from classroom.controls import Controls
@@ -49,8 +49,8 @@ def poll(page, token, since=""):
 def test_the_class_view_shows_every_student_with_a_thumbnail_drawn_once_per_version(make_page, monkeypatch):
     page = make_page(max_active=3)
     drawn = []
-    real = classview.thumbnail_png
-    monkeypatch.setattr(classview, "thumbnail_png", lambda *a, **k: drawn.append(1) or real(*a, **k))
+    real = live.thumbnail_png  # drawn where the run trains: here, on threads (make_page's default)
+    monkeypatch.setattr(live, "thumbnail_png", lambda *a, **k: drawn.append(1) or real(*a, **k))
     code, key, token = a_class(page)
     wait_until(lambda: all(page.manager.get(s).runner.snapshot().step > 20 for s in ("s1", "s2", "s3")))
     page.class_buttons.pause_all(request=req("teacher"))

@@ -27,7 +27,7 @@ def protocol_members() -> dict[str, object]:
 def test_the_protocol_lists_what_the_page_uses():
     assert {"start", "pause", "resume", "step", "step_d", "step_g", "update", "set_speed", "rewind", "save",
             "reset", "checkpoint_now", "publish_frame", "open_loaded", "stop", "close", "state", "snapshot",
-            "config", "speed_limit", "cpu_seconds", "is_alive", "telemetry", "checkpoints", "timelapse",
+            "config", "speed_limit", "cpu_seconds", "is_alive", "telemetry", "checkpoints", "timelapse", "view",
             "name"} <= set(protocol_members())
 
 

@@ -179,21 +179,16 @@ def test_status_explains_the_rate_in_effect_and_shows_small_quality_shares_hones
     assert fmt_percent(0.28) == "0.3%" and fmt_percent(0.04) == "0.04%" and fmt_percent(95.2) == "95%"
 
 
-def test_alert_text_and_fix_button_speak_plainly(page):
+def test_alert_text_and_fix_button_speak_plainly(page, monkeypatch):
     from classroom import alerts
 
     import classroom.live as live
 
-    page.buttons.start(controls(), request=req("a"))
     alert = alerts.Alert(kind="oscillation", title="T", explanation="E.", suggestion="Lower both.",
                          fix={"d_lr": 1e-4}, fix_label="D's learning rate 0.001 → 0.0001")
-    real_detect = live.detect
-    live.detect = lambda snap: [alert]
-    try:
-        page.live.frames.of(page.manager.get("a").runner).version = -1  # built again with the fake alert
-        text, button, *_ = page.sync(req("a"))
-    finally:
-        live.detect = real_detect
+    monkeypatch.setattr(live, "detect", lambda snap: [alert])  # the run's frames read it (on threads: here)
+    page.buttons.start(controls(), request=req("a"))
+    text, button, *_ = page.sync(req("a"))
     assert "*What to do:* Lower both." in text["value"] and "Try:" not in text["value"]
     assert button["value"] == "Apply fix: D's learning rate 0.001 → 0.0001"
     assert button["variant"] == "primary" and button["size"] == "lg" and button["visible"]

@@ -33,13 +33,17 @@ def test_ten_viewers_of_one_run_version_cost_one_build(page, counted):
     wait_until(lambda: runner.snapshot().step > 20)
     page.buttons.pause(request=req("a"))
     wait_until(lambda: runner.state() == "paused")
+    paused = runner.snapshot().version
+    runner.publish_frame()  # a version no page was built for yet (the buttons' status lines were)
+    wait_until(lambda: runner.snapshot().version > paused)
     version = runner.snapshot().version
+    counted.update(dict.fromkeys(counted, 0))
     built = []
     barrier = threading.Barrier(10)
 
     def viewer():
         barrier.wait()
-        built.append(page.live.frames.built(runner)[1])
+        built.append(page.live.frames.built(runner))
 
     threads = [threading.Thread(target=viewer) for _ in range(10)]
     for t in threads:
@@ -52,6 +56,61 @@ def test_ten_viewers_of_one_run_version_cost_one_build(page, counted):
     samples = built[0].parts["samples"]
     page.live.frames.built(runner)
     assert built[0].parts["samples"] is samples and counted["samples"] == 1, "nothing built again"
+
+
+def test_a_class_view_card_does_not_leave_the_page_figures_behind(page, counted):
+    """The class view's card and the page share a run's frames: a card read at a version does not
+    count as the page's figures brought up to it (a paused run would keep old figures)."""
+    page.buttons.start(controls(), request=req("a"))
+    runner = page.manager.get("a").runner
+    wait_until(lambda: runner.snapshot().step > 20)
+    page.buttons.pause(request=req("a"))
+    wait_until(lambda: runner.state() == "paused")
+    paused = runner.snapshot().version
+    runner.publish_frame()
+    wait_until(lambda: runner.snapshot().version > paused)
+    counted.update(dict.fromkeys(counted, 0))
+    mirror = page.live.frames.built(runner, card=True)
+    assert mirror.card["state"] == "paused" and counted["samples"] == 0, "a card builds no figure"
+    page.live.frames.built(runner)
+    assert counted["samples"] == 1, "the page's figures are built for the new version all the same"
+
+
+def test_a_run_in_a_trainer_process_has_its_figures_built_there(make_page, monkeypatch):
+    """The server builds no figure of a run in a trainer process: its frames are made there, only
+    the parts cross, and the CPU they took there counts in the pages' pace."""
+    page = make_page(max_active=1, processes=1)
+
+    def not_here(snap):
+        raise AssertionError("a figure was built in the web server")
+
+    for name in live.FIGURES:
+        monkeypatch.setitem(live.FIGURES, name, not_here)
+    page.buttons.start(controls(), request=req("a"))
+    token = page.pages.get("a").token
+    runner = page.manager.get("a").runner
+    wait_until(lambda: runner.telemetry.version > 3 and runner.snapshot().frame is not None)
+    code, body, _ = page.live.poll(token, "")
+    parts = json.loads(body)["parts"]
+    assert code == 200 and set(live.PLOT_NAMES) <= set(parts) and parts["samples"]["data"]
+    assert "step <b>" in parts["status"]
+    assert page.live.pace.charged_s > 0, "the trainer's build time is the pages' cost too"
+
+
+def test_frames_made_afresh_never_reuse_a_key_a_page_holds():
+    """A run's frames made anew (another run, a move to another trainer process) count keys from 1
+    again: the server's copy keys them by their epoch too, so a page holding key 1 of the old ones
+    is sent the new part."""
+    brief = live.Brief(1, "running", "", 10, 100.0, "cpu")
+    mirror = live.RunMirror()
+    old = live.FrameUpdate("e1", 1, {"samples": live.Built(1, b"1")}, brief, [], None, 0, 0.0)
+    new = live.FrameUpdate("e2", 1, {"samples": live.Built(1, b"2")}, brief, [], None, 0, 0.0)
+    mirror.merge(old)
+    held = mirror.parts["samples"].key
+    mirror.merge(new)
+    assert mirror.parts["samples"].key != held and mirror.parts["samples"].data == b"2"
+    body, _ = live.delta(mirror.parts, {"key": "k", "samples": held}, "k", None, object(), {})
+    assert json.loads(body)["parts"] == {"samples": 2}
 
 
 def test_a_page_gets_what_changed_and_nothing_when_nothing_did(page):

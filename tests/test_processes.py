@@ -5,7 +5,9 @@ dies, and leave nothing behind (no run, no thread, no process)."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
+import operator
 import pickle
 import time
 from pathlib import Path
@@ -135,6 +137,18 @@ def test_a_loaded_run_continues_in_a_process(make, pool, tiny):
         run.close()
 
 
+# A `RunHandle.view` maker that pickles by reference: the view reads one field of the snapshot.
+STATE_OF = functools.partial(operator.attrgetter, "state")
+
+
+def test_a_view_is_made_and_answered_in_the_process(make, wait_until):
+    run = make()
+    run.step(3)
+    wait_until(lambda: run.snapshot().step == 3)
+    assert run.view(functools.partial(operator.attrgetter, "step")) == 3
+    assert run.view(STATE_OF) == run.state()
+
+
 def test_a_dead_process_fails_its_runs_clearly(tiny):
     pool = TrainerProcesses(1, chunk_s=0.01)
     try:
@@ -147,6 +161,7 @@ def test_a_dead_process_fails_its_runs_clearly(tiny):
         assert run.state() == "error" and not run.is_alive
         snap = run.snapshot()
         assert snap.state == "error" and "Press Start" in snap.message  # what the status line shows
+        assert run.view(STATE_OF) == "error", "a view is answered here from the last snapshot"
         with pytest.raises(RuntimeError, match="trainer process"):
             run.pause()
         run.close()  # no hang, no error: the visitor can still leave
@@ -209,6 +224,7 @@ def test_a_closed_run_reads_as_stopped_and_refuses_controls(pool, tiny):
     run.close()
     run.close()  # twice is harmless (release after an unload)
     assert run.snapshot().state == "stopped"  # a tick that still holds the old session
+    assert run.view(STATE_OF) == "stopped", "a view is answered here, without the process"
     with pytest.raises(RuntimeError, match="closed"):
         run.resume()
     assert pool.runs_alive() == 0

@@ -28,7 +28,7 @@ import logging
 import threading
 import time
 import traceback
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Callable, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -65,6 +65,14 @@ class TelemetryView(Protocol):
     def rate(self) -> float: ...
 
     def snapshot(self) -> Snapshot: ...
+
+
+class SnapshotView(Protocol):
+    """What a reader makes of a run's snapshots (a page's figures), kept with the run: called with
+    the run's snapshot and the reader's arguments, it answers what the reader needs, and may keep
+    what it built for the next call. Thread-safe: readers may call it at once."""
+
+    def __call__(self, snap: Snapshot, *args: Any) -> Any: ...
 
 
 class CheckpointList(Protocol):
@@ -112,6 +120,13 @@ class RunHandle(Protocol):
     def state(self) -> str: ...
 
     def snapshot(self) -> Snapshot: ...
+
+    def view(self, make: Callable[[], SnapshotView], *args: Any) -> Any:
+        """`make()`'s answer to the run's snapshot and `args` (see `SnapshotView`); `make()` is made
+        once per run and kept with it, where the run trains: for a run in a trainer process both
+        happen there, so building from a snapshot costs the web server nothing, and only the answer
+        crosses (`make`, `args` and the answer must pickle; `make` by reference: a class or
+        function at module level)."""
 
     def start(self, paused: bool = False) -> None: ...
 
@@ -173,6 +188,7 @@ class RunControls:
         self.max_steps = max_steps
         self._csv_bytes = csv_bytes
         self.telemetry = Telemetry()
+        self._views: dict[Callable[[], SnapshotView], SnapshotView] = {}  # (cond) `view`'s, by maker
         self.checkpoints = CheckpointRing()  # thread-safe
         self.timelapse = TimelapseRecorder()  # thread-safe
         self.cpu_seconds = 0.0  # written by the stepping thread, read by anyone
@@ -237,6 +253,13 @@ class RunControls:
 
     def snapshot(self) -> Snapshot:
         return self.telemetry.snapshot()
+
+    def view(self, make: Callable[[], SnapshotView], *args: Any) -> Any:
+        with self._cond:
+            made = self._views.get(make)
+            if made is None:
+                made = self._views[make] = make()
+        return made(self.snapshot(), *args)
 
     # --- controls (any thread) ----------------------------------------------------------------
 

@@ -15,7 +15,8 @@ controls are calls answered by the child, while
 `state()`, `config`, `telemetry.version`, `checkpoints.list()`, `speed_limit` and
 `cpu_seconds` read a small `RunView` the child sends when it changes (checked every
 `VIEW_S`), so reading them never waits on a child. `snapshot()` fetches the child's snapshot
-only when the view says it is newer than the one held.
+only when the view says it is newer than the one held; `view(make, …)` (a page's figures) is made
+and answered in the child, so only its answer crosses (`handle.SnapshotView`).
 
 Protocol, one socket pair per child, pickled tuples (both ends are this program):
   server → child  ("new", call, run, config, kwargs, packed engine) | ("adopt", call, run, bundle)
@@ -49,7 +50,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -62,7 +63,7 @@ from .capacity import step_cost
 from .trainer import CohortRunner, Trainer, new_run
 
 if TYPE_CHECKING:
-    from .handle import RunHandle
+    from .handle import RunHandle, SnapshotView
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ CALL_TIMEOUT_S = 60.0  # twice the longest child-side wait (a command between tw
 CALLS = frozenset({
     "start", "pause", "resume", "step", "step_d", "step_g", "update", "rewind", "save", "reset", "set_speed",
     "checkpoint_now", "publish_frame", "stop", "snapshot", "timelapse.frames", "open_loaded_tensors", "save_bytes",
-    "close", "export", "restore",
+    "close", "export", "restore", "view",
 })
 
 
@@ -682,6 +683,17 @@ class RemoteRun:
                     self._snap = fresh
             snap = fresh
         return snap
+
+    def view(self, make: Callable[[], SnapshotView], *args: Any) -> Any:
+        """Made and answered in the child (`RunControls.view` there). A run closed, or whose child
+        has gone, answers here from the last snapshot held, with a view made for that answer."""
+        if not self._closed and self.child.alive:
+            try:
+                return self._call("view", make, *args)
+            except RuntimeError:  # closed or gone meanwhile: answered below
+                if not (self._closed or not self.child.alive):
+                    raise
+        return make()(self.snapshot(), *args)
 
     # --- controls (answered by the child) ------------------------------------------------
 
