@@ -99,29 +99,39 @@ SCHED_IDLE = 5  # Linux's policy number: a trainer process's training thread (`p
 def trainer_answer_cpu_s(pid: int) -> float | None:
     """CPU seconds the trainer processes of server `pid` spent outside training (answering the
     server: the pages' figures, snapshots, their runs' messages) so far: the run time of their
-    threads not under SCHED_IDLE (Linux's per-thread `schedstat`, in nanoseconds). Threads that
-    exited are not counted (a child's answering threads stay). None where the training thread is
-    not told apart that way (not Linux, or SCHED_IDLE refused)."""
-    total, seen_idle = 0, False
+    threads that train at neither SCHED_IDLE nor a positive nice value (`processes.lower_priority`
+    lowers only the training threads on Linux), from Linux's per-thread `schedstat`, in
+    nanoseconds. Threads that exited are not counted (a child's answering threads stay). None
+    where there is no `/proc` (not Linux)."""
+    total = 0
     try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            children = f.read().split()
-        for child in children:
-            for tid in os.listdir(f"/proc/{child}/task"):
-                try:
-                    with open(f"/proc/{child}/task/{tid}/sched") as f:
-                        policy = next(int(line.split(":")[1]) for line in f if line.startswith("policy"))
-                    with open(f"/proc/{child}/task/{tid}/schedstat") as f:
-                        run_ns = int(f.read().split()[0])
-                except (OSError, StopIteration, ValueError):  # the thread ended meanwhile
-                    continue
-                if policy == SCHED_IDLE:
-                    seen_idle = True
-                else:
-                    total += run_ns
+        children = set()
+        for task in os.listdir(f"/proc/{pid}/task"):  # a child spawned by any thread of the server
+            try:
+                with open(f"/proc/{pid}/task/{task}/children") as f:
+                    children.update(f.read().split())
+            except OSError:
+                continue
     except OSError:
         return None
-    return total / 1e9 if seen_idle else None
+    for child in children:
+        try:
+            tids = os.listdir(f"/proc/{child}/task")
+        except OSError:  # the child exited meanwhile
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{child}/task/{tid}/sched") as f:
+                    policy = next(int(line.split(":")[1]) for line in f if line.startswith("policy"))
+                with open(f"/proc/{child}/task/{tid}/stat") as f:
+                    nice = int(f.read().rsplit(")", 1)[1].split()[16])
+                with open(f"/proc/{child}/task/{tid}/schedstat") as f:
+                    run_ns = int(f.read().split()[0])
+            except (OSError, StopIteration, ValueError, IndexError):  # the thread ended meanwhile
+                continue
+            if policy != SCHED_IDLE and nice <= 0:
+                total += run_ns
+    return total / 1e9
 
 
 def cpu_s(pid: int) -> float:

@@ -50,7 +50,7 @@ from .sessions import SessionManager
 CLASS_POLL_S = 1.25  # the class view polls this often (the issue: a refresh at least every 2 s)
 CLASS_HIDDEN_S = 5.0  # … and this rarely from a tab in the background
 CARD_S = 1.0  # a training run's record is rebuilt at most this often, whatever its version
-CARD_WORKERS = 8  # runs whose snapshots a class view asks for at once (see CardCache)
+CARD_WORKERS = 8  # runs a class view asks for their cards at once (see CardCache)
 CARD_WAIT_S = 0.5  # how long a poll waits for new cards before it answers with the last ones
 WATCH_PLOTS = ("samples", "d_hist", "losses", "coverage")  # the projected run's plots
 RECORD_FIELD = {"d_lr": "d_lr", "g_lr": "g_lr", "n_critic": "k", "label_smoothing": "smoothing", "loss": "loss"}
@@ -103,7 +103,7 @@ class CardCache:
             entry = self._cards.get(runner)
         return entry[1][0] if entry is not None else None
 
-    def card(self, runner: RunHandle) -> Card:
+    def card(self, runner: RunHandle) -> Card | None:
         """The run's card, rebuilt when its version changed (at most once per CARD_S while it trains)."""
         with self._lock:
             entry = self._cards.get(runner)
@@ -116,8 +116,9 @@ class CardCache:
             if card is not None and (card.version == runner.telemetry.version or (
                     card.fields["state"] == "running" and now - card.built_at < CARD_S)):
                 return card
-            mirror = self._frames.built(runner, card=True)
-            held[0] = card = Card(mirror.brief.version, now, mirror.parts.get("thumb"), mirror.card)
+            frames = self._frames.built(runner, card=True)
+            if frames.card is not None:  # (none: a run gone before its first card)
+                held[0] = card = Card(frames.card_version, now, frames.parts.get("thumb"), frames.card)
             return card
 
 
@@ -239,10 +240,10 @@ class ClassView:
         state = (number, id(runner), runner.telemetry.version)
         if since and since == view.watch_sent.get("key") and state == view.watch_sent.get("state"):
             return 204, None, interval
-        mirror = self.live.frames.built(runner)
-        parts = {name: mirror.parts[name] for name in WATCH_PLOTS if name in mirror.parts}
+        frames = self.live.frames.built(runner)
+        parts = {name: frames.parts[name] for name in WATCH_PLOTS if name in frames.parts}
         page = self.pages.peek(sid) or PageState(token="")
-        text = self.live.status(sid, page, session, mirror.brief)
+        text = self.live.status(sid, page, session, frames.brief)
         parts["status"] = Built(hash(text), orjson.dumps(text))
         body, view.watch_sent = delta(parts, view.watch_sent, since, state, view, {"next_ms": round(interval * 1000)})
         return 200, body, interval

@@ -19,8 +19,9 @@ projected run, the teacher's class view) cost one build; a payload is joined fro
 never re-serialised per viewer. `RunFrames` lives where the run trains (`RunHandle.view`): for a
 run in a trainer process the figures are built there, outside the web server's interpreter lock,
 and only the parts that changed cross, with the status line's facts (`Brief`) and the alerts —
-not the snapshot's arrays. The server keeps a copy (`RunMirror`, in `FrameCache`) that every
-viewer's payload is joined from. `PagePace` sets the poll interval from what the page work costs
+not the snapshot's arrays. The server keeps a copy (`Frames`, in `FrameCache`) that every
+viewer's payload is joined from. (The A/B plots, of two runs that may train in two processes,
+are built here from both snapshots.) `PagePace` sets the poll interval from what the page work costs
 (the server's own CPU and the trainers' builds, measured), slower as more pages open.
 
 Not here: the figures themselves (`plots.py`, `overview.py`), the JavaScript that draws them
@@ -30,6 +31,7 @@ Not here: the figures themselves (`plots.py`, `overview.py`), the JavaScript tha
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
 import math
 import os
@@ -38,13 +40,13 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
 
 import orjson
 
 from gan_core.engine import lr_scale
 from gan_core.losses import get_loss
-from gan_core.serve.handle import RunHandle
+from gan_core.serve.handle import RunHandle, RunUnreachable
 from gan_core.telemetry import Snapshot
 
 from . import overview, plots
@@ -209,31 +211,42 @@ class RunFrames:
             self._put("thumb", orjson.dumps("data:image/png;base64," + base64.b64encode(png).decode()))
 
 
-@dataclass
-class RunMirror:
-    """The server's copy of a run's `RunFrames`: the parts as its readers were last sent them
-    (keyed by the epoch too, so a run's frames made afresh — another run, a move to another
-    trainer process — never reuse a key a page holds), the alerts and the status line's facts."""
+@dataclass(frozen=True)
+class Frames:
+    """A run's frames as the server holds them, one immutable record (a merge makes a new one, so
+    a reader never sees half an update): the parts as last received from the run's `RunFrames`,
+    keyed by its epoch too (frames made afresh — another run, a move to another trainer process —
+    never reuse a key a page holds), the status line's facts, the alerts, and the class-view card."""
 
-    lock: threading.Lock = field(default_factory=threading.Lock)
     epoch: str = ""
     counter: int = 0
     version: int = -1  # of the snapshot the page's parts were last brought up to
-    parts: dict[str, Built] = field(default_factory=dict)
+    parts: dict[str, Built] = field(default_factory=dict)  # never changed once made
     brief: Brief | None = None
-    alerts: list[Alert] = field(default_factory=list)
+    alerts: tuple[Alert, ...] = ()
     card: dict | None = None
+    card_version: int = -1  # of the snapshot the card was built from
 
-    def merge(self, update: FrameUpdate) -> None:
-        if update.epoch != self.epoch:
-            self.epoch, self.parts, self.card = update.epoch, {}, None
+    def merged(self, update: FrameUpdate) -> "Frames":
+        """These frames with `update` (from the same run) applied."""
+        same = update.epoch == self.epoch
+        parts = dict(self.parts) if same else {}
         for name, built in update.parts.items():
-            self.parts[name] = Built((update.epoch, built.key), built.data)
-        self.counter, self.brief, self.alerts = update.counter, update.brief, update.alerts
+            parts[name] = Built((update.epoch, built.key), built.data)
         if update.card is None:  # the page's parts were brought up to this version
-            self.version = update.brief.version
-        else:
-            self.card = update.card
+            return Frames(update.epoch, update.counter, update.brief.version, parts, update.brief,
+                          tuple(update.alerts), self.card if same else None, self.card_version if same else -1)
+        return Frames(update.epoch, update.counter, self.version if same else -1, parts, update.brief,
+                      tuple(update.alerts), update.card, update.brief.version)
+
+    def unreachable(self, gone: RunUnreachable, version: int) -> "Frames":
+        """These frames of a run that can no longer be asked: what it last showed, in the state
+        `gone` says (`version`: the handle's, so the run is not asked again until it changes)."""
+        brief = (dataclasses.replace(self.brief, version=version, state=gone.state, message=gone.message,
+                                     steps_per_s=0.0) if self.brief is not None
+                 else Brief(version, gone.state, gone.message, 0, 0.0, ""))
+        card = dict(self.card, state=gone.state, rate=0) if self.card is not None else None
+        return dataclasses.replace(self, version=version, brief=brief, card=card, card_version=version)
 
 
 def delta(parts: dict[str, Built], sent: dict, since: str, state, viewer: object, head: dict) -> tuple[bytes, dict]:
@@ -255,32 +268,34 @@ def delta(parts: dict[str, Built], sent: dict, since: str, state, viewer: object
 
 
 class FrameCache:
-    """A `RunMirror` per run handle, forgotten with the handle. `charge(seconds)` is told the CPU
-    time a trainer process spent building for a reader here (`PagePace`)."""
+    """The `Frames` of each run handle, forgotten with the handle. `charge(seconds)` is told the
+    CPU time a trainer process spent building for a reader here (`PagePace`)."""
 
     def __init__(self, charge: Callable[[float], None] = lambda seconds: None) -> None:
         self._lock = threading.Lock()
-        self._mirrors: weakref.WeakKeyDictionary[RunHandle, RunMirror] = weakref.WeakKeyDictionary()
+        self._held: weakref.WeakKeyDictionary[RunHandle, list] = weakref.WeakKeyDictionary()  # [lock, Frames]
         self._charge = charge
 
-    def of(self, runner: RunHandle) -> RunMirror:
+    def built(self, runner: RunHandle, card: bool = False) -> Frames:
+        """The run's frames brought up to date: built once per version for every reader, asked of
+        the run only when its version moved (or for its card, `card=True`)."""
         with self._lock:
-            mirror = self._mirrors.get(runner)
-            if mirror is None:
-                mirror = self._mirrors[runner] = RunMirror()
-            return mirror
-
-    def built(self, runner: RunHandle, card: bool = False) -> RunMirror:
-        """The run's frames brought up to date (built once per version for every reader; asked of
-        the run only when its version moved, or for its card)."""
-        mirror = self.of(runner)
-        with mirror.lock:
-            if card or mirror.brief is None or mirror.version != runner.telemetry.version:
-                update = runner.view(RunFrames, mirror.epoch, mirror.counter, card)
-                mirror.merge(update)
-                if update.pid != os.getpid():
-                    self._charge(update.cpu_s)
-        return mirror
+            held = self._held.get(runner)
+            if held is None:
+                held = self._held[runner] = [threading.Lock(), Frames()]
+        with held[0]:
+            frames = held[1]
+            if card or frames.brief is None or frames.version != runner.telemetry.version:
+                try:
+                    update = runner.view(RunFrames, frames.epoch, frames.counter, card)
+                except RunUnreachable as gone:
+                    frames = frames.unreachable(gone, runner.telemetry.version)
+                else:
+                    frames = frames.merged(update)
+                    if update.pid != os.getpid():
+                        self._charge(update.cpu_s)
+                held[1] = frames
+            return frames
 
 
 class PagePace:
@@ -372,16 +387,18 @@ class LiveChannel:
             text = self.status_without_run(page)
             return {"status": Built(hash(text), orjson.dumps(text))}, \
                 self.sync_key(page, None, None, []) != (page.sync_key or EMPTY_SYNC)
-        mirror = self.frames.built(session.runner)
-        parts = {name: mirror.parts[name] for name in PAGE_PARTS if name in mirror.parts}
-        parts["status"] = Built(hash(text := self.status(sid, page, session, mirror.brief)), orjson.dumps(text))
+        frames = self.frames.built(session.runner)
+        parts = {name: frames.parts[name] for name in PAGE_PARTS if name in frames.parts}
+        parts["status"] = Built(hash(text := self.status(sid, page, session, frames.brief)), orjson.dumps(text))
         if session_b is not None:
-            parts.update(self._compare(session.runner, mirror.brief, session_b.runner))
-        sync = self.sync_key(page, session, session_b, mirror.alerts) != page.sync_key
+            parts.update(self._compare(session.runner, frames.brief, session_b.runner))
+        sync = self.sync_key(page, session, session_b, frames.alerts) != page.sync_key
         return parts, sync
 
     def _compare(self, runner_a: RunHandle, brief_a: Brief, runner_b: RunHandle) -> dict[str, Built]:
-        """The A/B plots of one visitor's two runs (built again only when either run changed)."""
+        """The A/B plots of one visitor's two runs (built again only when either run changed), here
+        in the server from both runs' snapshots: a figure of two runs, which may train in two
+        processes."""
         label = compare_label(runner_a.config, runner_b)
         key = hash((id(runner_a), id(runner_b), brief_a.version, runner_b.telemetry.version, label))
         with self._compare_lock:
@@ -441,13 +458,13 @@ class LiveChannel:
         return READY + (f'<div class="gan-note">{markdown_bold(page.notice)}</div>' if page.notice else "")
 
     @staticmethod
-    def sync_key(page: PageState, session, session_b, alerts: list[Alert]) -> tuple:
+    def sync_key(page: PageState, session, session_b, alerts: Sequence[Alert]) -> tuple:
         """What the Gradio-side components show: alert text, fix, rewind menu, A/B box, and the
         class revision of the controls (what a teacher pushed or hid: `PageState.pushed`)."""
         menu = tuple(i.index for i in session.runner.checkpoints.list()) if session is not None else ()
         return (alerts_markdown(alerts), fix_of(alerts)[1], menu, session_b is not None, page.pushed)
 
-    def alerts_of(self, runner: RunHandle) -> list[Alert]:
+    def alerts_of(self, runner: RunHandle) -> tuple[Alert, ...]:
         return self.frames.built(runner).alerts
 
     def brief(self, runner: RunHandle) -> Brief:
@@ -458,11 +475,11 @@ class LiveChannel:
 EMPTY_SYNC = ("", "", (), False, 0)
 
 
-def alerts_markdown(alerts: list[Alert]) -> str:
+def alerts_markdown(alerts: Sequence[Alert]) -> str:
     return "\n\n".join(f"**{a.title}** — {a.explanation} *What to do:* {a.suggestion}" for a in alerts)
 
 
-def fix_of(alerts: list[Alert]) -> tuple[dict | None, str]:
+def fix_of(alerts: Sequence[Alert]) -> tuple[dict | None, str]:
     """The first alert's fix with its button label ("Apply fix: …"), or (None, "")."""
     with_fix = next((a for a in alerts if a.fix), None)
     return (with_fix.fix, f"Apply fix: {with_fix.fix_label}") if with_fix else (None, "")

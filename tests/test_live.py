@@ -70,8 +70,8 @@ def test_a_class_view_card_does_not_leave_the_page_figures_behind(page, counted)
     runner.publish_frame()
     wait_until(lambda: runner.snapshot().version > paused)
     counted.update(dict.fromkeys(counted, 0))
-    mirror = page.live.frames.built(runner, card=True)
-    assert mirror.card["state"] == "paused" and counted["samples"] == 0, "a card builds no figure"
+    frames = page.live.frames.built(runner, card=True)
+    assert frames.card["state"] == "paused" and counted["samples"] == 0, "a card builds no figure"
     page.live.frames.built(runner)
     assert counted["samples"] == 1, "the page's figures are built for the new version all the same"
 
@@ -100,17 +100,34 @@ def test_a_run_in_a_trainer_process_has_its_figures_built_there(make_page, monke
 def test_frames_made_afresh_never_reuse_a_key_a_page_holds():
     """A run's frames made anew (another run, a move to another trainer process) count keys from 1
     again: the server's copy keys them by their epoch too, so a page holding key 1 of the old ones
-    is sent the new part."""
+    is sent the new part; and a card from the new frames does not pass for the page's parts."""
     brief = live.Brief(1, "running", "", 10, 100.0, "cpu")
-    mirror = live.RunMirror()
     old = live.FrameUpdate("e1", 1, {"samples": live.Built(1, b"1")}, brief, [], None, 0, 0.0)
     new = live.FrameUpdate("e2", 1, {"samples": live.Built(1, b"2")}, brief, [], None, 0, 0.0)
-    mirror.merge(old)
-    held = mirror.parts["samples"].key
-    mirror.merge(new)
-    assert mirror.parts["samples"].key != held and mirror.parts["samples"].data == b"2"
-    body, _ = live.delta(mirror.parts, {"key": "k", "samples": held}, "k", None, object(), {})
+    frames = live.Frames().merged(old)
+    held = frames.parts["samples"].key
+    again = frames.merged(new)
+    assert again.parts["samples"].key != held and again.parts["samples"].data == b"2"
+    assert frames.parts["samples"].data == b"1", "a reader's frames never change under it"
+    body, _ = live.delta(again.parts, {"key": "k", "samples": held}, "k", None, object(), {})
     assert json.loads(body)["parts"] == {"samples": 2}
+    card = live.FrameUpdate("e3", 1, {"thumb": live.Built(1, b"3")}, brief, [], {"state": "running"}, 0, 0.0)
+    assert frames.merged(card).version == -1 and frames.version == 1, "the page's parts are built again"
+
+
+def test_a_run_whose_trainer_process_died_keeps_its_figures_and_says_so(make_page):
+    page = make_page(max_active=1, processes=1)
+    page.buttons.start(controls(), request=req("a"))
+    runner = page.manager.get("a").runner
+    token = page.pages.get("a").token
+    wait_until(lambda: runner.snapshot().frame is not None)
+    first = json.loads(page.live.poll(token, "")[1])
+    runner.child.process.kill()
+    wait_until(lambda: runner.state() == "error")
+    code, body, _ = page.live.poll(token, "")
+    parts = json.loads(body)["parts"]
+    assert code == 200 and "<b>Error</b>" in parts["status"] and "Press Start" in parts["status"]
+    assert parts["samples"] == first["parts"]["samples"], "the last figures stay on the page"
 
 
 def test_a_page_gets_what_changed_and_nothing_when_nothing_did(page):

@@ -20,6 +20,7 @@ from gan_core.checkpoints import CheckpointError, read_run_bytes
 from gan_core.config import ConfigError
 from gan_core.engine import Engine
 from gan_core.records import N_STATS, EvalFrame
+from gan_core.serve.handle import RunUnreachable
 from gan_core.serve.processes import FRAMES, TABLES, RemoteRun, TrainerProcesses, apply_patch, snapshot_patch
 from gan_core.telemetry import Snapshot, Telemetry
 
@@ -137,7 +138,8 @@ def test_a_loaded_run_continues_in_a_process(make, pool, tiny):
         run.close()
 
 
-# A `RunHandle.view` maker that pickles by reference: the view reads one field of the snapshot.
+# A `RunHandle.view` maker: its view reads one field of the snapshot. A partial pickles by value,
+# so the child makes a new view at each call (this one keeps nothing between calls).
 STATE_OF = functools.partial(operator.attrgetter, "state")
 
 
@@ -161,7 +163,9 @@ def test_a_dead_process_fails_its_runs_clearly(tiny):
         assert run.state() == "error" and not run.is_alive
         snap = run.snapshot()
         assert snap.state == "error" and "Press Start" in snap.message  # what the status line shows
-        assert run.view(STATE_OF) == "error", "a view is answered here from the last snapshot"
+        with pytest.raises(RunUnreachable) as gone:
+            run.view(STATE_OF)
+        assert gone.value.state == "error" and "Press Start" in gone.value.message
         with pytest.raises(RuntimeError, match="trainer process"):
             run.pause()
         run.close()  # no hang, no error: the visitor can still leave
@@ -224,7 +228,9 @@ def test_a_closed_run_reads_as_stopped_and_refuses_controls(pool, tiny):
     run.close()
     run.close()  # twice is harmless (release after an unload)
     assert run.snapshot().state == "stopped"  # a tick that still holds the old session
-    assert run.view(STATE_OF) == "stopped", "a view is answered here, without the process"
+    with pytest.raises(RunUnreachable) as gone:
+        run.view(STATE_OF)
+    assert gone.value.state == "stopped"
     with pytest.raises(RuntimeError, match="closed"):
         run.resume()
     assert pool.runs_alive() == 0

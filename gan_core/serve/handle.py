@@ -75,6 +75,15 @@ class SnapshotView(Protocol):
     def __call__(self, snap: Snapshot, *args: Any) -> Any: ...
 
 
+class RunUnreachable(RuntimeError):
+    """A run that can no longer be asked (`RunHandle.view`): closed, or its trainer process
+    stopped. `state` and `message` say what its status line should now."""
+
+    def __init__(self, state: str, message: str = "") -> None:
+        super().__init__(message or f"the run is {state}")
+        self.state, self.message = state, message
+
+
 class CheckpointList(Protocol):
     def list(self) -> list[CheckpointInfo]: ...
 
@@ -125,8 +134,10 @@ class RunHandle(Protocol):
         """`make()`'s answer to the run's snapshot and `args` (see `SnapshotView`); `make()` is made
         once per run and kept with it, where the run trains: for a run in a trainer process both
         happen there, so building from a snapshot costs the web server nothing, and only the answer
-        crosses (`make`, `args` and the answer must pickle; `make` by reference: a class or
-        function at module level)."""
+        crosses (`make`, `args` and the answer must pickle; `make` by reference, a class or
+        function at module level, to be the same maker there at every call: one that pickles by
+        value, such as a `functools.partial`, gets a new view each time). Raises `RunUnreachable`
+        when the run can no longer be asked (only a `RemoteRun`: a local run is always there)."""
 
     def start(self, paused: bool = False) -> None: ...
 

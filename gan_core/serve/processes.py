@@ -56,6 +56,7 @@ import numpy as np
 
 from ..checkpoints import CheckpointInfo, pack_engine, unpack_engine
 from .cohort import solo_reason
+from .handle import RunUnreachable
 from ..config import TrainConfig
 from ..telemetry import History, Snapshot, Telemetry
 from ..timelapse import TimelapseRecorder
@@ -685,15 +686,18 @@ class RemoteRun:
         return snap
 
     def view(self, make: Callable[[], SnapshotView], *args: Any) -> Any:
-        """Made and answered in the child (`RunControls.view` there). A run closed, or whose child
-        has gone, answers here from the last snapshot held, with a view made for that answer."""
-        if not self._closed and self.child.alive:
-            try:
+        """Made and answered in the child (`RunControls.view` there; the module of `make` is
+        imported there at its first call); waits while the run moves (~0.1 s). A run closed, or
+        whose child has gone, raises `RunUnreachable`: what it answered before is all there is."""
+        try:
+            if not self._closed and self.child.alive:
                 return self._call("view", make, *args)
-            except RuntimeError:  # closed or gone meanwhile: answered below
-                if not (self._closed or not self.child.alive):
-                    raise
-        return make()(self.snapshot(), *args)
+        except RuntimeError:
+            if not self._closed and self.child.alive:
+                raise
+        if self._closed:
+            raise RunUnreachable("stopped")
+        raise RunUnreachable("error", GONE_MESSAGE)
 
     # --- controls (answered by the child) ------------------------------------------------
 
