@@ -27,17 +27,24 @@ def counted(monkeypatch):
     return calls
 
 
-def test_ten_viewers_of_one_run_version_cost_one_build(page, counted):
+def paused_at_a_new_version(page, counted):
+    """Visitor "a"'s run, trained a little, paused, then at a version no page was built for yet
+    (the buttons' status lines were), with the figure counts set back to 0."""
     page.buttons.start(controls(), request=req("a"))
     runner = page.manager.get("a").runner
     wait_until(lambda: runner.snapshot().step > 20)
     page.buttons.pause(request=req("a"))
     wait_until(lambda: runner.state() == "paused")
     paused = runner.snapshot().version
-    runner.publish_frame()  # a version no page was built for yet (the buttons' status lines were)
+    runner.publish_frame()
     wait_until(lambda: runner.snapshot().version > paused)
-    version = runner.snapshot().version
     counted.update(dict.fromkeys(counted, 0))
+    return runner
+
+
+def test_ten_viewers_of_one_run_version_cost_one_build(page, counted):
+    runner = paused_at_a_new_version(page, counted)
+    version = runner.snapshot().version
     built = []
     barrier = threading.Barrier(10)
 
@@ -61,15 +68,7 @@ def test_ten_viewers_of_one_run_version_cost_one_build(page, counted):
 def test_a_class_view_card_does_not_leave_the_page_figures_behind(page, counted):
     """The class view's card and the page share a run's frames: a card read at a version does not
     count as the page's figures brought up to it (a paused run would keep old figures)."""
-    page.buttons.start(controls(), request=req("a"))
-    runner = page.manager.get("a").runner
-    wait_until(lambda: runner.snapshot().step > 20)
-    page.buttons.pause(request=req("a"))
-    wait_until(lambda: runner.state() == "paused")
-    paused = runner.snapshot().version
-    runner.publish_frame()
-    wait_until(lambda: runner.snapshot().version > paused)
-    counted.update(dict.fromkeys(counted, 0))
+    runner = paused_at_a_new_version(page, counted)
     frames = page.live.frames.built(runner, card=True)
     assert frames.card["state"] == "paused" and counted["samples"] == 0, "a card builds no figure"
     page.live.frames.built(runner)
