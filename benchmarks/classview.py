@@ -19,7 +19,6 @@ their size, and the server's CPU per poll. Target (the issue): ≤ 0.10 of a cor
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import threading
@@ -27,7 +26,7 @@ import time
 
 import numpy as np
 
-from .common import connect, cpu_s, launched_app, trainer_answer_cpu_s
+from .common import connect, launched_app, server_and_trainer_cpu_s
 from .students import Student, page_defaults, reuse_tls_contexts
 
 
@@ -82,11 +81,10 @@ def _share(server, seconds: float) -> tuple[float, float]:
     """The CPU share of one core over the next `seconds` of the server process, and of its
     trainer processes outside training (the cards are built there: `trainer_answer_cpu_s`; NaN
     where that is not measurable)."""
-    before, answered, t0 = cpu_s(server.pid), trainer_answer_cpu_s(server.pid), time.perf_counter()
+    (before, answered), t0 = server_and_trainer_cpu_s(server.pid), time.perf_counter()
     time.sleep(seconds)
-    after, answered_after, wall = cpu_s(server.pid), trainer_answer_cpu_s(server.pid), time.perf_counter() - t0
-    trainers = (answered_after - answered) / wall if answered is not None and answered_after is not None else math.nan
-    return (after - before) / wall, trainers
+    (after, answered_after), wall = server_and_trainer_cpu_s(server.pid), time.perf_counter() - t0
+    return (after - before) / wall, (answered_after - answered) / wall
 
 
 def bench_classview(students: int = 30, seconds: float = 20.0, rounds: int = 3) -> dict:

@@ -7,6 +7,7 @@ Not here: any measurement (the other modules of this package).
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import platform
 import subprocess
@@ -132,6 +133,13 @@ def trainer_answer_cpu_s(pid: int) -> float | None:
             if policy != SCHED_IDLE and nice <= 0:
                 total += run_ns
     return total / 1e9
+
+
+def server_and_trainer_cpu_s(pid: int) -> tuple[float, float]:
+    """(server `pid`'s CPU seconds (`cpu_s`), its trainer processes' outside training
+    (`trainer_answer_cpu_s`; NaN where that is not measurable)) so far."""
+    answer = trainer_answer_cpu_s(pid)
+    return cpu_s(pid), math.nan if answer is None else answer
 
 
 def cpu_s(pid: int) -> float:

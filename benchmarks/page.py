@@ -10,7 +10,6 @@ A whole class is `python -m benchmarks classroom` (students.py); lessons are les
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections import Counter
@@ -24,7 +23,7 @@ from classroom.live import FIGURES, PLOT_NAMES
 from classroom.page import Page
 from classroom.sessions import SessionManager
 
-from .common import connect, cpu_s, launched_app, trainer_answer_cpu_s
+from .common import connect, cpu_s, launched_app, server_and_trainer_cpu_s
 from .engine import runner_steps_per_s
 from .students import LivePoller, page_defaults, reuse_tls_contexts
 
@@ -164,18 +163,18 @@ def bench_tickcost(polls: int = 300, pages: int = 30, seconds: float = 20.0) -> 
             since, polls_done, extra_cpu, training_cpu, watched = frame["key"], 0, 0.0, 0.0, 0.0
             rounds, new, trainer_rounds, trainer_extra = [], 0, [], 0.0
             for _ in range(ROUNDS):
-                (cpu0, answer0), t0 = _cpus(server.pid), time.perf_counter()
+                (cpu0, answer0), t0 = server_and_trainer_cpu_s(server.pid), time.perf_counter()
                 time.sleep(ROUND_S)
-                (cpu1, answer1), t1 = _cpus(server.pid), time.perf_counter()
+                (cpu1, answer1), t1 = server_and_trainer_cpu_s(server.pid), time.perf_counter()
                 base, answer_base = (cpu1 - cpu0) / (t1 - t0), (answer1 - answer0) / (t1 - t0)
-                (cpu0, answer0), t0, n = _cpus(server.pid), time.perf_counter(), 0
+                (cpu0, answer0), t0, n = server_and_trainer_cpu_s(server.pid), time.perf_counter(), 0
                 while time.perf_counter() - t0 < ROUND_S:
                     status, body, wait = live.poll(since)
                     if status == 200:
                         since, new = orjson.loads(body)["key"], new + 1
                     n += 1
                     time.sleep(wait)
-                (cpu1, answer1), wall = _cpus(server.pid), time.perf_counter() - t0
+                (cpu1, answer1), wall = server_and_trainer_cpu_s(server.pid), time.perf_counter() - t0
                 extra = cpu1 - cpu0 - base * wall
                 answer_extra = answer1 - answer0 - answer_base * wall
                 rounds.append(round(1000 * extra / n, 2))
@@ -229,17 +228,17 @@ def _pages_open(url: str, server, pages: int, seconds: float, idle: float) -> di
                 stop.wait(wait)
 
     time.sleep(3.0)
-    (before, answer_before), t0 = _cpus(server.pid), time.perf_counter()
+    (before, answer_before), t0 = server_and_trainer_cpu_s(server.pid), time.perf_counter()
     time.sleep(seconds / 2)
-    (after, answer_after), wall = _cpus(server.pid), time.perf_counter() - t0
+    (after, answer_after), wall = server_and_trainer_cpu_s(server.pid), time.perf_counter() - t0
     training, answer_training = (after - before) / wall, (answer_after - answer_before) / wall  # no page polls
     threads = [threading.Thread(target=poll, args=(i,), daemon=True) for i in range(pages)]
     for t in threads:
         t.start()
     time.sleep(5.0)  # the pace settles
-    (before, answer_before), t0, polled = _cpus(server.pid), time.perf_counter(), sum(counts)
+    (before, answer_before), t0, polled = server_and_trainer_cpu_s(server.pid), time.perf_counter(), sum(counts)
     time.sleep(seconds)
-    (after, answer_after), wall = _cpus(server.pid), time.perf_counter() - t0
+    (after, answer_after), wall = server_and_trainer_cpu_s(server.pid), time.perf_counter() - t0
     share, answer_share = (after - before) / wall, (answer_after - answer_before) / wall
     polled = sum(counts) - polled
     stop.set()
@@ -254,12 +253,6 @@ def _pages_open(url: str, server, pages: int, seconds: float, idle: float) -> di
                 server_cpu_ms_per_poll=round(1000 * (share - training) * wall / max(1, polled), 2),
                 trainer_cpu_share_of_the_pages=round(answer_share - answer_training, 3),
                 pages_cpu_share_server_and_trainers=round(share - training + answer_share - answer_training, 3))
-
-
-def _cpus(pid: int) -> tuple[float, float]:
-    """(the server's CPU seconds, its trainer processes' outside training; NaN where unknown)."""
-    answer = trainer_answer_cpu_s(pid)
-    return cpu_s(pid), math.nan if answer is None else answer
 
 
 def _rate(status: str) -> float | None:

@@ -28,6 +28,7 @@ it with three students).
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import threading
@@ -36,7 +37,7 @@ import time
 import numpy as np
 import orjson
 
-from .common import connect, cpu_s, launched_app, rss_mb, trainer_answer_cpu_s, tree_rss_mb
+from .common import connect, launched_app, rss_mb, server_and_trainer_cpu_s, tree_rss_mb
 
 # "modes covered <b>8/8</b> (95% of samples high quality)" (the live status line; ** in older ones).
 STATUS_COVERAGE = re.compile(r"modes covered (?:<b>|\*\*)(\d+)/(\d+)(?:</b>|\*\*) \(([\d.]+)% of samples high quality")
@@ -266,14 +267,13 @@ def bench_classroom(students: int = 30, seconds: float | None = None, lesson: st
             solo_p95 = float(np.median([s["poll_ms_p95"] for s in solos]))
             # 2. the class, staying for the whole test.
             seconds = seconds or limit * t1 * 1.15
-            me0, srv0, wall0 = time.process_time(), cpu_s(server.pid), time.monotonic()
-            answer0 = trainer_answer_cpu_s(server.pid)
+            (srv0, answer0), me0, wall0 = server_and_trainer_cpu_s(server.pid), time.process_time(), time.monotonic()
             result = run_class(url, students, seconds, setup=setup, stats=stats, first_seed=0)
             wall = time.monotonic() - wall0
-            server_share = (cpu_s(server.pid) - srv0) / wall
-            answer1 = trainer_answer_cpu_s(server.pid)
+            srv1, answer1 = server_and_trainer_cpu_s(server.pid)
+            server_share = (srv1 - srv0) / wall
             # The trainer processes outside training: the pages' figures (built there), snapshots, messages.
-            answer_share = (answer1 - answer0) / wall if answer0 is not None and answer1 is not None else None
+            answer_share = (answer1 - answer0) / wall
             bench_share = (time.process_time() - me0) / wall
             served_in_limit = [x for x in result["served_after_s"] if x <= limit * t1]
             # 3. everyone left: how long until the runs are gone.
@@ -296,7 +296,7 @@ def bench_classroom(students: int = 30, seconds: float | None = None, lesson: st
                 if result["poll_ms_p95"] and solo_p95 else None,
                 server_cpu_share_of_a_core=round(server_share, 3),
                 server_cpu_ms_per_poll=round(1000 * server_share * wall / max(1, result["polls"]), 2),
-                trainers_answering_cpu_share_of_a_core=None if answer_share is None else round(answer_share, 3),
+                trainers_answering_cpu_share_of_a_core=None if math.isnan(answer_share) else round(answer_share, 3),
                 benchmark_cpu_share_of_a_core=round(bench_share, 3),
                 solo=solos, class_=result, server_before=before,
                 peak_rss_mb=round(peak[0], 1), peak_rss_mb_server_alone=round(peak[1], 1),

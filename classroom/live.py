@@ -30,7 +30,6 @@ Not here: the figures themselves (`plots.py`, `overview.py`), the JavaScript tha
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import html
 import math
@@ -53,6 +52,7 @@ from . import overview, plots
 from .alerts import Alert, detect
 from .experiment import card_fields
 from .pages import COMPARE_SUFFIX, PageState, Pages
+from .png import png_data_url
 from .sessions import SessionManager
 from .thumbnail import thumbnail_png
 
@@ -208,7 +208,7 @@ class RunFrames:
         if snap.frame is not None and snap.frame is not self.thumb_of and now - self.thumb_at >= THUMB_S:
             self.thumb_of, self.thumb_at = snap.frame, now
             png = thumbnail_png(snap.frame, get_loss(snap.config.loss).is_probability)
-            self._put("thumb", orjson.dumps("data:image/png;base64," + base64.b64encode(png).decode()))
+            self._put("thumb", orjson.dumps(png_data_url(png)))
 
 
 @dataclass(frozen=True)

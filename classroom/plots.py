@@ -21,7 +21,6 @@ growing by ~35 MB per 250 updates while a layout picture stayed flat
 
 from __future__ import annotations
 
-import base64
 import functools
 from typing import Any
 
@@ -33,7 +32,7 @@ from gan_core.losses import get_loss
 from gan_core.telemetry import Snapshot
 
 from .contour import level_lines
-from .png import png_bytes
+from .png import png_bytes, png_data_url
 
 REAL_COLOR = "#1f77b4"  # blue: real data
 REAL_EDGE = "#08306b"  # navy rings: real points drawn over the fakes stay visible
@@ -149,7 +148,7 @@ def _segments(starts: np.ndarray, ends: np.ndarray, decimals: int = 3) -> dict[s
 def _png_uri(pixels: np.ndarray, palette: np.ndarray | None = None) -> str:
     """A uint8 (rows, cols) array as a PNG data URL: grey levels, or indices into `palette`
     ((n, 4) RGBA rows); row 0 is the top of the picture."""
-    return "data:image/png;base64," + base64.b64encode(png_bytes(pixels, palette)).decode("ascii")
+    return png_data_url(png_bytes(pixels, palette))
 
 
 # SURFACE_SCALE in 255 colours (an odd count: D = 0.5, "unsure", has its own), half transparent.
